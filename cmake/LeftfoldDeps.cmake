@@ -1,0 +1,15 @@
+# Every dependency comes from Debian's packages (tools/setup installs them).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(RocksDB CONFIG REQUIRED)
+# librdkafka ships pkg-config files only.
+pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+if(LEFTFOLD_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()
+if(LEFTFOLD_BUILD_BENCHMARKS)
+  find_package(benchmark CONFIG REQUIRED)
+endif()
