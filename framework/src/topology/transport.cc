@@ -1,0 +1,27 @@
+#include "leftfold/transport.h"
+
+#include "log/log.h"
+
+namespace leftfold {
+
+absl::StatusOr<std::shared_ptr<Transport>> Transport::Open(const TransportOptions& options) {
+  if (options.partitions < 1) {
+    return absl::InvalidArgumentError("TransportOptions.partitions must be at least 1");
+  }
+  absl::StatusOr<std::unique_ptr<internal::log::Log>> log = internal::log::OpenLog({
+      .brokers = options.brokers,
+      .embedded_dir = options.embedded_dir,
+      .kafka_properties = options.kafka_properties,
+  });
+  if (!log.ok()) return log.status();
+  return std::shared_ptr<Transport>(new Transport(options, *std::move(log)));
+}
+
+Transport::Transport(TransportOptions options, std::unique_ptr<internal::log::Log> log)
+    : options_(std::move(options)), log_(std::move(log)) {}
+
+Transport::~Transport() = default;
+
+std::string Transport::backend() const { return std::string(log_->backend()); }
+
+}  // namespace leftfold
