@@ -1,0 +1,280 @@
+// Dispatch for every aggregate: the one place user decide/apply handlers run and the one place
+// their exceptions are caught (STYLE.md, "Errors").
+#include "leftfold/aggregate.h"
+
+#include <exception>
+#include <typeinfo>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace leftfold {
+namespace {
+
+using google::protobuf::Message;
+
+// "type.googleapis.com/bank.v1.Withdraw" -> "bank.v1.Withdraw" (the Any convention).
+absl::string_view TypeNameFromUrl(absl::string_view url) {
+  size_t slash = url.rfind('/');
+  return slash == absl::string_view::npos ? url : url.substr(slash + 1);
+}
+
+// Codes that say "the handler is broken", not "the command is wrong".
+bool IsHandlerFailure(absl::StatusCode code) {
+  return code == absl::StatusCode::kInternal || code == absl::StatusCode::kUnknown ||
+         code == absl::StatusCode::kDataLoss;
+}
+
+DecideResult Rejected(absl::Status status) {
+  DecideResult result;
+  result.kind = DecideResult::Kind::kRejected;
+  result.status = std::move(status);
+  return result;
+}
+
+DecideResult Failed(absl::Status status) {
+  DecideResult result;
+  result.kind = DecideResult::Kind::kFailed;
+  result.status = std::move(status);
+  return result;
+}
+
+bool ValidTypeChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '-';
+}
+
+// Runs one apply handler on an event of exactly its C++ type; catches what it throws.
+absl::Status RunApply(const internal::ApplyHandler& handler, Message& state, const Message& event) {
+  const std::string& event_type = handler.prototype->GetDescriptor()->full_name();
+  absl::Status status;
+  try {
+    status = handler.fn(state, event);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("apply of ", event_type, " threw: ", e.what()));
+  } catch (...) {
+    return absl::InternalError(
+        absl::StrCat("apply of ", event_type, " threw a non-standard exception"));
+  }
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat("apply of ", event_type, " failed: ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::string_view DecideKindName(DecideResult::Kind kind) {
+  switch (kind) {
+    case DecideResult::Kind::kAccepted:
+      return "ACCEPTED";
+    case DecideResult::Kind::kRejected:
+      return "REJECTED";
+    case DecideResult::Kind::kFailed:
+      return "FAILED";
+  }
+  return "UNKNOWN";
+}
+
+void Emit::operator()(const Message& event) {
+  std::unique_ptr<Message> copy(event.New());
+  copy->CopyFrom(event);
+  events_.push_back(std::move(copy));
+}
+
+struct AggregateDefinition::Impl {
+  internal::AggregateSpec spec;
+  // Point into `spec`, which never changes after construction. The first registration wins;
+  // Validate() reports duplicates.
+  absl::flat_hash_map<std::string, const internal::DecideHandler*> decide_by_type;
+  absl::flat_hash_map<std::string, const internal::ApplyHandler*> apply_by_type;
+
+  // Guards the static_casts of the typed wrappers: a message of another C++ class (even a
+  // DynamicMessage of the same descriptor) must never reach them.
+  bool IsState(const Message& state) const {
+    return typeid(state) == typeid(*spec.state_prototype);
+  }
+};
+
+AggregateDefinition::AggregateDefinition(internal::AggregateSpec spec) {
+  auto impl = std::make_shared<Impl>();
+  impl->spec = std::move(spec);
+  for (const internal::DecideHandler& h : impl->spec.decides) {
+    impl->decide_by_type.try_emplace(h.prototype->GetDescriptor()->full_name(), &h);
+  }
+  for (const internal::ApplyHandler& h : impl->spec.applies) {
+    impl->apply_by_type.try_emplace(h.prototype->GetDescriptor()->full_name(), &h);
+  }
+  impl_ = std::move(impl);
+}
+
+const std::string& AggregateDefinition::type() const { return impl_->spec.type; }
+
+int32_t AggregateDefinition::version() const { return impl_->spec.version; }
+
+std::unique_ptr<Message> AggregateDefinition::NewState() const {
+  return std::unique_ptr<Message>(impl_->spec.state_prototype->New());
+}
+
+DecideResult AggregateDefinition::Decide(const Message& state, const v1::CommandEnvelope& command,
+                                         Version version) const {
+  const internal::AggregateSpec& spec = impl_->spec;
+  if (!impl_->IsState(state)) {
+    return Failed(absl::InternalError(absl::StrCat("aggregate ", spec.type, ": state is a ",
+                                                   state.GetTypeName(), ", expected ",
+                                                   spec.state_prototype->GetTypeName())));
+  }
+  if (!command.aggregate_type().empty() && command.aggregate_type() != spec.type) {
+    return Rejected(absl::InvalidArgumentError(absl::StrCat(
+        "command for aggregate type ", command.aggregate_type(), " sent to ", spec.type)));
+  }
+  if (command.payload().type_url().empty()) {
+    return Rejected(absl::InvalidArgumentError("command has no payload"));
+  }
+  absl::string_view command_type = TypeNameFromUrl(command.payload().type_url());
+  auto it = impl_->decide_by_type.find(command_type);
+  if (it == impl_->decide_by_type.end()) {
+    return Rejected(absl::UnimplementedError(
+        absl::StrCat("aggregate ", spec.type, " has no Decide for command type ", command_type)));
+  }
+  const internal::DecideHandler& handler = *it->second;
+  std::unique_ptr<Message> payload(handler.prototype->New());
+  if (!payload->ParseFromString(command.payload().value())) {
+    return Rejected(absl::InvalidArgumentError(
+        absl::StrCat("malformed ", command_type, " payload: ", command.payload().value().size(),
+                     " bytes do not parse")));
+  }
+
+  CommandContext context(command, version);
+  Emit emit;
+  absl::Status status;
+  try {
+    status = handler.fn(state, *payload, emit, context);
+  } catch (const std::exception& e) {
+    return Failed(
+        absl::InternalError(absl::StrCat("decide of ", command_type, " threw: ", e.what())));
+  } catch (...) {
+    return Failed(absl::InternalError(
+        absl::StrCat("decide of ", command_type, " threw a non-standard exception")));
+  }
+  if (!status.ok()) {
+    return IsHandlerFailure(status.code()) ? Failed(std::move(status))
+                                           : Rejected(std::move(status));
+  }
+
+  DecideResult result;
+  result.kind = DecideResult::Kind::kAccepted;
+  result.new_state.reset(state.New());
+  result.new_state->CopyFrom(state);
+  result.events.reserve(emit.events_.size());
+  for (std::unique_ptr<Message>& event : emit.events_) {
+    const std::string& event_type = event->GetDescriptor()->full_name();
+    auto apply = impl_->apply_by_type.find(event_type);
+    if (apply == impl_->apply_by_type.end()) {
+      return Failed(
+          absl::InternalError(absl::StrCat("decide of ", command_type, " emitted ", event_type,
+                                           ", but aggregate ", spec.type, " has no Apply for it")));
+    }
+    const internal::ApplyHandler& apply_handler = *apply->second;
+    if (typeid(*event) != typeid(*apply_handler.prototype)) {
+      // Same descriptor, other C++ class (a DynamicMessage): convert through the wire format.
+      std::unique_ptr<Message> typed(apply_handler.prototype->New());
+      if (!typed->ParseFromString(event->SerializeAsString())) {
+        return Failed(absl::InternalError(absl::StrCat("emitted ", event_type, " does not parse")));
+      }
+      event = std::move(typed);
+    }
+    absl::Status applied = RunApply(apply_handler, *result.new_state, *event);
+    if (!applied.ok()) {
+      return Failed(absl::InternalError(
+          absl::StrCat("decide of ", command_type, " accepted, but ", applied.message())));
+    }
+    result.events.emplace_back().PackFrom(*event);
+  }
+  return result;
+}
+
+absl::Status AggregateDefinition::Apply(Message& state, const google::protobuf::Any& event) const {
+  const internal::AggregateSpec& spec = impl_->spec;
+  if (!impl_->IsState(state)) {
+    return absl::InvalidArgumentError(absl::StrCat("aggregate ", spec.type, ": state is a ",
+                                                   state.GetTypeName(), ", expected ",
+                                                   spec.state_prototype->GetTypeName()));
+  }
+  absl::string_view event_type = TypeNameFromUrl(event.type_url());
+  auto it = impl_->apply_by_type.find(event_type);
+  if (it == impl_->apply_by_type.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("aggregate ", spec.type, " has no Apply for event type ",
+                     event_type.empty() ? "(empty type URL)" : event_type));
+  }
+  std::unique_ptr<Message> typed(it->second->prototype->New());
+  if (!typed->ParseFromString(event.value())) {
+    return absl::DataLossError(absl::StrCat("stored ", event_type, " event: ", event.value().size(),
+                                            " bytes do not parse"));
+  }
+  return RunApply(*it->second, state, *typed);
+}
+
+absl::Status AggregateDefinition::Validate() const {
+  const internal::AggregateSpec& spec = impl_->spec;
+  std::vector<std::string> errors;
+  if (spec.type.empty()) {
+    errors.push_back("the aggregate type name is empty");
+  } else if (spec.type.size() > 200) {
+    errors.push_back(absl::StrCat("the aggregate type name is ", spec.type.size(),
+                                  " characters long (at most 200: it names Kafka topics)"));
+  } else {
+    for (char c : spec.type) {
+      if (!ValidTypeChar(c)) {
+        errors.push_back(
+            absl::StrCat("the aggregate type name \"", spec.type,
+                         "\" may contain only [A-Za-z0-9._-] (it names Kafka topics)"));
+        break;
+      }
+    }
+  }
+  if (spec.state_prototype == nullptr) errors.push_back("no state type");
+  if (spec.version < 1) {
+    errors.push_back(absl::StrCat("the definition version must be >= 1, not ", spec.version));
+  }
+  if (spec.decides.empty()) errors.push_back("no Decide handler: it accepts no command");
+  absl::flat_hash_set<std::string> seen;
+  for (const internal::DecideHandler& h : spec.decides) {
+    const std::string& name = h.prototype->GetDescriptor()->full_name();
+    if (!seen.insert(name).second) errors.push_back(absl::StrCat("two Decide<", name, ">"));
+  }
+  seen.clear();
+  for (const internal::ApplyHandler& h : spec.applies) {
+    const std::string& name = h.prototype->GetDescriptor()->full_name();
+    if (!seen.insert(name).second) errors.push_back(absl::StrCat("two Apply<", name, ">"));
+  }
+  if (errors.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("aggregate definition \"", spec.type,
+                                                 "\" is invalid: ", absl::StrJoin(errors, "; ")));
+}
+
+std::vector<std::string> AggregateDefinition::CommandTypes() const {
+  std::vector<std::string> types;
+  absl::flat_hash_set<std::string> seen;
+  for (const internal::DecideHandler& h : impl_->spec.decides) {
+    const std::string& name = h.prototype->GetDescriptor()->full_name();
+    if (seen.insert(name).second) types.push_back(name);
+  }
+  return types;
+}
+
+std::vector<std::string> AggregateDefinition::EventTypes() const {
+  std::vector<std::string> types;
+  absl::flat_hash_set<std::string> seen;
+  for (const internal::ApplyHandler& h : impl_->spec.applies) {
+    const std::string& name = h.prototype->GetDescriptor()->full_name();
+    if (seen.insert(name).second) types.push_back(name);
+  }
+  return types;
+}
+
+}  // namespace leftfold
