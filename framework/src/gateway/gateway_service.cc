@@ -1,0 +1,684 @@
+#include "gateway/gateway_service.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/status_grpc.h"
+#include "google/protobuf/util/time_util.h"
+#include "leftfold/logging.h"
+
+namespace leftfold::internal::gateway {
+
+using leftfold::v1::CommandEnvelope;
+using leftfold::v1::CommandResult;
+using leftfold::v1::EventEnvelope;
+
+std::string NewCommandId() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   (static_cast<uint64_t>(std::random_device{}()) << 32)};
+  uint64_t hi = rng();
+  uint64_t lo = rng();
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%012x", hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff,
+                         lo >> 48, lo & 0xffffffffffffULL);
+}
+
+grpc::Status StatusForResult(const CommandResult& r) {
+  switch (r.outcome()) {
+    case CommandResult::ACCEPTED:
+      return grpc::Status::OK;
+    case CommandResult::REJECTED: {
+      absl::StatusCode code = CanonicalCode(r.code());
+      if (code == absl::StatusCode::kOk) code = absl::StatusCode::kUnknown;
+      return ToGrpcStatus(absl::Status(code, r.message()));
+    }
+    case CommandResult::CONFLICT:
+      return grpc::Status(grpc::StatusCode::ABORTED,
+                          absl::StrCat("version conflict: ", r.aggregate_type(), " ",
+                                       r.aggregate_id(), " is at version ", r.version(),
+                                       r.message().empty() ? "" : ": ", r.message()));
+    case CommandResult::FAILED: {
+      absl::StatusCode code = CanonicalCode(r.code());
+      if (code == absl::StatusCode::kOk) code = absl::StatusCode::kInternal;
+      return ToGrpcStatus(absl::Status(code, r.message()));
+    }
+    default:
+      return grpc::Status(grpc::StatusCode::INTERNAL,
+                          absl::StrCat("result without outcome for command ", r.command_id()));
+  }
+}
+
+void ResultCache::Put(const std::string& key, const CommandResult& result) {
+  if (capacity_ == 0) return;
+  if (auto it = index_.find(key); it != index_.end()) {
+    // The first result of an id is the one dedup re-publishes; keep it, refresh its age.
+    entries_.splice(entries_.begin(), entries_, it->second);
+    return;
+  }
+  entries_.emplace_front(key, result);
+  index_[key] = entries_.begin();
+  if (entries_.size() > capacity_) {
+    index_.erase(entries_.back().first);
+    entries_.pop_back();
+  }
+}
+
+const CommandResult* ResultCache::Find(const std::string& key) {
+  auto it = index_.find(key);
+  if (it == index_.end()) return nullptr;
+  entries_.splice(entries_.begin(), entries_, it->second);
+  return &it->second->second;
+}
+
+// One Execute call waiting for its result. Exactly one of {result, deadline, cancel, shutdown,
+// produce failure} claims it and finishes the call.
+struct ExecWaiter {
+  Gateway::Impl* impl = nullptr;
+  grpc::ServerUnaryReactor* reactor = nullptr;  // valid until claimed and finished
+  grpc::CallbackServerContext* ctx = nullptr;
+  CommandResult* response = nullptr;
+  std::string key;
+  std::string command_id;
+  std::atomic<bool> claimed{false};
+
+  bool Claim() { return !claimed.exchange(true); }
+
+  // Only after Claim() returned true.
+  void Finish(const grpc::Status& status, const CommandResult* result) {
+    if (result != nullptr) {
+      *response = *result;
+      if (!status.ok()) ctx->AddTrailingMetadata(kResultMetadata, result->SerializeAsString());
+    }
+    // Released first: a client that sees the answer may send its next command at once.
+    impl->ReleaseInflight();
+    reactor->Finish(status);
+  }
+};
+
+namespace {
+
+std::string CacheKey(const std::string& aggregate_type, const std::string& command_id) {
+  return absl::StrCat(aggregate_type, "\x1f", command_id);
+}
+
+class ExecuteReactor final : public grpc::ServerUnaryReactor {
+ public:
+  explicit ExecuteReactor(std::shared_ptr<ExecWaiter> waiter) : waiter_(std::move(waiter)) {}
+  void OnCancel() override {
+    if (!waiter_->Claim()) return;
+    waiter_->impl->Forget(waiter_);
+    waiter_->Finish(grpc::Status::CANCELLED, nullptr);
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  std::shared_ptr<ExecWaiter> waiter_;
+};
+
+std::vector<log::TopicPartitionOffset> FromPositions(
+    const google::protobuf::RepeatedPtrField<leftfold::v1::Position>& from) {
+  std::vector<log::TopicPartitionOffset> out;
+  for (const leftfold::v1::Position& p : from) {
+    out.push_back({{p.topic(), p.partition()}, p.offset()});
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace leftfold::internal::gateway
+
+namespace leftfold {
+
+using internal::gateway::ExecWaiter;
+using internal::gateway::PositionMap;
+using internal::gateway::Sink;
+using leftfold::v1::CommandEnvelope;
+using leftfold::v1::CommandResult;
+using leftfold::v1::EventEnvelope;
+
+struct Gateway::Impl::ReplaySource {
+  bool events = false;
+  SinkPtr<CommandResult> result_sink;
+  SinkPtr<EventEnvelope> event_sink;
+  std::vector<std::string> topics;
+  std::vector<internal::log::TopicPartitionOffset> from;
+  std::unique_ptr<internal::log::Consumer> consumer;
+  PositionMap next;
+
+  bool done() const { return events ? event_sink->done() : result_sink->done(); }
+  size_t room() const { return events ? event_sink->room() : result_sink->room(); }
+  void End(const grpc::Status& s) {
+    if (events) {
+      event_sink->End(s);
+    } else {
+      result_sink->End(s);
+    }
+  }
+};
+
+Gateway::Impl::Impl(std::shared_ptr<Transport> transport, GatewayOptions options)
+    : transport_(std::move(transport)),
+      options_(std::move(options)),
+      log_(transport_->log_internal()),
+      producer_(log_),
+      cache_(options_.result_cache_size) {
+  for (const std::string& type : options_.aggregate_types) {
+    internal::AggregateTopics topics =
+        internal::TopicsFor(transport_->options().topic_prefix, type);
+    results_topics_.push_back(topics.results);
+    events_topics_.push_back(topics.events);
+    routed_[type] = std::move(topics);
+  }
+}
+
+Gateway::Impl::~Impl() { Stop(); }
+
+absl::Status Gateway::Impl::Start() {
+  if (started_) return absl::FailedPreconditionError("gateway already started");
+  started_ = true;
+  if (options_.ensure_topics) {
+    for (const auto& [type, topics] : routed_) {
+      absl::StatusOr<int32_t> n =
+          internal::EnsureTopics(log_.admin(), topics, transport_->options().partitions);
+      if (!n.ok()) return n.status();
+    }
+  }
+  if (absl::Status s = producer_.Start(); !s.ok()) return s;
+  results_tail_ = std::make_unique<internal::gateway::LogTail>(
+      log_, results_topics_, options_.results_lookback,
+      [this](const internal::log::Record& r, const PositionMap& next) { OnResult(r, next); });
+  if (absl::Status s = results_tail_->Start(); !s.ok()) return s;
+  events_tail_ = std::make_unique<internal::gateway::LogTail>(
+      log_, events_topics_, 0,
+      [this](const internal::log::Record& r, const PositionMap& next) { OnEvent(r, next); });
+  if (absl::Status s = events_tail_->Start(); !s.ok()) return s;
+  // Live subscribers must not see the lookback as "new"; a slow log only delays start-up.
+  if (!results_tail_->WaitCaughtUp(absl::Seconds(10))) {
+    LogWarning("gateway", "results reader not caught up after 10s; starting anyway");
+  }
+  replay_thread_ = std::thread([this] { RunReplay(); });
+  timer_thread_ = std::thread([this] { RunTimer(); });
+  accepting_ = true;
+  std::string types;
+  for (const std::string& t : options_.aggregate_types)
+    absl::StrAppend(&types, types.empty() ? "" : ",", t);
+  LogInfo("gateway", "started", {{"aggregate_types", types}, {"backend", transport_->backend()}});
+  return absl::OkStatus();
+}
+
+void Gateway::Impl::BeginShutdown() {
+  accepting_ = false;
+  grpc::Status bye(grpc::StatusCode::UNAVAILABLE, "gateway is shutting down");
+  std::vector<SinkPtr<CommandResult>> rs;
+  std::vector<SinkPtr<EventEnvelope>> es;
+  {
+    absl::MutexLock lock(&subs_mu_);
+    rs.swap(result_subs_);
+    es.swap(event_subs_);
+  }
+  for (auto& s : rs) s->End(bye);
+  for (auto& s : es) s->End(bye);
+  {
+    absl::MutexLock lock(&replay_mu_);
+    replay_stop_ = true;  // the replay thread ends its streams as it exits
+  }
+}
+
+void Gateway::Impl::Stop() {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  BeginShutdown();
+  if (replay_thread_.joinable()) replay_thread_.join();
+  {
+    absl::MutexLock lock(&timer_mu_);
+    timer_stop_ = true;
+  }
+  if (timer_thread_.joinable()) timer_thread_.join();
+  // Answered or failed: every queued command gets its callback before the producer goes.
+  producer_.Stop();
+  if (results_tail_ != nullptr) results_tail_->Stop();
+  if (events_tail_ != nullptr) events_tail_->Stop();
+  std::vector<std::shared_ptr<ExecWaiter>> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, ws] : waiters_) waiting.insert(waiting.end(), ws.begin(), ws.end());
+    waiters_.clear();
+  }
+  for (auto& w : waiting) {
+    if (!w->Claim()) continue;
+    w->ctx->AddTrailingMetadata(internal::gateway::kCommandIdMetadata, w->command_id);
+    w->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           absl::StrCat("gateway stopped before the result of command ",
+                                        w->command_id, " arrived; it may still be applied")),
+              nullptr);
+  }
+  LogInfo("gateway", "stopped");
+}
+
+absl::Status Gateway::Impl::Validate(const CommandEnvelope& c) const {
+  if (c.aggregate_type().empty()) {
+    return absl::InvalidArgumentError("aggregate_type: must be set");
+  }
+  if (!routed_.contains(c.aggregate_type())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("aggregate_type: '", c.aggregate_type(), "' is not routed by this gateway"));
+  }
+  if (c.aggregate_id().empty()) return absl::InvalidArgumentError("aggregate_id: must be set");
+  if (!c.has_payload() || c.payload().type_url().empty()) {
+    return absl::InvalidArgumentError(
+        "payload: must be set (a google.protobuf.Any with a type_url)");
+  }
+  if (c.has_expected_version() && c.expected_version() < 0) {
+    return absl::InvalidArgumentError("expected_version: must not be negative");
+  }
+  return absl::OkStatus();
+}
+
+bool Gateway::Impl::Admit() {
+  if (inflight_.fetch_add(1) >= options_.max_inflight) {
+    inflight_.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
+internal::log::OutgoingRecord Gateway::Impl::ToRecord(const CommandEnvelope& c) const {
+  return {.topic = routed_.at(c.aggregate_type()).commands,
+          .key = c.aggregate_id(),
+          .value = c.SerializeAsString(),
+          .headers = {{"command_id", c.command_id()}}};
+}
+
+namespace {
+grpc::Status NotAccepting() {
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "gateway is not serving (starting or stopping)");
+}
+grpc::Status Overloaded(size_t max) {
+  return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                      absl::StrCat("gateway has ", max, " commands in flight; retry later"));
+}
+// Copies the request, filling in what the gateway owns (id, submission time).
+CommandEnvelope Normalize(const CommandEnvelope& in) {
+  CommandEnvelope c = in;
+  if (c.command_id().empty()) c.set_command_id(internal::gateway::NewCommandId());
+  if (!c.has_submitted_at()) {
+    *c.mutable_submitted_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  }
+  return c;
+}
+}  // namespace
+
+grpc::ServerUnaryReactor* Gateway::Impl::Submit(grpc::CallbackServerContext* ctx,
+                                                const CommandEnvelope* request,
+                                                leftfold::v1::SubmitAck* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (!accepting_) {
+    reactor->Finish(NotAccepting());
+    return reactor;
+  }
+  if (absl::Status s = Validate(*request); !s.ok()) {
+    reactor->Finish(internal::ToGrpcStatus(s));
+    return reactor;
+  }
+  if (!Admit()) {
+    reactor->Finish(Overloaded(options_.max_inflight));
+    return reactor;
+  }
+  CommandEnvelope c = Normalize(*request);
+  std::string id = c.command_id();
+  producer_.Send(ToRecord(c), [this, reactor, response,
+                               id](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
+    ReleaseInflight();  // first, as in ExecWaiter::Finish
+    if (!where.ok()) {
+      reactor->Finish(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                       absl::StrCat("log refused command ", id, ": ", where.status().ToString())));
+    } else {
+      response->set_command_id(id);
+      response->mutable_position()->set_topic(where->tp.topic);
+      response->mutable_position()->set_partition(where->tp.partition);
+      response->mutable_position()->set_offset(where->offset);
+      reactor->Finish(grpc::Status::OK);
+    }
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* Gateway::Impl::Execute(grpc::CallbackServerContext* ctx,
+                                                 const CommandEnvelope* request,
+                                                 CommandResult* response) {
+  if (!accepting_ || !Validate(*request).ok() || !Admit()) {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (!accepting_) {
+      reactor->Finish(NotAccepting());
+    } else if (absl::Status s = Validate(*request); !s.ok()) {
+      reactor->Finish(internal::ToGrpcStatus(s));
+    } else {
+      reactor->Finish(Overloaded(options_.max_inflight));
+    }
+    return reactor;
+  }
+  CommandEnvelope c = Normalize(*request);
+  auto waiter = std::make_shared<ExecWaiter>();
+  waiter->impl = this;
+  waiter->ctx = ctx;
+  waiter->response = response;
+  waiter->command_id = c.command_id();
+  waiter->key = internal::gateway::CacheKey(c.aggregate_type(), c.command_id());
+  auto* reactor = new internal::gateway::ExecuteReactor(waiter);
+  waiter->reactor = reactor;
+
+  // Register before producing: the result may arrive before the log's acknowledgement does.
+  std::optional<CommandResult> known;
+  {
+    absl::MutexLock lock(&mu_);
+    if (const CommandResult* r = cache_.Find(waiter->key); r != nullptr) {
+      known = *r;  // already answered (a retry of the same id): the original result, no resend
+    } else {
+      waiters_[waiter->key].push_back(waiter);
+    }
+  }
+  if (known.has_value()) {
+    if (waiter->Claim()) waiter->Finish(internal::gateway::StatusForResult(*known), &*known);
+    return reactor;
+  }
+
+  // Finish a little before the client's deadline so that our DEADLINE_EXCEEDED, with the command
+  // id, reaches it rather than its own local timeout.
+  absl::Time now = absl::Now();
+  absl::Time deadline = now + options_.max_execute_wait;
+  if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
+    absl::Time client = absl::FromChrono(ctx->deadline());
+    absl::Duration margin = std::min(absl::Milliseconds(200), (client - now) / 10);
+    deadline = std::min(deadline, client - margin);
+  }
+  {
+    absl::MutexLock lock(&timer_mu_);
+    if (deadlines_.empty() || deadline < deadlines_.begin()->first) timer_kick_ = true;
+    deadlines_.emplace(deadline, waiter);
+  }
+
+  producer_.Send(
+      ToRecord(c), [this, waiter](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
+        if (where.ok() || !waiter->Claim()) return;
+        Forget(waiter);
+        waiter->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                                    absl::StrCat("log refused command ", waiter->command_id, ": ",
+                                                 where.status().ToString())),
+                       nullptr);
+      });
+  return reactor;
+}
+
+void Gateway::Impl::Forget(const std::shared_ptr<ExecWaiter>& waiter) {
+  absl::MutexLock lock(&mu_);
+  auto it = waiters_.find(waiter->key);
+  if (it == waiters_.end()) return;
+  auto& ws = it->second;
+  ws.erase(std::remove(ws.begin(), ws.end(), waiter), ws.end());
+  if (ws.empty()) waiters_.erase(it);
+}
+
+void Gateway::Impl::Expire(const std::shared_ptr<ExecWaiter>& waiter) {
+  if (!waiter->Claim()) return;
+  Forget(waiter);
+  waiter->ctx->AddTrailingMetadata(internal::gateway::kCommandIdMetadata, waiter->command_id);
+  waiter->Finish(
+      grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                   absl::StrCat("no result yet for command ", waiter->command_id,
+                                "; it may still be applied: ask GetResult(command_id) later")),
+      nullptr);
+}
+
+grpc::ServerUnaryReactor* Gateway::Impl::GetResult(grpc::CallbackServerContext* ctx,
+                                                   const leftfold::v1::GetResultRequest* request,
+                                                   CommandResult* response) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (request->command_id().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "command_id: must be set"));
+    return reactor;
+  }
+  if (!routed_.contains(request->aggregate_type())) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 absl::StrCat("aggregate_type: '", request->aggregate_type(),
+                                              "' is not routed by this gateway")));
+    return reactor;
+  }
+  bool found = false;
+  {
+    absl::MutexLock lock(&mu_);
+    const CommandResult* r =
+        cache_.Find(internal::gateway::CacheKey(request->aggregate_type(), request->command_id()));
+    if (r != nullptr) {
+      *response = *r;
+      found = true;
+    }
+  }
+  reactor->Finish(found ? grpc::Status::OK
+                        : grpc::Status(grpc::StatusCode::NOT_FOUND,
+                                       absl::StrCat("no result known for command ",
+                                                    request->command_id(), " (yet)")));
+  return reactor;
+}
+
+void Gateway::Impl::OnResult(const internal::log::Record& r, const PositionMap& next) {
+  CommandResult result;
+  if (!result.ParseFromString(r.value)) {
+    LogWarning("gateway", "unparseable result skipped",
+               {{"topic", r.topic}, {"offset", absl::StrCat(r.offset)}});
+    return;
+  }
+  std::string key = internal::gateway::CacheKey(result.aggregate_type(), result.command_id());
+  std::vector<std::shared_ptr<ExecWaiter>> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    cache_.Put(key, result);
+    if (auto it = waiters_.find(key); it != waiters_.end()) {
+      waiting = std::move(it->second);
+      waiters_.erase(it);
+    }
+  }
+  if (!waiting.empty()) {
+    grpc::Status status = internal::gateway::StatusForResult(result);
+    for (auto& w : waiting) {
+      if (w->Claim()) w->Finish(status, &result);
+    }
+  }
+  internal::log::TopicPartition tp{r.topic, r.partition};
+  absl::MutexLock lock(&subs_mu_);
+  std::erase_if(result_subs_, [](const auto& s) { return s->done(); });
+  for (auto& s : result_subs_) {
+    if (s->filter().Matches(result)) s->Offer(result, tp, r.offset, next);
+  }
+}
+
+void Gateway::Impl::OnEvent(const internal::log::Record& r, const PositionMap& next) {
+  absl::MutexLock lock(&subs_mu_);
+  std::erase_if(event_subs_, [](const auto& s) { return s->done(); });
+  if (event_subs_.empty()) return;
+  EventEnvelope event;
+  if (!event.ParseFromString(r.value)) {
+    LogWarning("gateway", "unparseable event skipped",
+               {{"topic", r.topic}, {"offset", absl::StrCat(r.offset)}});
+    return;
+  }
+  internal::log::TopicPartition tp{r.topic, r.partition};
+  for (auto& s : event_subs_) {
+    if (s->filter().Matches(event)) s->Offer(event, tp, r.offset, next);
+  }
+}
+
+template <typename Msg, typename FilterProto>
+grpc::ServerWriteReactor<Msg>* Gateway::Impl::Subscribe(grpc::CallbackServerContext* ctx,
+                                                        const FilterProto& filter, bool events) {
+  auto* reactor = new internal::gateway::SubscriberReactor<Msg>(
+      ctx, internal::gateway::Filter::From(filter), options_.subscriber_buffer);
+  if (!accepting_) {
+    reactor->sink()->End(NotAccepting());
+    return reactor;
+  }
+  std::vector<std::string> topics;
+  for (const std::string& type : filter.aggregate_types()) {
+    auto it = routed_.find(type);
+    if (it == routed_.end()) {
+      reactor->sink()->End(grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("aggregate_types: '", type, "' is not routed by this gateway")));
+      return reactor;
+    }
+    topics.push_back(events ? it->second.events : it->second.results);
+  }
+  if (topics.empty()) topics = events ? events_topics_ : results_topics_;
+
+  if (filter.from().empty()) {
+    absl::MutexLock lock(&subs_mu_);
+    if constexpr (std::is_same_v<Msg, EventEnvelope>) {
+      event_subs_.push_back(reactor->sink());
+    } else {
+      result_subs_.push_back(reactor->sink());
+    }
+    // Under subs_mu_, so it precedes any write: a client that waits for the initial metadata
+    // knows it will see every record read from then on.
+    reactor->sink()->SendInitialMetadata();
+    return reactor;
+  }
+  auto source = std::make_unique<ReplaySource>();
+  source->events = events;
+  if constexpr (std::is_same_v<Msg, EventEnvelope>) {
+    source->event_sink = reactor->sink();
+  } else {
+    source->result_sink = reactor->sink();
+  }
+  source->topics = std::move(topics);
+  source->from = internal::gateway::FromPositions(filter.from());
+  absl::MutexLock lock(&replay_mu_);
+  if (replay_stop_) {
+    source->End(NotAccepting());
+  } else {
+    replay_pending_.push_back(std::move(source));
+  }
+  return reactor;
+}
+
+grpc::ServerWriteReactor<CommandResult>* Gateway::Impl::SubscribeResults(
+    grpc::CallbackServerContext* ctx, const leftfold::v1::ResultFilter* request) {
+  return Subscribe<CommandResult>(ctx, *request, /*events=*/false);
+}
+
+grpc::ServerWriteReactor<EventEnvelope>* Gateway::Impl::SubscribeEvents(
+    grpc::CallbackServerContext* ctx, const leftfold::v1::EventFilter* request) {
+  return Subscribe<EventEnvelope>(ctx, *request, /*events=*/true);
+}
+
+void Gateway::Impl::RunReplay() {
+  std::vector<std::unique_ptr<ReplaySource>> active;
+  for (;;) {
+    {
+      absl::MutexLock lock(&replay_mu_);
+      if (replay_stop_) break;
+      for (auto& p : replay_pending_) active.push_back(std::move(p));
+      replay_pending_.clear();
+    }
+    bool progressed = false;
+    for (auto& src : active) {
+      if (src->done()) continue;
+      if (src->consumer == nullptr) {
+        absl::StatusOr<std::vector<internal::log::TopicPartitionOffset>> start =
+            internal::gateway::StartOffsets(log_.admin(), src->topics, 0, src->from);
+        absl::StatusOr<std::unique_ptr<internal::log::Consumer>> consumer =
+            start.ok() ? internal::gateway::OpenAssigned(log_, *start)
+                       : absl::StatusOr<std::unique_ptr<internal::log::Consumer>>(start.status());
+        if (!consumer.ok()) {
+          src->End(internal::ToGrpcStatus(consumer.status()));
+          continue;
+        }
+        src->consumer = *std::move(consumer);
+        for (const auto& s : *start) src->next[s.tp] = s.offset;
+        if (src->events) {
+          src->event_sink->SendInitialMetadata();
+        } else {
+          src->result_sink->SendInitialMetadata();
+        }
+      }
+      size_t room = src->room();
+      if (room == 0) continue;
+      absl::StatusOr<std::vector<internal::log::Record>> batch =
+          src->consumer->Poll(std::min<size_t>(room, 500), absl::ZeroDuration());
+      if (!batch.ok()) {
+        src->End(internal::ToGrpcStatus(batch.status()));
+        continue;
+      }
+      progressed |= !batch->empty();
+      for (const internal::log::Record& r : *batch) {
+        internal::log::TopicPartition tp{r.topic, r.partition};
+        if (src->events) {
+          EventEnvelope e;
+          if (e.ParseFromString(r.value) && src->event_sink->filter().Matches(e)) {
+            src->event_sink->Offer(e, tp, r.offset, src->next);
+          }
+        } else {
+          CommandResult c;
+          if (c.ParseFromString(r.value) && src->result_sink->filter().Matches(c)) {
+            src->result_sink->Offer(c, tp, r.offset, src->next);
+          }
+        }
+        src->next[tp] = r.offset + 1;
+      }
+    }
+    std::erase_if(active, [](const auto& s) {
+      if (!s->done()) return false;
+      if (s->consumer != nullptr) s->consumer->Close().IgnoreError();
+      return true;
+    });
+    if (!progressed) {
+      // Idle: wait for a new subscription (or stop), polling the others again shortly.
+      absl::MutexLock lock(&replay_mu_);
+      replay_mu_.AwaitWithTimeout(
+          absl::Condition(
+              +[](Impl* impl) { return impl->replay_stop_ || !impl->replay_pending_.empty(); },
+              this),
+          absl::Milliseconds(active.empty() ? 200 : 10));
+    }
+  }
+  grpc::Status bye(grpc::StatusCode::UNAVAILABLE, "gateway is shutting down");
+  absl::MutexLock lock(&replay_mu_);
+  for (auto& p : replay_pending_) active.push_back(std::move(p));
+  replay_pending_.clear();
+  for (auto& src : active) {
+    src->End(bye);
+    if (src->consumer != nullptr) src->consumer->Close().IgnoreError();
+  }
+}
+
+void Gateway::Impl::RunTimer() {
+  for (;;) {
+    std::vector<std::shared_ptr<ExecWaiter>> due;
+    {
+      absl::MutexLock lock(&timer_mu_);
+      if (timer_stop_) return;
+      absl::Time now = absl::Now();
+      while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+        if (auto w = deadlines_.begin()->second.lock(); w != nullptr) due.push_back(std::move(w));
+        deadlines_.erase(deadlines_.begin());
+      }
+      if (due.empty()) {
+        // Sleeps until the earliest deadline, or until Execute adds an earlier one.
+        absl::Time wake = deadlines_.empty() ? now + absl::Seconds(1) : deadlines_.begin()->first;
+        timer_kick_ = false;
+        timer_mu_.AwaitWithDeadline(
+            absl::Condition(
+                +[](Impl* impl) { return impl->timer_stop_ || impl->timer_kick_; }, this),
+            wake);
+        continue;
+      }
+    }
+    for (auto& w : due) Expire(w);
+  }
+}
+
+}  // namespace leftfold

@@ -1,0 +1,142 @@
+// The CommandGateway callback service (Gateway::Impl): validation, the in-flight cap, Execute
+// waiters, the recent-results cache and the subscription hubs. See README.md in this folder.
+#pragma once
+
+#include <atomic>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "gateway/command_producer.h"
+#include "gateway/log_tail.h"
+#include "gateway/subscriber.h"
+#include "leftfold/gateway.h"
+#include "leftfold/v1/gateway_service.grpc.pb.h"
+#include "topology/topics.h"
+
+namespace leftfold::internal::gateway {
+
+inline constexpr char kCommandIdMetadata[] = "leftfold-command-id";
+inline constexpr char kResultMetadata[] = "leftfold-result-bin";
+
+// A 128-bit random id in UUID layout (8-4-4-4-12 hex).
+std::string NewCommandId();
+
+// The gRPC status an Execute answers with for a result (OK for ACCEPTED).
+grpc::Status StatusForResult(const leftfold::v1::CommandResult& result);
+
+// Bounded least-recently-used map of results keyed by (aggregate type, command id).
+class ResultCache {
+ public:
+  explicit ResultCache(size_t capacity) : capacity_(capacity) {}
+  void Put(const std::string& key, const leftfold::v1::CommandResult& result);
+  const leftfold::v1::CommandResult* Find(const std::string& key);
+
+ private:
+  size_t capacity_;
+  std::list<std::pair<std::string, leftfold::v1::CommandResult>> entries_;  // front: newest
+  absl::flat_hash_map<std::string, decltype(entries_)::iterator> index_;
+};
+
+struct ExecWaiter;
+
+}  // namespace leftfold::internal::gateway
+
+namespace leftfold {
+
+class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService {
+ public:
+  Impl(std::shared_ptr<Transport> transport, GatewayOptions options);
+  ~Impl() override;
+
+  absl::Status Start();
+  void BeginShutdown();
+  void Stop();
+  size_t inflight() const { return inflight_.load(); }
+
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
+                                   const leftfold::v1::CommandEnvelope* request,
+                                   leftfold::v1::SubmitAck* response) override;
+  grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx,
+                                    const leftfold::v1::CommandEnvelope* request,
+                                    leftfold::v1::CommandResult* response) override;
+  grpc::ServerUnaryReactor* GetResult(grpc::CallbackServerContext* ctx,
+                                      const leftfold::v1::GetResultRequest* request,
+                                      leftfold::v1::CommandResult* response) override;
+  grpc::ServerWriteReactor<leftfold::v1::CommandResult>* SubscribeResults(
+      grpc::CallbackServerContext* ctx, const leftfold::v1::ResultFilter* request) override;
+  grpc::ServerWriteReactor<leftfold::v1::EventEnvelope>* SubscribeEvents(
+      grpc::CallbackServerContext* ctx, const leftfold::v1::EventFilter* request) override;
+
+  // Called by an Execute waiter when it ends (any way), and by the deadline timer.
+  void ReleaseInflight() { inflight_.fetch_sub(1); }
+  void Expire(const std::shared_ptr<internal::gateway::ExecWaiter>& waiter);
+  void Forget(const std::shared_ptr<internal::gateway::ExecWaiter>& waiter);
+
+ private:
+  struct ReplaySource;
+  template <typename Msg>
+  using SinkPtr = std::shared_ptr<internal::gateway::Sink<Msg>>;
+
+  absl::Status Validate(const leftfold::v1::CommandEnvelope& c) const;
+  bool Admit();
+  internal::log::OutgoingRecord ToRecord(const leftfold::v1::CommandEnvelope& c) const;
+  void OnResult(const internal::log::Record& r, const internal::gateway::PositionMap& next);
+  void OnEvent(const internal::log::Record& r, const internal::gateway::PositionMap& next);
+  template <typename Msg, typename Filter>
+  grpc::ServerWriteReactor<Msg>* Subscribe(grpc::CallbackServerContext* ctx, const Filter& filter,
+                                           bool events);
+  void RunReplay();
+  void RunTimer();
+
+  const std::shared_ptr<Transport> transport_;
+  const GatewayOptions options_;
+  internal::log::Log& log_;
+  absl::flat_hash_map<std::string, internal::AggregateTopics> routed_;
+  std::vector<std::string> results_topics_;
+  std::vector<std::string> events_topics_;
+
+  internal::gateway::CommandProducer producer_;
+  std::unique_ptr<internal::gateway::LogTail> results_tail_;
+  std::unique_ptr<internal::gateway::LogTail> events_tail_;
+
+  std::atomic<size_t> inflight_{0};
+  std::atomic<bool> accepting_{false};
+  bool started_ = false;  // Start/Stop run on the owner's thread
+  bool stopped_ = false;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<internal::gateway::ExecWaiter>>>
+      waiters_ ABSL_GUARDED_BY(mu_);
+  internal::gateway::ResultCache cache_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex subs_mu_;
+  std::vector<SinkPtr<leftfold::v1::CommandResult>> result_subs_ ABSL_GUARDED_BY(subs_mu_);
+  std::vector<SinkPtr<leftfold::v1::EventEnvelope>> event_subs_ ABSL_GUARDED_BY(subs_mu_);
+
+  // Subscriptions that start from given positions each read with a consumer of their own, all
+  // polled by this one thread, which reads for a subscriber only while it has room (so a replay
+  // is paced by its reader instead of overflowing).
+  absl::Mutex replay_mu_;
+  std::vector<std::unique_ptr<ReplaySource>> replay_pending_ ABSL_GUARDED_BY(replay_mu_);
+  bool replay_stop_ ABSL_GUARDED_BY(replay_mu_) = false;
+  std::thread replay_thread_;
+
+  // Execute deadlines: one timer thread for all calls.
+  absl::Mutex timer_mu_;
+  std::multimap<absl::Time, std::weak_ptr<internal::gateway::ExecWaiter>> deadlines_
+      ABSL_GUARDED_BY(timer_mu_);
+  bool timer_stop_ ABSL_GUARDED_BY(timer_mu_) = false;
+  bool timer_kick_ ABSL_GUARDED_BY(timer_mu_) = false;  // an earlier deadline was added
+  std::thread timer_thread_;
+};
+
+}  // namespace leftfold

@@ -1,0 +1,123 @@
+// The embedded backend's Producer and Consumer. Internal to log/embedded: callers get them as
+// log::Producer / log::Consumer from EmbeddedLog (embedded_log.h).
+//
+// Both hold a raw LogStore pointer; the Log that owns the store outlives them (log.h contract).
+// Each is used by one owner thread. A plain producer also runs one background thread that
+// writes lingering batches; its delivery callbacks still run on the owner thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "log/embedded/store.h"
+#include "log/log.h"
+
+namespace leftfold::internal::log::embedded {
+
+class EmbeddedProducer final : public Producer {
+ public:
+  EmbeddedProducer(LogStore* store, const ProducerOptions& options);
+  ~EmbeddedProducer() override;
+
+  absl::Status BeginTransaction() override;
+  absl::Status SendOffsetsToTransaction(const std::vector<TopicPartitionOffset>& offsets,
+                                        const Consumer& consumer) override;
+  absl::Status CommitTransaction() override;
+  absl::Status AbortTransaction() override;
+  absl::Status Produce(OutgoingRecord record, DeliveryCallback on_delivery) override;
+  absl::Status Flush(absl::Duration timeout) override;
+  absl::Status Close() override;
+
+ private:
+  enum class Txn { kNone, kOpen, kAbortOnly };
+
+  // FAILED_PRECONDITION when closed; FatalError once a newer producer took the transactional id.
+  absl::Status CheckUsable();
+  absl::Status CheckInTransaction();
+  absl::StatusOr<PendingRecord> Prepare(OutgoingRecord& record, DeliveryCallback on_delivery);
+  // Runs the staged records' callbacks with `status` and drops the transaction.
+  void DropTransaction(const absl::Status& status);
+  absl::Status WritePendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunCompletions() ABSL_LOCKS_EXCLUDED(mu_);
+  void FlusherLoop() ABSL_LOCKS_EXCLUDED(mu_);
+  void Shutdown();
+
+  LogStore* const store_;
+  const bool transactional_;
+  const std::string transactional_id_;
+  int64_t epoch_ = 0;
+  std::shared_ptr<std::atomic<int64_t>> epoch_cell_;
+  bool closed_ = false;
+  Txn txn_ = Txn::kNone;
+  absl::Status abort_reason_;
+  std::vector<PendingRecord> staged_;
+  std::vector<PendingOffsets> staged_offsets_;
+  std::shared_ptr<TopicState> last_topic_;  // saves a lookup per record
+
+  // Plain mode: shared with the flusher thread.
+  absl::Mutex mu_;
+  std::vector<PendingRecord> pending_ ABSL_GUARDED_BY(mu_);
+  absl::Time first_pending_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<DeliveryCallback, absl::StatusOr<TopicPartitionOffset>>> completed_
+      ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread flusher_;
+};
+
+class EmbeddedConsumer final : public Consumer {
+ public:
+  EmbeddedConsumer(LogStore* store, const ConsumerOptions& options);
+  ~EmbeddedConsumer() override;
+
+  absl::Status Subscribe(const std::vector<std::string>& topics,
+                         RebalanceListener listener) override;
+  absl::Status Assign(const std::vector<TopicPartitionOffset>& partitions) override;
+  std::vector<TopicPartition> Assignment() const override;
+  absl::StatusOr<std::vector<Record>> Poll(size_t max_records, absl::Duration timeout) override;
+  absl::Status Seek(const TopicPartitionOffset& position) override;
+  absl::Status Pause(const std::vector<TopicPartition>& partitions) override;
+  absl::Status Resume(const std::vector<TopicPartition>& partitions) override;
+  absl::StatusOr<int64_t> Position(const TopicPartition& partition) const override;
+  absl::StatusOr<std::vector<TopicPartitionOffset>> Committed(
+      const std::vector<TopicPartition>& partitions, absl::Duration timeout) override;
+  absl::Status CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) override;
+  absl::Status Close() override;
+
+  // Offsets to commit on this consumer's behalf, fenced by its current group generation.
+  absl::StatusOr<PendingOffsets> FencedOffsets(
+      const std::vector<TopicPartitionOffset>& offsets) const;
+  const LogStore* store() const { return store_; }
+
+ private:
+  struct Cursor {
+    std::shared_ptr<TopicState> topic;
+    int64_t next = 0;
+    bool paused = false;
+  };
+
+  absl::Status CheckOpen() const;
+  // Group protocol step: release revoked partitions (after on_revoked), then claim the new
+  // target once its previous owners released it (then on_assigned).
+  absl::Status RunRebalance();
+  absl::StatusOr<int64_t> StartOffset(const TopicState& topic, int32_t partition) const;
+  void Leave(bool run_callbacks);
+
+  LogStore* const store_;
+  const ConsumerOptions options_;
+  std::shared_ptr<GroupState> group_;  // set when options_.group_id is
+  std::string member_id_;
+  bool subscribed_ = false;
+  bool closed_ = false;
+  RebalanceListener listener_;
+  int64_t generation_ = -1;
+  std::map<TopicPartition, Cursor> assigned_;
+  size_t next_start_ = 0;  // round robin over partitions, so none starves
+};
+
+}  // namespace leftfold::internal::log::embedded

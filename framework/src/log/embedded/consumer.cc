@@ -1,0 +1,313 @@
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "log/embedded/clients.h"
+#include "log/errors.h"
+
+namespace leftfold::internal::log::embedded {
+namespace {
+
+absl::Status NotAssigned(const TopicPartition& tp) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("embedded log: partition ", tp.topic, "-", tp.partition, " is not assigned"));
+}
+
+}  // namespace
+
+EmbeddedConsumer::EmbeddedConsumer(LogStore* store, const ConsumerOptions& options)
+    : store_(store), options_(options) {
+  if (!options_.group_id.empty()) group_ = store_->Group(options_.group_id);
+}
+
+EmbeddedConsumer::~EmbeddedConsumer() {
+  // Leaves the group so the others rebalance, but runs no user callback from a destructor:
+  // the listener may capture objects already gone.
+  if (!closed_) Leave(/*run_callbacks=*/false);
+}
+
+absl::Status EmbeddedConsumer::CheckOpen() const {
+  if (closed_) return absl::FailedPreconditionError("embedded log: consumer is closed");
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedConsumer::Subscribe(const std::vector<std::string>& topics,
+                                         RebalanceListener listener) {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  if (group_ == nullptr) {
+    return absl::InvalidArgumentError("embedded log: Subscribe needs a consumer with a group_id");
+  }
+  if (!subscribed_ && !assigned_.empty()) {
+    return absl::FailedPreconditionError(
+        "embedded log: Subscribe after a manual Assign; use one or the other");
+  }
+  listener_ = std::move(listener);
+  if (member_id_.empty()) member_id_ = store_->NewMemberId();
+  std::vector<std::string> sorted = topics;
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  absl::MutexLock lock(&group_->mu);
+  group_->members[member_id_].topics = std::move(sorted);
+  store_->Rebalance(*group_, /*force=*/true);
+  subscribed_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> EmbeddedConsumer::StartOffset(const TopicState& topic,
+                                                      int32_t partition) const {
+  if (group_ != nullptr) {
+    absl::StatusOr<int64_t> committed = store_->CommittedOffset(group_->name, topic, partition);
+    if (!committed.ok() || *committed >= 0) return committed;
+  }
+  if (options_.start_from_earliest) return 0;  // no retention yet: the log starts at 0
+  return topic.partitions[partition]->end.load(std::memory_order_acquire);
+}
+
+absl::Status EmbeddedConsumer::RunRebalance() {
+  if (!subscribed_) return absl::OkStatus();
+  std::vector<TopicPartition> revoked;
+  {
+    absl::ReaderMutexLock lock(&group_->mu);
+    const GroupMember& me = group_->members.at(member_id_);
+    if (me.generation == group_->generation) return absl::OkStatus();
+    revoked = me.owned;
+  }
+  if (!revoked.empty()) {
+    // Before the partitions move: the owner finishes or aborts its in-flight work here.
+    if (listener_.on_revoked) listener_.on_revoked(revoked);
+    {
+      absl::MutexLock lock(&group_->mu);
+      GroupMember& me = group_->members.at(member_id_);
+      for (const TopicPartition& tp : me.owned) {
+        auto owner = group_->owners.find(tp);
+        if (owner != group_->owners.end() && owner->second == member_id_) {
+          group_->owners.erase(owner);
+        }
+      }
+      me.owned.clear();
+    }
+    assigned_.clear();
+    store_->NotifyChange();  // the new owners may be waiting for these partitions
+  }
+
+  std::vector<TopicPartition> claimed;
+  {
+    absl::MutexLock lock(&group_->mu);
+    GroupMember& me = group_->members.at(member_id_);
+    if (me.generation == group_->generation) return absl::OkStatus();
+    const std::vector<TopicPartition>& target = group_->targets[member_id_];
+    for (const TopicPartition& tp : target) {
+      auto owner = group_->owners.find(tp);
+      // Still held by a member that has not run its on_revoked yet: claim on a later Poll.
+      if (owner != group_->owners.end() && owner->second != member_id_) return absl::OkStatus();
+    }
+    std::map<TopicPartition, Cursor> cursors;
+    for (const TopicPartition& tp : target) {
+      absl::StatusOr<std::shared_ptr<TopicState>> topic = store_->FindTopic(tp.topic);
+      if (!topic.ok()) continue;  // deleted meanwhile; the next rebalance drops it
+      absl::StatusOr<int64_t> start = StartOffset(**topic, tp.partition);
+      if (!start.ok()) return start.status();
+      cursors[tp] = Cursor{.topic = *std::move(topic), .next = *start};
+    }
+    for (const TopicPartition& tp : target) group_->owners[tp] = member_id_;
+    me.owned = target;
+    me.generation = group_->generation;
+    generation_ = me.generation;
+    assigned_ = std::move(cursors);
+    claimed = target;
+  }
+  if (!claimed.empty() && listener_.on_assigned) listener_.on_assigned(claimed);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
+                                                           absl::Duration timeout) {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  absl::Time deadline = absl::Now() + timeout;
+  std::vector<Record> out;
+  for (;;) {
+    uint64_t seq = store_->ChangeSeq();
+    s = RunRebalance();
+    if (!s.ok()) return s;
+    if (!assigned_.empty()) {
+      std::vector<std::pair<int32_t, Cursor*>> cursors;
+      for (auto& [tp, cursor] : assigned_) cursors.emplace_back(tp.partition, &cursor);
+      size_t start = next_start_++ % cursors.size();
+      for (size_t i = 0; i < cursors.size() && out.size() < max_records; ++i) {
+        auto [partition, cursor] = cursors[(start + i) % cursors.size()];
+        if (cursor->paused || cursor->topic->deleted) continue;
+        size_t before = out.size();
+        s = store_->Read(*cursor->topic, partition, cursor->next, max_records - out.size(), &out);
+        if (!s.ok()) return s;
+        if (out.size() > before) cursor->next = out.back().offset + 1;
+      }
+    }
+    if (!out.empty() || absl::Now() >= deadline) return out;
+    store_->WaitForChange(seq, deadline);
+  }
+}
+
+absl::Status EmbeddedConsumer::Assign(const std::vector<TopicPartitionOffset>& partitions) {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  if (subscribed_) {
+    return absl::FailedPreconditionError(
+        "embedded log: Assign on a subscribed consumer; use one or the other");
+  }
+  std::map<TopicPartition, Cursor> cursors;
+  for (const TopicPartitionOffset& tpo : partitions) {
+    absl::StatusOr<std::shared_ptr<TopicState>> topic = store_->FindTopic(tpo.tp.topic);
+    if (!topic.ok()) return topic.status();
+    if (tpo.tp.partition < 0 || tpo.tp.partition >= (*topic)->partition_count) {
+      return absl::NotFoundError(absl::StrCat("embedded log: topic '", tpo.tp.topic,
+                                              "' has no partition ", tpo.tp.partition));
+    }
+    int64_t next = tpo.offset;
+    if (next < 0) {  // no explicit offset: the committed one, else earliest/latest
+      absl::StatusOr<int64_t> start = StartOffset(**topic, tpo.tp.partition);
+      if (!start.ok()) return start.status();
+      next = *start;
+    }
+    cursors[tpo.tp] = Cursor{.topic = *std::move(topic), .next = next};
+  }
+  assigned_ = std::move(cursors);
+  return absl::OkStatus();
+}
+
+std::vector<TopicPartition> EmbeddedConsumer::Assignment() const {
+  std::vector<TopicPartition> out;
+  for (const auto& [tp, cursor] : assigned_) out.push_back(tp);
+  return out;
+}
+
+absl::Status EmbeddedConsumer::Seek(const TopicPartitionOffset& position) {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  if (position.offset < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("embedded log: Seek to negative offset ", position.offset));
+  }
+  auto it = assigned_.find(position.tp);
+  if (it == assigned_.end()) return NotAssigned(position.tp);
+  it->second.next = position.offset;
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedConsumer::Pause(const std::vector<TopicPartition>& partitions) {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  for (const TopicPartition& tp : partitions) {
+    auto it = assigned_.find(tp);
+    if (it == assigned_.end()) return NotAssigned(tp);
+    it->second.paused = true;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedConsumer::Resume(const std::vector<TopicPartition>& partitions) {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  for (const TopicPartition& tp : partitions) {
+    auto it = assigned_.find(tp);
+    if (it == assigned_.end()) return NotAssigned(tp);
+    it->second.paused = false;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> EmbeddedConsumer::Position(const TopicPartition& partition) const {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  auto it = assigned_.find(partition);
+  if (it == assigned_.end()) return NotAssigned(partition);
+  return it->second.next;
+}
+
+absl::StatusOr<std::vector<TopicPartitionOffset>> EmbeddedConsumer::Committed(
+    const std::vector<TopicPartition>& partitions, absl::Duration /*timeout: local read*/) {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  if (group_ == nullptr) {
+    return absl::InvalidArgumentError("embedded log: Committed needs a consumer with a group_id");
+  }
+  std::vector<TopicPartitionOffset> out;
+  for (const TopicPartition& tp : partitions) {
+    int64_t offset = -1;
+    absl::StatusOr<std::shared_ptr<TopicState>> topic = store_->FindTopic(tp.topic);
+    if (topic.ok() && tp.partition >= 0 && tp.partition < (*topic)->partition_count) {
+      absl::StatusOr<int64_t> committed =
+          store_->CommittedOffset(group_->name, **topic, tp.partition);
+      if (!committed.ok()) return committed.status();
+      offset = *committed;
+    }
+    out.push_back({tp, offset});
+  }
+  return out;
+}
+
+absl::StatusOr<PendingOffsets> EmbeddedConsumer::FencedOffsets(
+    const std::vector<TopicPartitionOffset>& offsets) const {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  if (group_ == nullptr) {
+    return absl::InvalidArgumentError("embedded log: committing offsets needs a group_id");
+  }
+  PendingOffsets pending{
+      .group = group_, .member_id = subscribed_ ? member_id_ : "", .generation = generation_};
+  for (const TopicPartitionOffset& tpo : offsets) {
+    absl::StatusOr<std::shared_ptr<TopicState>> topic = store_->FindTopic(tpo.tp.topic);
+    if (!topic.ok()) return topic.status();
+    if (tpo.tp.partition < 0 || tpo.tp.partition >= (*topic)->partition_count) {
+      return absl::NotFoundError(absl::StrCat("embedded log: topic '", tpo.tp.topic,
+                                              "' has no partition ", tpo.tp.partition));
+    }
+    if (tpo.offset < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("embedded log: negative offset ", tpo.offset, " to commit"));
+    }
+    pending.offsets.emplace_back(*std::move(topic), tpo);
+  }
+  return pending;
+}
+
+absl::Status EmbeddedConsumer::CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) {
+  absl::StatusOr<PendingOffsets> pending = FencedOffsets(offsets);
+  if (!pending.ok()) return pending.status();
+  std::vector<PendingOffsets> all;
+  all.push_back(*std::move(pending));
+  return store_->Append({}, all, store_->options().sync_commits).status();
+}
+
+void EmbeddedConsumer::Leave(bool run_callbacks) {
+  assigned_.clear();
+  if (!subscribed_) return;
+  subscribed_ = false;
+  if (run_callbacks && listener_.on_revoked) {
+    std::vector<TopicPartition> owned;
+    {
+      absl::ReaderMutexLock lock(&group_->mu);
+      owned = group_->members.at(member_id_).owned;
+    }
+    if (!owned.empty()) listener_.on_revoked(owned);
+  }
+  absl::MutexLock lock(&group_->mu);
+  for (auto it = group_->owners.begin(); it != group_->owners.end();) {
+    it = it->second == member_id_ ? group_->owners.erase(it) : std::next(it);
+  }
+  group_->members.erase(member_id_);
+  group_->targets.erase(member_id_);
+  store_->Rebalance(*group_, /*force=*/true);
+}
+
+absl::Status EmbeddedConsumer::Close() {
+  absl::Status s = CheckOpen();
+  if (!s.ok()) return s;
+  Leave(/*run_callbacks=*/true);
+  closed_ = true;
+  return absl::OkStatus();
+}
+
+}  // namespace leftfold::internal::log::embedded

@@ -1,0 +1,267 @@
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "log/embedded/clients.h"
+#include "log/embedded/codec.h"
+#include "log/errors.h"
+
+namespace leftfold::internal::log::embedded {
+
+EmbeddedProducer::EmbeddedProducer(LogStore* store, const ProducerOptions& options)
+    : store_(store),
+      transactional_(!options.transactional_id.empty()),
+      transactional_id_(options.transactional_id) {
+  if (transactional_) {
+    // Like InitTransactions: the newest producer of an id fences every older one.
+    epoch_cell_ = store_->RegisterTransactionalId(transactional_id_, &epoch_);
+  } else {
+    flusher_ = std::thread([this] { FlusherLoop(); });
+  }
+}
+
+EmbeddedProducer::~EmbeddedProducer() {
+  if (!closed_) Shutdown();
+}
+
+absl::Status EmbeddedProducer::CheckUsable() {
+  if (closed_) return absl::FailedPreconditionError("embedded log: producer is closed");
+  if (transactional_ && epoch_cell_->load(std::memory_order_acquire) != epoch_) {
+    absl::Status fenced = FatalError(
+        absl::StrCat("embedded log: producer fenced: a newer producer with transactional id '",
+                     transactional_id_, "' was created"));
+    if (txn_ != Txn::kNone) DropTransaction(fenced);
+    return fenced;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedProducer::CheckInTransaction() {
+  absl::Status s = CheckUsable();
+  if (!s.ok()) return s;
+  if (!transactional_) {
+    return absl::FailedPreconditionError(
+        "embedded log: transactions need a producer with a transactional_id");
+  }
+  if (txn_ == Txn::kNone) {
+    return absl::FailedPreconditionError("embedded log: no open transaction");
+  }
+  if (txn_ == Txn::kAbortOnly) return abort_reason_;
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedProducer::BeginTransaction() {
+  absl::Status s = CheckUsable();
+  if (!s.ok()) return s;
+  if (!transactional_) {
+    return absl::FailedPreconditionError(
+        "embedded log: BeginTransaction needs a producer with a transactional_id");
+  }
+  if (txn_ != Txn::kNone) {
+    return absl::FailedPreconditionError("embedded log: a transaction is already open");
+  }
+  txn_ = Txn::kOpen;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PendingRecord> EmbeddedProducer::Prepare(OutgoingRecord& record,
+                                                        DeliveryCallback on_delivery) {
+  if (last_topic_ == nullptr || last_topic_->name != record.topic || last_topic_->deleted) {
+    absl::StatusOr<std::shared_ptr<TopicState>> topic = store_->FindTopic(record.topic);
+    if (!topic.ok()) return topic.status();
+    last_topic_ = *std::move(topic);
+  }
+  size_t size = record.key.size() + record.value.size();
+  for (const Header& h : record.headers) size += h.key.size() + h.value.size();
+  if (size > store_->options().max_record_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("embedded log: record of ", size, " bytes for topic '", record.topic,
+                     "' exceeds max_record_bytes (", store_->options().max_record_bytes, ")"));
+  }
+  int32_t partition = record.partition;
+  if (partition < 0) {
+    partition = PartitionForKey(record.key, last_topic_->partition_count);
+  } else if (partition >= last_topic_->partition_count) {
+    return absl::NotFoundError(
+        absl::StrCat("embedded log: topic '", record.topic, "' has no partition ", partition));
+  }
+  PendingRecord pending{
+      .topic = last_topic_, .partition = partition, .on_delivery = std::move(on_delivery)};
+  EncodeRecordValue(absl::ToUnixMillis(absl::Now()), record.key, record.value, record.headers,
+                    &pending.value);
+  return pending;
+}
+
+absl::Status EmbeddedProducer::Produce(OutgoingRecord record, DeliveryCallback on_delivery) {
+  absl::Status s = CheckUsable();
+  if (!s.ok()) return s;
+  if (transactional_) {
+    if (txn_ == Txn::kNone) {
+      return absl::FailedPreconditionError(
+          "embedded log: Produce on a transactional producer outside a transaction");
+    }
+    if (txn_ == Txn::kAbortOnly) return abort_reason_;
+  }
+  absl::StatusOr<PendingRecord> pending = Prepare(record, std::move(on_delivery));
+  if (!pending.ok()) return pending.status();
+  if (transactional_) {
+    // Offsets are assigned at commit, under the partition locks.
+    staged_.push_back(*std::move(pending));
+    return absl::OkStatus();
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    if (pending_.empty()) first_pending_ = absl::Now();
+    pending_.push_back(*std::move(pending));
+    // A failed write is reported to the delivery callbacks.
+    if (pending_.size() >= store_->options().max_batch_records) {
+      WritePendingLocked().IgnoreError();
+    }
+  }
+  RunCompletions();
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedProducer::SendOffsetsToTransaction(
+    const std::vector<TopicPartitionOffset>& offsets, const Consumer& consumer) {
+  absl::Status s = CheckInTransaction();
+  if (!s.ok()) return s;
+  const auto* embedded = dynamic_cast<const EmbeddedConsumer*>(&consumer);
+  if (embedded == nullptr || embedded->store() != store_) {
+    return absl::InvalidArgumentError(
+        "embedded log: SendOffsetsToTransaction needs a consumer of the same embedded log");
+  }
+  absl::StatusOr<PendingOffsets> fenced = embedded->FencedOffsets(offsets);
+  if (!fenced.ok()) return fenced.status();
+  staged_offsets_.push_back(*std::move(fenced));
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedProducer::CommitTransaction() {
+  absl::Status s = CheckInTransaction();
+  if (!s.ok()) return s;
+  absl::StatusOr<std::vector<int64_t>> offsets =
+      store_->Append(staged_, staged_offsets_, store_->options().sync_commits);
+  if (!offsets.ok()) {
+    if (ClassifyError(offsets.status()) == ErrorClass::kFatal) {
+      DropTransaction(offsets.status());
+      return offsets.status();
+    }
+    // Fenced group generation or a topic deleted meanwhile: this batch can never commit.
+    txn_ = Txn::kAbortOnly;
+    abort_reason_ = AbortableError(offsets.status().message());
+    return abort_reason_;
+  }
+  std::vector<PendingRecord> committed = std::move(staged_);
+  staged_.clear();
+  staged_offsets_.clear();
+  txn_ = Txn::kNone;
+  for (size_t i = 0; i < committed.size(); ++i) {
+    PendingRecord& r = committed[i];
+    if (r.on_delivery) {
+      r.on_delivery(TopicPartitionOffset{{r.topic->name, r.partition}, (*offsets)[i]});
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddedProducer::AbortTransaction() {
+  absl::Status s = CheckUsable();
+  if (!s.ok()) return s;
+  if (!transactional_ || txn_ == Txn::kNone) {
+    return absl::FailedPreconditionError("embedded log: no open transaction to abort");
+  }
+  DropTransaction(absl::AbortedError("embedded log: transaction aborted"));
+  return absl::OkStatus();
+}
+
+void EmbeddedProducer::DropTransaction(const absl::Status& status) {
+  std::vector<PendingRecord> dropped = std::move(staged_);
+  staged_.clear();
+  staged_offsets_.clear();
+  txn_ = Txn::kNone;
+  abort_reason_ = absl::OkStatus();
+  for (PendingRecord& r : dropped) {
+    if (r.on_delivery) r.on_delivery(status);
+  }
+}
+
+absl::Status EmbeddedProducer::Flush(absl::Duration /*timeout: writes are synchronous*/) {
+  absl::Status s = CheckUsable();
+  if (!s.ok()) return s;
+  // A transaction's records have no offsets before the commit: nothing to flush.
+  if (transactional_) return absl::OkStatus();
+  {
+    absl::MutexLock lock(&mu_);
+    s = WritePendingLocked();
+  }
+  RunCompletions();
+  return s;
+}
+
+absl::Status EmbeddedProducer::WritePendingLocked() {
+  if (pending_.empty()) return absl::OkStatus();
+  std::vector<PendingRecord> batch = std::move(pending_);
+  pending_.clear();
+  absl::StatusOr<std::vector<int64_t>> offsets =
+      store_->Append(batch, {}, store_->options().sync_plain_writes);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    PendingRecord& r = batch[i];
+    if (!r.on_delivery) continue;
+    if (offsets.ok()) {
+      completed_.emplace_back(std::move(r.on_delivery),
+                              TopicPartitionOffset{{r.topic->name, r.partition}, (*offsets)[i]});
+    } else {
+      completed_.emplace_back(std::move(r.on_delivery), offsets.status());
+    }
+  }
+  return offsets.status();
+}
+
+void EmbeddedProducer::RunCompletions() {
+  std::vector<std::pair<DeliveryCallback, absl::StatusOr<TopicPartitionOffset>>> done;
+  {
+    absl::MutexLock lock(&mu_);
+    done.swap(completed_);
+  }
+  for (auto& [callback, result] : done) callback(std::move(result));
+}
+
+void EmbeddedProducer::FlusherLoop() {
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    mu_.Await(absl::Condition(
+        +[](EmbeddedProducer* p) { return p->stop_ || !p->pending_.empty(); }, this));
+    if (stop_) return;
+    // Linger: gather more records before paying for a write.
+    mu_.AwaitWithDeadline(absl::Condition(&stop_), first_pending_ + store_->options().linger);
+    if (stop_) return;
+    WritePendingLocked().IgnoreError();  // reported to the delivery callbacks
+  }
+}
+
+void EmbeddedProducer::Shutdown() {
+  closed_ = true;
+  if (transactional_) {
+    if (txn_ != Txn::kNone) DropTransaction(absl::AbortedError("embedded log: producer closed"));
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  flusher_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    WritePendingLocked().IgnoreError();
+  }
+  RunCompletions();
+}
+
+absl::Status EmbeddedProducer::Close() {
+  if (closed_) return absl::FailedPreconditionError("embedded log: producer is closed");
+  Shutdown();
+  return absl::OkStatus();
+}
+
+}  // namespace leftfold::internal::log::embedded

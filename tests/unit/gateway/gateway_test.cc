@@ -1,0 +1,406 @@
+// The command gateway over the embedded log: gRPC on port 0, a fake processor answering commands.
+#include "leftfold/gateway.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "fake_processor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "leftfold/transport.h"
+#include "leftfold/v1/gateway_service.grpc.pb.h"
+#include "log/log.h"
+#include "support/test_env.h"
+#include "topology/topics.h"
+
+namespace leftfold {
+namespace {
+
+using ::testing::HasSubstr;
+using v1::CommandEnvelope;
+using v1::CommandGateway;
+using v1::CommandResult;
+
+// Polls `cond` until it holds or `timeout` passes.
+bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(20)) {
+  absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (cond()) return true;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return cond();
+}
+
+std::string TrailingValue(const grpc::ClientContext& ctx, const std::string& key) {
+  auto md = ctx.GetServerTrailingMetadata();
+  auto it = md.find(key);
+  return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = testing::MakeTempDir("gateway");
+    auto transport = Transport::Open({.embedded_dir = dir_ + "/log", .partitions = 2});
+    ASSERT_TRUE(transport.ok()) << transport.status();
+    transport_ = *transport;
+    type_ = testing::UniqueName("acct");
+    topics_ = internal::TopicsFor("", type_);
+  }
+
+  void TearDown() override {
+    for (auto& p : processors_) p->Stop();
+    for (auto& s : servers_) s->Shutdown(absl::Seconds(1));
+  }
+
+  // Starts one gateway instance; returns its stub.
+  std::unique_ptr<CommandGateway::Stub> StartGateway(GatewayOptions options = {}) {
+    if (options.aggregate_types.empty()) options.aggregate_types = {type_};
+    auto server = ServeGateway(transport_, options, "127.0.0.1:0");
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return nullptr;
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                                       grpc::InsecureChannelCredentials());
+    servers_.push_back(*std::move(server));
+    return CommandGateway::NewStub(channel);
+  }
+
+  testing::FakeProcessor& StartProcessor() {
+    processors_.push_back(
+        std::make_unique<testing::FakeProcessor>(transport_->log_internal(), "", type_));
+    EXPECT_TRUE(processors_.back()->Start().ok());
+    return *processors_.back();
+  }
+
+  CommandEnvelope Command(const std::string& aggregate_id, const std::string& what) {
+    CommandEnvelope c;
+    c.set_aggregate_type(type_);
+    c.set_aggregate_id(aggregate_id);
+    *c.mutable_payload() = testing::FakeProcessor::Payload(what);
+    return c;
+  }
+
+  grpc::Status Execute(CommandGateway::Stub& stub, const CommandEnvelope& c, CommandResult* out,
+                       grpc::ClientContext* ctx = nullptr) {
+    grpc::ClientContext local;
+    if (ctx == nullptr) {
+      ctx = &local;
+      ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    }
+    return stub.Execute(ctx, c, out);
+  }
+
+  int64_t CommandsInLog() {
+    auto ends = transport_->log_internal().admin().EndOffsets(
+        topics_.commands, internal::log::Isolation::kReadUncommitted);
+    EXPECT_TRUE(ends.ok()) << ends.status();
+    int64_t sum = 0;
+    for (int64_t e : *ends) sum += e;
+    return sum;
+  }
+
+  std::string dir_;
+  std::shared_ptr<Transport> transport_;
+  std::string type_;
+  internal::AggregateTopics topics_;
+  std::vector<std::unique_ptr<GatewayServer>> servers_;
+  std::vector<std::unique_ptr<testing::FakeProcessor>> processors_;
+};
+
+TEST_F(GatewayTest, ExecuteAcceptedReturnsResultWithEventPositions) {
+  auto stub = StartGateway();
+  StartProcessor();
+  CommandResult r;
+  grpc::Status s = Execute(*stub, Command("a-1", "accept:2"), &r);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(r.outcome(), CommandResult::ACCEPTED);
+  EXPECT_EQ(r.aggregate_id(), "a-1");
+  EXPECT_EQ(r.command_id().size(), 36u);  // generated, UUID layout
+  EXPECT_EQ(r.version(), 2);
+  ASSERT_EQ(r.event_positions_size(), 2);
+  EXPECT_EQ(r.event_positions(0).topic(), topics_.events);
+}
+
+TEST_F(GatewayTest, RejectionsMapToTheirGrpcCodesWithTheResultAttached) {
+  auto stub = StartGateway();
+  StartProcessor();
+  struct Case {
+    std::string what;
+    grpc::StatusCode code;
+    CommandResult::Outcome outcome;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"reject:9", grpc::StatusCode::FAILED_PRECONDITION, CommandResult::REJECTED,
+       "rejected by test"},
+      {"reject:5", grpc::StatusCode::NOT_FOUND, CommandResult::REJECTED, "rejected by test"},
+      {"reject:3", grpc::StatusCode::INVALID_ARGUMENT, CommandResult::REJECTED, "rejected by test"},
+      {"conflict", grpc::StatusCode::ABORTED, CommandResult::CONFLICT, "is at version 0"},
+      {"fail", grpc::StatusCode::INTERNAL, CommandResult::FAILED, "handler failed"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    CommandResult r;
+    grpc::Status s = Execute(*stub, Command("b-1", c.what), &r, &ctx);
+    EXPECT_EQ(s.error_code(), c.code) << s.error_message();
+    EXPECT_THAT(s.error_message(), HasSubstr(c.message));
+    CommandResult attached;
+    ASSERT_TRUE(attached.ParseFromString(TrailingValue(ctx, "leftfold-result-bin")));
+    EXPECT_EQ(attached.outcome(), c.outcome);
+    EXPECT_EQ(attached.aggregate_id(), "b-1");
+  }
+}
+
+TEST_F(GatewayTest, InvalidEnvelopesAreRejectedBeforeTheLog) {
+  auto stub = StartGateway();
+  struct Case {
+    std::function<void(CommandEnvelope&)> spoil;
+    std::string field;
+  };
+  std::vector<Case> cases = {
+      {[](CommandEnvelope& c) { c.clear_aggregate_type(); }, "aggregate_type"},
+      {[](CommandEnvelope& c) { c.set_aggregate_type("not.routed"); }, "aggregate_type"},
+      {[](CommandEnvelope& c) { c.clear_aggregate_id(); }, "aggregate_id"},
+      {[](CommandEnvelope& c) { c.clear_payload(); }, "payload"},
+      {[](CommandEnvelope& c) { c.set_expected_version(-1); }, "expected_version"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.field);
+    CommandEnvelope bad = Command("c-1", "accept");
+    c.spoil(bad);
+    CommandResult r;
+    grpc::Status s = Execute(*stub, bad, &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr(c.field));
+    grpc::ClientContext ctx;
+    v1::SubmitAck ack;
+    s = stub->Submit(&ctx, bad, &ack);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(s.error_message(), HasSubstr(c.field));
+  }
+  EXPECT_EQ(CommandsInLog(), 0);
+}
+
+TEST_F(GatewayTest, SubmitAnswersWithTheCommandsPosition) {
+  auto stub = StartGateway();
+  CommandEnvelope c = Command("d-1", "accept");
+  c.set_command_id("my-id-1");
+  grpc::ClientContext ctx;
+  v1::SubmitAck ack;
+  grpc::Status s = stub->Submit(&ctx, c, &ack);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(ack.command_id(), "my-id-1");
+  EXPECT_EQ(ack.position().topic(), topics_.commands);
+  EXPECT_EQ(ack.position().partition(), internal::log::PartitionForKey("d-1", 2));
+  EXPECT_EQ(CommandsInLog(), 1);
+}
+
+TEST_F(GatewayTest, DuplicateCommandIdGetsTheOriginalResult) {
+  auto stub = StartGateway();
+  auto& processor = StartProcessor();
+  CommandEnvelope c = Command("e-1", "accept");
+  c.set_command_id("dup-1");
+  CommandResult first;
+  ASSERT_TRUE(Execute(*stub, c, &first).ok());
+  // A second gateway has no cached copy: the command goes to the log again and the processor
+  // re-publishes the original result.
+  auto other = StartGateway({.results_lookback = 0});
+  CommandResult again;
+  ASSERT_TRUE(Execute(*other, c, &again).ok());
+  CommandResult third;
+  ASSERT_TRUE(Execute(*stub, c, &third).ok());
+  EXPECT_EQ(again.SerializeAsString(), first.SerializeAsString());
+  EXPECT_EQ(third.SerializeAsString(), first.SerializeAsString());
+  EXPECT_EQ(first.version(), 1);
+  EXPECT_EQ(processor.distinct_answered(), 1);
+  EXPECT_TRUE(Eventually([&] { return processor.commands_seen() == 2; }));
+}
+
+TEST_F(GatewayTest, DeadlineThenGetResult) {
+  auto stub = StartGateway();
+  auto& processor = StartProcessor();
+  CommandEnvelope c = Command("f-1", "hold");
+  c.set_command_id("slow-1");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(800));
+  CommandResult r;
+  grpc::Status s = stub->Execute(&ctx, c, &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_THAT(s.error_message(), HasSubstr("slow-1"));
+  EXPECT_EQ(TrailingValue(ctx, "leftfold-command-id"), "slow-1");
+
+  v1::GetResultRequest req;
+  req.set_command_id("slow-1");
+  req.set_aggregate_type(type_);
+  {
+    grpc::ClientContext g;
+    CommandResult none;
+    EXPECT_EQ(stub->GetResult(&g, req, &none).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  processor.Release("slow-1");
+  CommandResult late;
+  EXPECT_TRUE(Eventually([&] {
+    grpc::ClientContext g;
+    return stub->GetResult(&g, req, &late).ok();
+  }));
+  EXPECT_EQ(late.outcome(), CommandResult::ACCEPTED);
+  EXPECT_EQ(late.command_id(), "slow-1");
+}
+
+TEST_F(GatewayTest, TwoInstancesSeeEachOthersResults) {
+  auto a = StartGateway();
+  auto b = StartGateway();
+  StartProcessor();
+  v1::ResultFilter filter;
+  filter.add_aggregate_ids("g-1");
+  grpc::ClientContext sub_ctx;
+  auto reader = b->SubscribeResults(&sub_ctx, filter);
+  reader->WaitForInitialMetadata();  // the subscription is live
+
+  v1::EventFilter efilter;
+  efilter.add_aggregate_ids("g-1");
+  grpc::ClientContext ev_ctx;
+  auto events = b->SubscribeEvents(&ev_ctx, efilter);
+  events->WaitForInitialMetadata();
+
+  CommandResult r;
+  ASSERT_TRUE(Execute(*a, Command("g-2", "accept"), &r).ok());  // filtered out
+  ASSERT_TRUE(Execute(*a, Command("g-1", "accept:2"), &r).ok());
+  CommandResult seen;
+  ASSERT_TRUE(reader->Read(&seen));
+  EXPECT_EQ(seen.command_id(), r.command_id());
+  v1::EventEnvelope e1, e2;
+  ASSERT_TRUE(events->Read(&e1));
+  ASSERT_TRUE(events->Read(&e2));
+  EXPECT_EQ(e1.command_id(), r.command_id());
+  EXPECT_EQ(e1.version(), 1);
+  EXPECT_EQ(e2.version(), 2);
+  sub_ctx.TryCancel();
+  ev_ctx.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(events->Finish().error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST_F(GatewayTest, SlowSubscriberIsCutOffWithoutHurtingAFastOne) {
+  constexpr int kCommands = 200;
+  auto stub = StartGateway({.subscriber_buffer = 32});
+  StartProcessor();
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);  // keep the slow client's receive window small
+  auto slow_stub = CommandGateway::NewStub(grpc::CreateCustomChannel(
+      absl::StrCat("127.0.0.1:", servers_[0]->port()), grpc::InsecureChannelCredentials(), args));
+
+  v1::ResultFilter filter;
+  grpc::ClientContext slow_ctx, fast_ctx;
+  auto slow = slow_stub->SubscribeResults(&slow_ctx, filter);
+  slow->WaitForInitialMetadata();
+  auto fast = stub->SubscribeResults(&fast_ctx, filter);
+  fast->WaitForInitialMetadata();
+
+  std::string echo(16 * 1024, 'x');  // big results fill the slow client's window quickly
+  std::set<std::string> submitted;
+  for (int i = 0; i < kCommands; ++i) {
+    CommandEnvelope c = Command(absl::StrCat("h-", i % 7), "accept");
+    (*c.mutable_metadata())["echo"] = echo;
+    grpc::ClientContext ctx;
+    v1::SubmitAck ack;
+    ASSERT_TRUE(stub->Submit(&ctx, c, &ack).ok());
+    submitted.insert(ack.command_id());
+  }
+  std::set<std::string> fast_seen;
+  CommandResult r;
+  while (fast_seen.size() < submitted.size() && fast->Read(&r)) fast_seen.insert(r.command_id());
+  EXPECT_EQ(fast_seen, submitted);
+
+  // Only now does the slow one read: it got a bounded prefix, then RESOURCE_EXHAUSTED.
+  std::set<std::string> slow_seen;
+  while (slow->Read(&r)) slow_seen.insert(r.command_id());
+  grpc::Status s = slow->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("resume from"));
+  EXPECT_LT(slow_seen.size(), submitted.size());
+  v1::Positions resume;
+  ASSERT_TRUE(resume.ParseFromString(TrailingValue(slow_ctx, "leftfold-resume-bin")));
+  ASSERT_GT(resume.positions_size(), 0);
+
+  // Resuming from the positions delivers the rest.
+  v1::ResultFilter from;
+  *from.mutable_from() = resume.positions();
+  grpc::ClientContext resume_ctx;
+  auto resumed = stub->SubscribeResults(&resume_ctx, from);
+  while (slow_seen.size() < submitted.size() && resumed->Read(&r)) slow_seen.insert(r.command_id());
+  EXPECT_EQ(slow_seen, submitted);
+  fast_ctx.TryCancel();
+  resume_ctx.TryCancel();
+  fast->Finish();
+  resumed->Finish();
+}
+
+TEST_F(GatewayTest, OverloadAnswersResourceExhausted) {
+  auto stub = StartGateway({.max_inflight = 1});
+  auto& processor = StartProcessor();
+  CommandEnvelope held = Command("i-1", "hold");
+  held.set_command_id("held-1");
+  std::thread t([&] {
+    CommandResult r;
+    EXPECT_TRUE(Execute(*stub, held, &r).ok());
+  });
+  ASSERT_TRUE(Eventually([&] { return servers_[0]->gateway().inflight() == 1; }));
+  CommandResult r;
+  grpc::Status s = Execute(*stub, Command("i-2", "accept"), &r);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  processor.Release("held-1");
+  t.join();
+  EXPECT_TRUE(Execute(*stub, Command("i-3", "accept"), &r).ok());
+}
+
+TEST_F(GatewayTest, ShutdownDrainsInFlightExecuteAndEndsStreams) {
+  auto stub = StartGateway();
+  auto& processor = StartProcessor();
+  grpc::ClientContext sub_ctx;
+  auto reader = stub->SubscribeResults(&sub_ctx, v1::ResultFilter());
+  reader->WaitForInitialMetadata();
+
+  CommandEnvelope held = Command("j-1", "hold");
+  held.set_command_id("drain-1");
+  std::atomic<bool> done{false};
+  grpc::Status exec_status;
+  CommandResult exec_result;
+  std::thread exec([&] {
+    exec_status = Execute(*stub, held, &exec_result);
+    done = true;
+  });
+  ASSERT_TRUE(Eventually([&] { return servers_[0]->gateway().inflight() == 1; }));
+  ASSERT_TRUE(Eventually([&] { return processor.commands_seen() == 1; }));
+  std::thread stopper([&] { servers_[0]->Shutdown(absl::Seconds(10)); });
+  // The stream ends at once; the Execute stays until its result comes.
+  CommandResult ignored;
+  while (reader->Read(&ignored)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(done.load());
+  processor.Release("drain-1");
+  stopper.join();
+  exec.join();
+  EXPECT_TRUE(exec_status.ok()) << exec_status.error_message();
+  EXPECT_EQ(exec_result.command_id(), "drain-1");
+  // After shutdown nothing is served.
+  grpc::ClientContext late;
+  late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::SubmitAck ack;
+  EXPECT_FALSE(stub->Submit(&late, Command("j-2", "accept"), &ack).ok());
+}
+
+}  // namespace
+}  // namespace leftfold
