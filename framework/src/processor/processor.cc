@@ -1,0 +1,709 @@
+#include "leftfold/processor.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "leftfold/logging.h"
+#include "log/errors.h"
+#include "log/log.h"
+#include "processor/partition_store.h"
+#include "processor/state_cache.h"
+#include "topology/topics.h"
+
+namespace leftfold {
+namespace internal::processor {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+using log::ErrorClass;
+
+constexpr char kComponent[] = "processor";
+// Restore and rebuild write the store in chunks of this many records.
+constexpr size_t kRestoreChunk = 10000;
+
+std::string CacheKey(int32_t partition, const std::string& aggregate_id) {
+  return absl::StrCat(partition, "/", aggregate_id);
+}
+
+std::string DefaultInstanceId() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat(host, "-", getpid());
+}
+
+// One command partition this instance owns.
+struct OwnedPartition {
+  std::unique_ptr<PartitionStore> store;
+};
+
+// What one batch has decided but not yet committed. Nothing here reaches the store or the cache
+// unless the transaction commits.
+struct StagedBatch {
+  struct StagedState {
+    int32_t partition = 0;
+    int64_t version = 0;
+    std::shared_ptr<const google::protobuf::Message> state;
+  };
+  // Stable addresses: delivery callbacks write event positions into these results.
+  std::deque<v1::CommandResult> results;
+  std::vector<int32_t> result_partitions;
+  std::vector<std::string> result_keys;
+  absl::flat_hash_map<std::string, size_t> result_by_command_id;
+  // Latest state per aggregate, by cache key.
+  absl::flat_hash_map<std::string, StagedState> states;
+  std::map<int32_t, int64_t> next_command_offsets;
+  std::map<int32_t, int64_t> first_command_offsets;
+  std::map<int32_t, int64_t> snapshots_next;
+  std::map<int32_t, int64_t> results_next;
+  std::map<int32_t, std::vector<v1::Snapshot>> snapshots;
+  absl::Status delivery_error;
+};
+
+class ProcessorImpl final : public Processor {
+ public:
+  ProcessorImpl(std::shared_ptr<Transport> transport, AggregateDefinition definition,
+                ProcessorOptions options, AggregateTopics topics)
+      : transport_(std::move(transport)),
+        log_(transport_->log_internal()),
+        definition_(std::move(definition)),
+        options_(std::move(options)),
+        topics_(std::move(topics)),
+        cache_(options_.cache_size) {}
+
+  absl::Status Run() override;
+  void Stop() override { stop_.store(true); }
+  bool ready() const override { return ready_.load(); }
+  ProcessorStats stats() const override {
+    return {.commands = commands_.load(),
+            .committed = committed_.load(),
+            .accepted = accepted_.load(),
+            .rejected = rejected_.load(),
+            .conflicts = conflicts_.load(),
+            .failed = failed_.load(),
+            .duplicates = duplicates_.load(),
+            .transactions = transactions_.load(),
+            .aborted_transactions = aborted_.load(),
+            .restored_snapshots = restored_.load()};
+  }
+
+ private:
+  bool exactly_once() const {
+    return options_.guarantee == ProcessorOptions::Guarantee::kExactlyOnce;
+  }
+  absl::Status OnAssigned(const std::vector<log::TopicPartition>& partitions);
+  void OnRevoked(const std::vector<log::TopicPartition>& partitions);
+  absl::Status Restore(int32_t partition, PartitionStore& store);
+  absl::Status RebuildFromEvents(int32_t partition, PartitionStore& store);
+  // Reads `topic`/`partition` from `from` to its read_committed end, calling `fn` per record.
+  absl::Status ReadToEnd(const std::string& topic, int32_t partition, int64_t from,
+                         const std::function<absl::Status(const log::Record&)>& fn);
+
+  absl::Status ProcessBatch(const std::vector<log::Record>& records);
+  absl::Status Decide(const log::Record& record, StagedBatch& staged);
+  absl::StatusOr<StateCache::Entry> LoadState(int32_t partition, const std::string& aggregate_id,
+                                              StagedBatch& staged);
+  void StageResult(const log::Record& record, v1::CommandResult result, StagedBatch& staged);
+  absl::Status Publish(StagedBatch& staged);
+  absl::Status ApplyCommitted(StagedBatch& staged);
+  void Rewind(const StagedBatch& staged);
+
+  std::shared_ptr<Transport> transport_;
+  log::Log& log_;
+  AggregateDefinition definition_;
+  ProcessorOptions options_;
+  AggregateTopics topics_;
+  StateCache cache_;
+
+  std::unique_ptr<log::Producer> producer_;
+  std::unique_ptr<log::Consumer> consumer_;
+  std::map<int32_t, OwnedPartition> owned_;
+  // A restore failure inside the rebalance callback; Run returns it.
+  absl::Status callback_error_;
+  absl::Time last_expiry_ = absl::Now();
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> ready_{false};
+  std::atomic<int64_t> commands_{0}, committed_{0}, accepted_{0}, rejected_{0}, conflicts_{0}, failed_{0},
+      duplicates_{0}, transactions_{0}, aborted_{0}, restored_{0};
+};
+
+absl::Status ProcessorImpl::Run() {
+  std::string group = options_.group;
+  absl::StatusOr<std::unique_ptr<log::Producer>> producer = log_.NewProducer(
+      {.transactional_id =
+           exactly_once() ? absl::StrCat(group, "-", options_.instance_id) : std::string()});
+  if (!producer.ok()) return producer.status();
+  producer_ = *std::move(producer);
+  absl::StatusOr<std::unique_ptr<log::Consumer>> consumer = log_.NewConsumer({.group_id = group});
+  if (!consumer.ok()) return consumer.status();
+  consumer_ = *std::move(consumer);
+
+  log::RebalanceListener listener{
+      .on_assigned =
+          [this](const std::vector<log::TopicPartition>& partitions) {
+            absl::Status s = OnAssigned(partitions);
+            if (!s.ok() && callback_error_.ok()) callback_error_ = s;
+          },
+      .on_revoked =
+          [this](const std::vector<log::TopicPartition>& partitions) { OnRevoked(partitions); },
+  };
+  if (absl::Status s = consumer_->Subscribe({topics_.commands}, listener); !s.ok()) return s;
+  LogInfo(kComponent, "started",
+          {{"type", definition_.type()},
+           {"group", group},
+           {"backend", log_.backend()},
+           {"guarantee", exactly_once() ? "exactly_once" : "at_least_once"}});
+
+  absl::Status result;
+  while (!stop_.load()) {
+    absl::StatusOr<std::vector<log::Record>> batch =
+        consumer_->Poll(options_.max_batch, options_.max_batch_delay);
+    if (!callback_error_.ok()) {
+      result = callback_error_;
+      break;
+    }
+    if (!batch.ok()) {
+      if (log::ClassifyError(batch.status()) == ErrorClass::kRetriable) continue;
+      result = batch.status();
+      break;
+    }
+    if (!owned_.empty()) ready_.store(true);
+    if (batch->empty()) {
+      if (absl::Now() - last_expiry_ > absl::Minutes(1)) {
+        last_expiry_ = absl::Now();
+        for (auto& [partition, owned] : owned_) {
+          (void)owned.store->ExpireResults(options_.dedup_window);
+        }
+      }
+      continue;
+    }
+    if (absl::Status s = ProcessBatch(*batch); !s.ok()) {
+      result = s;
+      break;
+    }
+  }
+  if (!result.ok()) {
+    LogError(kComponent, "stopping on error",
+             {{"type", definition_.type()}, {"error", result.ToString()}});
+  }
+  (void)consumer_->Close();
+  (void)producer_->Close();
+  owned_.clear();
+  ready_.store(false);
+  LogInfo(kComponent, "stopped", {{"type", definition_.type()}});
+  return result;
+}
+
+absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& partitions) {
+  for (const log::TopicPartition& tp : partitions) {
+    std::string dir = (std::filesystem::path(options_.state_dir) / definition_.type() /
+                       absl::StrCat("p", tp.partition))
+                          .string();
+    absl::StatusOr<std::unique_ptr<PartitionStore>> store = PartitionStore::Open(dir);
+    if (!store.ok()) return store.status();
+    absl::Time start = absl::Now();
+    if (absl::Status s = Restore(tp.partition, **store); !s.ok()) return s;
+    LogInfo(kComponent, "partition assigned",
+            {{"type", definition_.type()},
+             {"partition", absl::StrCat(tp.partition)},
+             {"restore_ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
+    owned_[tp.partition].store = *std::move(store);
+  }
+  return absl::OkStatus();
+}
+
+void ProcessorImpl::OnRevoked(const std::vector<log::TopicPartition>& partitions) {
+  // Batches run to completion inside Poll's caller, so nothing is in flight here.
+  for (const log::TopicPartition& tp : partitions) {
+    owned_.erase(tp.partition);
+    LogInfo(kComponent, "partition revoked",
+            {{"type", definition_.type()}, {"partition", absl::StrCat(tp.partition)}});
+  }
+  cache_.Clear();
+}
+
+absl::Status ProcessorImpl::ReadToEnd(const std::string& topic, int32_t partition, int64_t from,
+                                      const std::function<absl::Status(const log::Record&)>& fn) {
+  absl::StatusOr<std::vector<int64_t>> ends =
+      log_.admin().EndOffsets(topic, log::Isolation::kReadCommitted);
+  if (!ends.ok()) return ends.status();
+  if (partition >= static_cast<int32_t>(ends->size())) {
+    return absl::FailedPreconditionError(absl::StrCat(topic, " has no partition ", partition));
+  }
+  int64_t end = (*ends)[partition];
+  if (from >= end) return absl::OkStatus();
+  absl::StatusOr<std::unique_ptr<log::Consumer>> reader = log_.NewConsumer({});
+  if (!reader.ok()) return reader.status();
+  if (absl::Status s = (*reader)->Assign({{{topic, partition}, from}}); !s.ok()) return s;
+  // The end offset may sit past a transaction marker no record will ever reach, so an idle
+  // stretch after the last record also ends the read.
+  int idle_polls = 0;
+  int64_t position = from;
+  while (position < end && idle_polls < 10) {
+    absl::StatusOr<std::vector<log::Record>> batch = (*reader)->Poll(10000, absl::Milliseconds(100));
+    if (!batch.ok()) {
+      if (log::ClassifyError(batch.status()) == ErrorClass::kRetriable) continue;
+      return batch.status();
+    }
+    if (batch->empty()) {
+      ++idle_polls;
+      absl::StatusOr<int64_t> p = (*reader)->Position({topic, partition});
+      if (p.ok()) position = std::max(position, *p);
+      continue;
+    }
+    idle_polls = 0;
+    for (const log::Record& record : *batch) {
+      if (record.offset >= end) break;
+      if (absl::Status s = fn(record); !s.ok()) return s;
+      position = record.offset + 1;
+    }
+  }
+  (void)(*reader)->Close();
+  return absl::OkStatus();
+}
+
+absl::Status ProcessorImpl::Restore(int32_t partition, PartitionStore& store) {
+  bool rebuild = store.definition_version() != 0 && store.definition_version() != definition_.version();
+  // Snapshots: the compacted changelog, from where this store left off.
+  PartitionStore::Update update;
+  int64_t snapshots_next = store.snapshots_next();
+  auto flush = [&]() -> absl::Status {
+    update.snapshots_next = snapshots_next;
+    absl::Status s = store.Write(update);
+    update.snapshots.clear();
+    update.results.clear();
+    return s;
+  };
+  if (!rebuild) {
+    absl::Status s = ReadToEnd(
+        topics_.snapshots, partition, store.snapshots_next(), [&](const log::Record& record) {
+          snapshots_next = record.offset + 1;
+          v1::Snapshot snapshot;
+          if (!snapshot.ParseFromString(record.value)) {
+            return absl::DataLossError(absl::StrCat("unreadable snapshot at ", topics_.snapshots,
+                                                    "/", partition, "@", record.offset));
+          }
+          if (snapshot.definition_version() != definition_.version()) {
+            rebuild = true;
+            return absl::CancelledError("definition version changed");
+          }
+          update.snapshots.push_back(std::move(snapshot));
+          restored_.fetch_add(1);
+          if (update.snapshots.size() >= kRestoreChunk) return flush();
+          return absl::OkStatus();
+        });
+    if (!s.ok() && !rebuild) return s;
+    if (!rebuild) {
+      if (absl::Status s2 = flush(); !s2.ok()) return s2;
+    }
+  }
+  if (rebuild) {
+    update = {};
+    if (absl::Status s = RebuildFromEvents(partition, store); !s.ok()) return s;
+  }
+
+  // Results: the deduplication index, from the results topic (its retention is the window).
+  int64_t results_next = store.results_next();
+  PartitionStore::Update results_update;
+  absl::Status s = ReadToEnd(topics_.results, partition, store.results_next(),
+                             [&](const log::Record& record) -> absl::Status {
+                               results_next = record.offset + 1;
+                               v1::CommandResult result;
+                               if (!result.ParseFromString(record.value)) return absl::OkStatus();
+                               results_update.results.push_back(std::move(result));
+                               if (results_update.results.size() >= kRestoreChunk) {
+                                 results_update.results_next = results_next;
+                                 absl::Status w = store.Write(results_update);
+                                 results_update.results.clear();
+                                 return w;
+                               }
+                               return absl::OkStatus();
+                             });
+  if (!s.ok()) return s;
+  results_update.results_next = results_next;
+  results_update.definition_version = definition_.version();
+  return store.Write(results_update);
+}
+
+absl::Status ProcessorImpl::RebuildFromEvents(int32_t partition, PartitionStore& store) {
+  LogWarning(kComponent, "definition version changed: rebuilding states from events",
+             {{"type", definition_.type()},
+              {"partition", absl::StrCat(partition)},
+              {"version", absl::StrCat(definition_.version())}});
+  if (absl::Status s = store.DropSnapshots(); !s.ok()) return s;
+  // Folded states not yet written, by aggregate id.
+  absl::flat_hash_map<std::string, v1::Snapshot> pending;
+  int64_t events = 0;
+  auto flush = [&]() -> absl::Status {
+    PartitionStore::Update update;
+    for (auto& [id, snapshot] : pending) update.snapshots.push_back(std::move(snapshot));
+    pending.clear();
+    return store.Write(update);
+  };
+  absl::Status s = ReadToEnd(topics_.events, partition, 0, [&](const log::Record& record) {
+    v1::EventEnvelope event;
+    if (!event.ParseFromString(record.value)) {
+      return absl::DataLossError(
+          absl::StrCat("unreadable event at ", topics_.events, "/", partition, "@", record.offset));
+    }
+    auto it = pending.find(event.aggregate_id());
+    if (it == pending.end()) {
+      absl::StatusOr<std::optional<v1::Snapshot>> stored = store.GetSnapshot(event.aggregate_id());
+      if (!stored.ok()) return stored.status();
+      v1::Snapshot fresh;
+      if (stored->has_value()) {
+        fresh = **stored;
+      } else {
+        fresh.set_aggregate_type(definition_.type());
+        fresh.set_aggregate_id(event.aggregate_id());
+        fresh.mutable_state()->PackFrom(*definition_.NewState());
+      }
+      it = pending.emplace(event.aggregate_id(), std::move(fresh)).first;
+    }
+    v1::Snapshot& snapshot = it->second;
+    std::unique_ptr<google::protobuf::Message> state = definition_.NewState();
+    if (!snapshot.state().UnpackTo(state.get())) return absl::DataLossError("bad state");
+    if (absl::Status a = definition_.Apply(*state, event.payload()); !a.ok()) {
+      return absl::Status(a.code(), absl::StrCat("rebuilding ", event.aggregate_id(), " at ",
+                                                 topics_.events, "/", partition, "@",
+                                                 record.offset, ": ", a.message()));
+    }
+    snapshot.mutable_state()->PackFrom(*state);
+    snapshot.set_version(event.version());
+    snapshot.set_definition_version(definition_.version());
+    if (++events % 100000 == 0) {
+      LogInfo(kComponent, "rebuild progress",
+              {{"partition", absl::StrCat(partition)}, {"events", absl::StrCat(events)}});
+    }
+    return pending.size() >= kRestoreChunk ? flush() : absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  if (absl::Status f = flush(); !f.ok()) return f;
+  // The snapshots topic still holds the old version's snapshots: skip them from now on.
+  absl::StatusOr<std::vector<int64_t>> ends =
+      log_.admin().EndOffsets(topics_.snapshots, log::Isolation::kReadCommitted);
+  if (!ends.ok()) return ends.status();
+  PartitionStore::Update done;
+  done.snapshots_next = (*ends)[partition];
+  done.definition_version = definition_.version();
+  LogInfo(kComponent, "rebuild done",
+          {{"partition", absl::StrCat(partition)}, {"events", absl::StrCat(events)}});
+  return store.Write(done);
+}
+
+absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
+                                                           const std::string& aggregate_id,
+                                                           StagedBatch& staged) {
+  std::string key = CacheKey(partition, aggregate_id);
+  if (auto it = staged.states.find(key); it != staged.states.end()) {
+    return StateCache::Entry{it->second.version, it->second.state};
+  }
+  if (const StateCache::Entry* cached = cache_.Get(key)) return *cached;
+  std::shared_ptr<google::protobuf::Message> state = definition_.NewState();
+  int64_t version = 0;
+  absl::StatusOr<std::optional<v1::Snapshot>> snapshot =
+      owned_.at(partition).store->GetSnapshot(aggregate_id);
+  if (!snapshot.ok()) return snapshot.status();
+  if (snapshot->has_value()) {
+    if (!(*snapshot)->state().UnpackTo(state.get())) {
+      return absl::DataLossError(absl::StrCat("stored state of ", aggregate_id, " is unreadable"));
+    }
+    version = (*snapshot)->version();
+  }
+  StateCache::Entry entry{version, std::move(state)};
+  cache_.Put(key, entry);
+  return entry;
+}
+
+void ProcessorImpl::StageResult(const log::Record& record, v1::CommandResult result,
+                                StagedBatch& staged) {
+  *result.mutable_processed_at() = TimeUtil::GetCurrentTime();
+  if (result.aggregate_type().empty()) result.set_aggregate_type(definition_.type());
+  switch (result.outcome()) {
+    case v1::CommandResult::ACCEPTED: accepted_.fetch_add(1); break;
+    case v1::CommandResult::REJECTED: rejected_.fetch_add(1); break;
+    case v1::CommandResult::CONFLICT: conflicts_.fetch_add(1); break;
+    case v1::CommandResult::FAILED: failed_.fetch_add(1); break;
+    default: break;
+  }
+  if (!result.command_id().empty()) {
+    staged.result_by_command_id[result.command_id()] = staged.results.size();
+  }
+  staged.results.push_back(std::move(result));
+  staged.result_partitions.push_back(record.partition);
+  staged.result_keys.push_back(record.key);
+}
+
+absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& staged) {
+  commands_.fetch_add(1);
+  v1::CommandEnvelope command;
+  v1::CommandResult result;
+  result.set_aggregate_id(record.key);
+  auto reject = [&](absl::StatusCode code, std::string message) {
+    result.set_outcome(v1::CommandResult::REJECTED);
+    result.set_code(static_cast<int32_t>(code));
+    result.set_message(std::move(message));
+    StageResult(record, std::move(result), staged);
+    return absl::OkStatus();
+  };
+  if (!command.ParseFromString(record.value)) {
+    return reject(absl::StatusCode::kInvalidArgument,
+                  absl::StrCat("malformed command envelope at ", topics_.commands, "/",
+                               record.partition, "@", record.offset));
+  }
+  result.set_command_id(command.command_id());
+  result.set_correlation_id(command.correlation_id());
+  if (command.command_id().empty()) {
+    return reject(absl::StatusCode::kInvalidArgument, "command_id is empty");
+  }
+  if (command.aggregate_id().empty() || command.aggregate_id() != record.key) {
+    return reject(absl::StatusCode::kInvalidArgument,
+                  "aggregate_id is empty or differs from the record key");
+  }
+
+  // At most once per command id: an earlier result (this batch, or stored) is sent again as is.
+  const v1::CommandResult* original = nullptr;
+  std::optional<v1::CommandResult> stored;
+  if (auto it = staged.result_by_command_id.find(command.command_id());
+      it != staged.result_by_command_id.end()) {
+    original = &staged.results[it->second];
+  } else {
+    absl::StatusOr<std::optional<v1::CommandResult>> found =
+        owned_.at(record.partition).store->GetResult(command.command_id());
+    if (!found.ok()) return found.status();
+    stored = *std::move(found);
+    if (stored.has_value()) original = &*stored;
+  }
+  if (original != nullptr) {
+    duplicates_.fetch_add(1);
+    v1::CommandResult again = *original;
+    staged.results.push_back(std::move(again));
+    staged.result_partitions.push_back(record.partition);
+    staged.result_keys.push_back(record.key);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<StateCache::Entry> current =
+      LoadState(record.partition, command.aggregate_id(), staged);
+  if (!current.ok()) return current.status();
+  result.set_version(current->version);
+  if (command.has_expected_version() && command.expected_version() != current->version) {
+    result.set_outcome(v1::CommandResult::CONFLICT);
+    result.set_code(static_cast<int32_t>(absl::StatusCode::kAborted));
+    result.set_message(absl::StrCat("expected version ", command.expected_version(),
+                                    ", but the aggregate is at version ", current->version));
+    StageResult(record, std::move(result), staged);
+    return absl::OkStatus();
+  }
+
+  DecideResult decided = definition_.Decide(*current->state, command, Version(current->version));
+  if (decided.kind != DecideResult::Kind::kAccepted) {
+    result.set_outcome(decided.kind == DecideResult::Kind::kRejected ? v1::CommandResult::REJECTED
+                                                                     : v1::CommandResult::FAILED);
+    result.set_code(static_cast<int32_t>(decided.status.code()));
+    result.set_message(std::string(decided.status.message()));
+    StageResult(record, std::move(result), staged);
+    return absl::OkStatus();
+  }
+
+  int64_t version = current->version;
+  result.set_outcome(v1::CommandResult::ACCEPTED);
+  result.set_event_count(static_cast<int32_t>(decided.events.size()));
+  result.set_version(version + static_cast<int64_t>(decided.events.size()));
+  StageResult(record, std::move(result), staged);
+  v1::CommandResult* staged_result = &staged.results.back();
+  staged_result->mutable_event_positions()->Reserve(static_cast<int>(decided.events.size()));
+  google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
+  for (google::protobuf::Any& payload : decided.events) {
+    v1::EventEnvelope event;
+    event.set_aggregate_type(definition_.type());
+    event.set_aggregate_id(command.aggregate_id());
+    event.set_version(++version);
+    event.set_command_id(command.command_id());
+    event.set_correlation_id(command.correlation_id());
+    *event.mutable_payload() = std::move(payload);
+    *event.mutable_timestamp() = now;
+    v1::Position* position = staged_result->add_event_positions();
+    absl::Status produced = producer_->Produce(
+        {.topic = topics_.events,
+         .key = command.aggregate_id(),
+         .value = event.SerializeAsString(),
+         .partition = record.partition},
+        [position, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
+          if (!delivered.ok()) {
+            if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
+            return;
+          }
+          position->set_topic(delivered->tp.topic);
+          position->set_partition(delivered->tp.partition);
+          position->set_offset(delivered->offset);
+        });
+    if (!produced.ok()) return produced;
+  }
+  if (version > current->version) {
+    staged.states[CacheKey(record.partition, command.aggregate_id())] = {
+        .partition = record.partition, .version = version, .state = std::move(decided.new_state)};
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
+  // Events were queued during Decide; their positions go into the results, so wait for them.
+  if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
+  if (!staged.delivery_error.ok()) return staged.delivery_error;
+
+  auto track = [&staged](std::map<int32_t, int64_t>* next) {
+    return [next, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
+      if (!delivered.ok()) {
+        if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
+        return;
+      }
+      int64_t& n = (*next)[delivered->tp.partition];
+      n = std::max(n, delivered->offset + 1);
+    };
+  };
+  for (size_t i = 0; i < staged.results.size(); ++i) {
+    absl::Status s = producer_->Produce({.topic = topics_.results,
+                                         .key = staged.result_keys[i],
+                                         .value = staged.results[i].SerializeAsString(),
+                                         .partition = staged.result_partitions[i]},
+                                        track(&staged.results_next));
+    if (!s.ok()) return s;
+  }
+  google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
+  for (auto& [key, state] : staged.states) {
+    v1::Snapshot snapshot;
+    snapshot.set_aggregate_type(definition_.type());
+    snapshot.set_aggregate_id(key.substr(key.find('/') + 1));
+    snapshot.set_version(state.version);
+    snapshot.set_definition_version(definition_.version());
+    snapshot.mutable_state()->PackFrom(*state.state);
+    *snapshot.mutable_timestamp() = now;
+    absl::Status s = producer_->Produce({.topic = topics_.snapshots,
+                                         .key = snapshot.aggregate_id(),
+                                         .value = snapshot.SerializeAsString(),
+                                         .partition = state.partition},
+                                        track(&staged.snapshots_next));
+    if (!s.ok()) return s;
+    staged.snapshots[state.partition].push_back(std::move(snapshot));
+  }
+
+  std::vector<log::TopicPartitionOffset> offsets;
+  for (auto [partition, next] : staged.next_command_offsets) {
+    offsets.push_back({{topics_.commands, partition}, next});
+  }
+  if (exactly_once()) {
+    if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok()) return s;
+    absl::Status s = producer_->CommitTransaction();
+    for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
+      s = producer_->CommitTransaction();
+    }
+    if (!s.ok()) return s;
+  } else {
+    if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
+    if (!staged.delivery_error.ok()) return staged.delivery_error;
+    if (absl::Status s = consumer_->CommitOffsets(offsets); !s.ok()) return s;
+  }
+  return staged.delivery_error;
+}
+
+absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
+  // The transaction is durable in the log; now the local store and cache may follow.
+  std::map<int32_t, PartitionStore::Update> updates;
+  for (auto& [partition, snapshots] : staged.snapshots) {
+    updates[partition].snapshots = std::move(snapshots);
+  }
+  for (size_t i = 0; i < staged.results.size(); ++i) {
+    updates[staged.result_partitions[i]].results.push_back(std::move(staged.results[i]));
+  }
+  for (auto [partition, next] : staged.snapshots_next) updates[partition].snapshots_next = next;
+  for (auto [partition, next] : staged.results_next) updates[partition].results_next = next;
+  for (auto& [partition, update] : updates) {
+    auto owned = owned_.find(partition);
+    if (owned == owned_.end()) continue;
+    if (absl::Status s = owned->second.store->Write(update); !s.ok()) return s;
+  }
+  for (auto& [key, state] : staged.states) {
+    cache_.Put(key, {state.version, std::move(state.state)});
+  }
+  return absl::OkStatus();
+}
+
+void ProcessorImpl::Rewind(const StagedBatch& staged) {
+  // Read the batch again from the last committed offsets; partitions lost meanwhile are skipped
+  // (their new owner resumes from the same committed offsets).
+  std::vector<log::TopicPartition> assigned = consumer_->Assignment();
+  for (auto [partition, first] : staged.first_command_offsets) {
+    log::TopicPartition tp{topics_.commands, partition};
+    if (std::find(assigned.begin(), assigned.end(), tp) == assigned.end()) continue;
+    (void)consumer_->Seek({tp, first});
+  }
+}
+
+absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records) {
+  StagedBatch staged;
+  if (exactly_once()) {
+    if (absl::Status s = producer_->BeginTransaction(); !s.ok()) return s;
+  }
+  absl::Status status;
+  for (const log::Record& record : records) {
+    if (!owned_.contains(record.partition)) continue;  // revoked while polling
+    staged.first_command_offsets.emplace(record.partition, record.offset);
+    staged.next_command_offsets[record.partition] = record.offset + 1;
+    status = Decide(record, staged);
+    if (!status.ok()) break;
+  }
+  if (status.ok()) status = Publish(staged);
+  if (status.ok()) {
+    transactions_.fetch_add(1);
+    committed_.fetch_add(static_cast<int64_t>(staged.results.size()));
+    return ApplyCommitted(staged);
+  }
+
+  ErrorClass error = log::ClassifyError(status);
+  if (error == ErrorClass::kFatal || error == ErrorClass::kInvalid) return status;
+  // Abortable or retriable: nothing of this batch became visible; do it again.
+  aborted_.fetch_add(1);
+  LogWarning(kComponent, "transaction aborted, reprocessing the batch",
+             {{"type", definition_.type()}, {"error", status.ToString()}});
+  if (exactly_once()) {
+    absl::Status aborted = producer_->AbortTransaction();
+    if (log::ClassifyError(aborted) == ErrorClass::kFatal) return aborted;
+  }
+  cache_.Clear();
+  Rewind(staged);
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace internal::processor
+
+absl::StatusOr<std::unique_ptr<Processor>> Processor::Create(std::shared_ptr<Transport> transport,
+                                                             AggregateDefinition definition,
+                                                             ProcessorOptions options) {
+  if (transport == nullptr) return absl::InvalidArgumentError("Processor: transport is null");
+  if (absl::Status s = definition.Validate(); !s.ok()) return s;
+  if (options.max_batch == 0) return absl::InvalidArgumentError("ProcessorOptions.max_batch is 0");
+  const TransportOptions& t = transport->options();
+  internal::AggregateTopics topics = internal::TopicsFor(t.topic_prefix, definition.type());
+  absl::StatusOr<int32_t> partitions = internal::EnsureTopics(
+      transport->log_internal().admin(), topics, t.partitions,
+      {.results_retention = options.dedup_window});
+  if (!partitions.ok()) return partitions.status();
+  if (options.group.empty()) {
+    options.group = absl::StrCat(t.topic_prefix, definition.type(), ".processor");
+  }
+  if (options.instance_id.empty()) options.instance_id = internal::processor::DefaultInstanceId();
+  return std::make_unique<internal::processor::ProcessorImpl>(
+      std::move(transport), std::move(definition), std::move(options), std::move(topics));
+}
+
+}  // namespace leftfold

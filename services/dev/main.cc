@@ -1,0 +1,127 @@
+// leftfold-dev: the whole example stack in one process — the gRPC command gateway, the example
+// aggregates' processors and their projectors with the query service — on the embedded log by
+// default (no Kafka needed), or on a Kafka cluster with --brokers.
+//
+//   leftfold-dev                         # 127.0.0.1:50051, state in ./leftfold-data
+//   leftfold-dev --brokers 127.0.0.1:9092 --listen 0.0.0.0:50051
+//   leftfold-dev --help
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "bank/bank_aggregate.h"
+#include "common/signals.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/server_builder.h"
+#include "leftfold/gateway.h"
+#include "leftfold/logging.h"
+#include "leftfold/processor.h"
+
+namespace {
+
+constexpr char kComponent[] = "dev";
+
+struct Options {
+  std::string listen = "127.0.0.1:50051";
+  std::string data_dir = "leftfold-data";
+  leftfold::TransportOptions transport;
+};
+
+int Run(const Options& options) {
+  leftfold::TransportOptions transport_options = options.transport;
+  transport_options.embedded_dir = options.data_dir + "/log";
+  auto transport = leftfold::Transport::Open(transport_options);
+  if (!transport.ok()) {
+    leftfold::LogError(kComponent, "cannot open the log", {{"error", transport.status().ToString()}});
+    return 1;
+  }
+
+  // Processors, one thread each.
+  std::vector<leftfold::AggregateDefinition> aggregates = {bank::AccountDefinition()};
+  std::vector<std::string> types;
+  std::vector<std::unique_ptr<leftfold::Processor>> processors;
+  for (const leftfold::AggregateDefinition& definition : aggregates) {
+    types.push_back(definition.type());
+    auto processor = leftfold::Processor::Create(
+        *transport, definition, {.state_dir = options.data_dir + "/state", .group = "", .instance_id = "dev"});
+    if (!processor.ok()) {
+      leftfold::LogError(kComponent, "cannot create processor",
+                         {{"type", definition.type()}, {"error", processor.status().ToString()}});
+      return 1;
+    }
+    processors.push_back(*std::move(processor));
+  }
+
+  auto gateway = leftfold::Gateway::Create(*transport, {.aggregate_types = types});
+  if (!gateway.ok()) {
+    leftfold::LogError(kComponent, "cannot create gateway", {{"error", gateway.status().ToString()}});
+    return 1;
+  }
+  if (absl::Status s = (*gateway)->Start(); !s.ok()) {
+    leftfold::LogError(kComponent, "cannot start gateway", {{"error", s.ToString()}});
+    return 1;
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService((*gateway)->service());
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    leftfold::LogError(kComponent, "cannot listen", {{"address", options.listen}});
+    return 1;
+  }
+
+  std::vector<std::thread> threads;
+  std::atomic<bool> failed{false};
+  for (auto& processor : processors) {
+    threads.emplace_back([&failed, p = processor.get()] {
+      absl::Status s = p->Run();
+      if (!s.ok()) {
+        failed = true;
+        kill(getpid(), SIGTERM);
+      }
+    });
+  }
+  leftfold::LogInfo(kComponent, "ready",
+                    {{"listen", options.listen},
+                     {"backend", (*transport)->backend()},
+                     {"aggregates", absl::StrJoin(types, ",")}});
+
+  int sig = leftfold::services::WaitForTerminationSignal();
+  leftfold::LogInfo(kComponent, "stopping", {{"signal", absl::StrCat(sig)}});
+  (*gateway)->BeginShutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  (*gateway)->Stop();
+  for (auto& processor : processors) processor->Stop();
+  for (std::thread& t : threads) t.join();
+  leftfold::LogInfo(kComponent, "stopped");
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  leftfold::services::BlockTerminationSignals();
+  Options options;
+  CLI::App app{
+      "leftfold-dev: gateway, example processors, projectors and queries in one process."};
+  app.add_option("--listen", options.listen, "gRPC address")->capture_default_str();
+  app.add_option("--brokers", options.transport.brokers,
+                 "Kafka bootstrap servers; empty: the embedded log under --data-dir");
+  app.add_option("--data-dir", options.data_dir, "embedded log and state stores")
+      ->capture_default_str();
+  app.add_option("--topic-prefix", options.transport.topic_prefix, "prefix of every topic name");
+  app.add_option("--partitions", options.transport.partitions, "partitions of created topics")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return Run(options);
+}

@@ -1,0 +1,220 @@
+// The aggregate processor's behaviour, one suite for both backends. Instantiate with
+//   INSTANTIATE_TEST_SUITE_P(Embedded, ProcessorTest, ::testing::Values(std::string()));
+// or with the real broker's address.
+#pragma once
+
+#include <filesystem>
+#include <set>
+
+#include "support/processor_harness.h"
+
+namespace leftfold::testing {
+
+class ProcessorTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  std::string brokers() const { return GetParam() == "kafka" ? TestBrokers() : ""; }
+};
+
+// Folds a bank account's events the way the aggregate does, to check snapshots against.
+inline bank::v1::Account FoldAccount(const std::vector<v1::EventEnvelope>& events,
+                                     const std::string& id) {
+  AggregateDefinition def = bank::AccountDefinition();
+  auto state = def.NewState();
+  for (const auto& e : events) {
+    if (e.aggregate_id() != id) continue;
+    EXPECT_TRUE(def.Apply(*state, e.payload()).ok());
+  }
+  bank::v1::Account account;
+  account.CopyFrom(*state);
+  return account;
+}
+
+// Per aggregate: versions 1..n, each once, in offset order within the partition.
+inline void ExpectContiguousVersions(const std::vector<v1::EventEnvelope>& events) {
+  std::map<std::string, int64_t> last;
+  for (const auto& e : events) {
+    EXPECT_EQ(e.version(), last[e.aggregate_id()] + 1)
+        << "aggregate " << e.aggregate_id() << " command " << e.command_id();
+    last[e.aggregate_id()] = e.version();
+  }
+}
+
+TEST_P(ProcessorTest, AcceptsRejectsAndPublishesEventsResultsSnapshots) {
+  ProcessorHarness h(brokers());
+  h.StartProcessor();
+  h.Send({BankCommand("c1", "acc-1", Open("alice", 100)),
+          BankCommand("c2", "acc-1", DepositOf(50)),
+          BankCommand("c3", "acc-1", WithdrawOf(500)),  // insufficient funds
+          BankCommand("c4", "acc-2", DepositOf(5)),     // never opened
+          BankCommand("c5", "acc-1", WithdrawOf(30))});
+  auto results = h.Results(5);
+  ASSERT_EQ(results.size(), 5u);
+  EXPECT_EQ(results["c1"].outcome(), v1::CommandResult::ACCEPTED);
+  EXPECT_EQ(results["c1"].version(), 1);
+  EXPECT_EQ(results["c2"].version(), 2);
+  EXPECT_EQ(results["c3"].outcome(), v1::CommandResult::REJECTED);
+  EXPECT_EQ(results["c3"].code(), static_cast<int>(absl::StatusCode::kFailedPrecondition));
+  EXPECT_NE(results["c3"].message().find("insufficient funds"), std::string::npos);
+  EXPECT_EQ(results["c4"].outcome(), v1::CommandResult::REJECTED);
+  EXPECT_EQ(results["c5"].outcome(), v1::CommandResult::ACCEPTED);
+  EXPECT_EQ(results["c5"].version(), 3);
+
+  auto events = h.Events(3);
+  ASSERT_EQ(events.size(), 3u);
+  ExpectContiguousVersions(events);
+  std::set<std::string> event_commands;
+  for (const auto& e : events) event_commands.insert(e.command_id());
+  EXPECT_EQ(event_commands, (std::set<std::string>{"c1", "c2", "c5"}));
+
+  // Each accepted result points at its events.
+  ASSERT_EQ(results["c5"].event_positions_size(), 1);
+  EXPECT_EQ(results["c5"].event_positions(0).topic(), h.topics().events);
+
+  auto snapshots = h.Snapshots(1);
+  ASSERT_TRUE(snapshots.contains("acc-1"));
+  EXPECT_FALSE(snapshots.contains("acc-2"));
+  bank::v1::Account state;
+  ASSERT_TRUE(snapshots["acc-1"].state().UnpackTo(&state));
+  EXPECT_EQ(state.balance(), 120);
+  EXPECT_EQ(snapshots["acc-1"].version(), 3);
+  EXPECT_EQ(state.SerializeAsString(), FoldAccount(events, "acc-1").SerializeAsString());
+  EXPECT_TRUE(h.StopProcessor().ok());
+}
+
+TEST_P(ProcessorTest, DuplicateCommandIdGetsOriginalResultAndNoSecondEvent) {
+  ProcessorHarness h(brokers());
+  h.StartProcessor();
+  h.Send({BankCommand("open", "acc-1", Open("bob", 10)), BankCommand("d1", "acc-1", DepositOf(5))});
+  ASSERT_EQ(h.Results(2).size(), 2u);
+  // Same id again, in a later batch and twice within one batch.
+  h.Send({BankCommand("d1", "acc-1", DepositOf(5)), BankCommand("d1", "acc-1", DepositOf(5))});
+  h.Results(4);
+  int d1_results = 0;
+  for (const auto& r : h.all_results()) {
+    if (r.command_id() != "d1") continue;
+    ++d1_results;
+    EXPECT_EQ(r.outcome(), v1::CommandResult::ACCEPTED);
+    EXPECT_EQ(r.version(), 2);
+  }
+  EXPECT_EQ(d1_results, 3);
+  EXPECT_EQ(h.Events(2).size(), 2u);
+  EXPECT_EQ(h.processor().stats().duplicates, 2);
+}
+
+TEST_P(ProcessorTest, StaleExpectedVersionIsAConflict) {
+  ProcessorHarness h(brokers());
+  h.StartProcessor();
+  h.Send({BankCommand("o", "acc-9", Open("carol", 1)),
+          BankCommand("ok", "acc-9", DepositOf(1), /*expected_version=*/1),
+          BankCommand("stale", "acc-9", DepositOf(1), /*expected_version=*/1)});
+  auto results = h.Results(3);
+  EXPECT_EQ(results["ok"].outcome(), v1::CommandResult::ACCEPTED);
+  EXPECT_EQ(results["stale"].outcome(), v1::CommandResult::CONFLICT);
+  EXPECT_EQ(results["stale"].version(), 2);
+  EXPECT_EQ(results["stale"].code(), static_cast<int>(absl::StatusCode::kAborted));
+}
+
+TEST_P(ProcessorTest, MalformedAndUnknownCommandsAreRejectedAndThePartitionGoesOn) {
+  ProcessorHarness h(brokers(), /*partitions=*/1);
+  h.StartProcessor();
+  h.SendRaw("acc-1", "\xff\xff not a protobuf");
+  v1::CommandEnvelope unknown = BankCommand("u", "acc-1", Open("x"));
+  unknown.mutable_payload()->set_type_url("type.googleapis.com/bank.v1.NoSuchCommand");
+  h.Send({unknown, BankCommand("after", "acc-1", Open("dave", 3))});
+  auto results = h.Results(3);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[""].outcome(), v1::CommandResult::REJECTED);
+  EXPECT_EQ(results[""].code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(results["u"].code(), static_cast<int>(absl::StatusCode::kUnimplemented));
+  EXPECT_EQ(results["after"].outcome(), v1::CommandResult::ACCEPTED);
+}
+
+TEST_P(ProcessorTest, ThrowingHandlerBecomesFailedResult) {
+  ProcessorHarness h(brokers(), 1);
+  AggregateDefinition throwing =
+      Aggregate<bank::v1::Account>(bank::kAccountType)
+          .Decide<bank::v1::OpenAccount>(
+              [](const bank::v1::Account&, const bank::v1::OpenAccount& open,
+                 Emit& emit) -> absl::Status {
+                if (open.owner() == "boom") throw std::runtime_error("handler exploded");
+                bank::v1::AccountOpened e;
+                e.set_owner(open.owner());
+                emit(e);
+                return absl::OkStatus();
+              })
+          .Apply<bank::v1::AccountOpened>(
+              [](bank::v1::Account& s, const bank::v1::AccountOpened& e) { s.set_owner(e.owner()); });
+  h.StartProcessor({}, throwing);
+  h.Send({BankCommand("b", "acc-1", Open("boom")), BankCommand("fine", "acc-2", Open("erin"))});
+  auto results = h.Results(2);
+  EXPECT_EQ(results["b"].outcome(), v1::CommandResult::FAILED);
+  EXPECT_NE(results["b"].message().find("handler exploded"), std::string::npos);
+  EXPECT_EQ(results["fine"].outcome(), v1::CommandResult::ACCEPTED);
+}
+
+TEST_P(ProcessorTest, RestartAndWipedStoreContinueFromTheLog) {
+  ProcessorHarness h(brokers());
+  h.StartProcessor();
+  h.Send({BankCommand("o", "acc-1", Open("frank", 10)), BankCommand("d", "acc-1", DepositOf(10))});
+  ASSERT_EQ(h.Results(2).size(), 2u);
+  ASSERT_TRUE(h.StopProcessor().ok());
+
+  // Wipe the local stores: snapshots and the dedup index must come back from the log.
+  std::filesystem::remove_all(h.state_dir());
+  h.StartProcessor();
+  h.Send({BankCommand("d", "acc-1", DepositOf(10)),   // duplicate of an old command
+          BankCommand("w", "acc-1", WithdrawOf(15))});
+  h.Results(4);
+  std::map<std::string, std::vector<v1::CommandResult>> by_id;
+  for (const auto& r : h.all_results()) by_id[r.command_id()].push_back(r);
+  ASSERT_EQ(by_id["d"].size(), 2u);
+  EXPECT_EQ(by_id["d"][1].version(), 2) << "the duplicate must get the original result";
+  ASSERT_EQ(by_id["w"].size(), 1u);
+  EXPECT_EQ(by_id["w"][0].outcome(), v1::CommandResult::ACCEPTED);
+  EXPECT_EQ(by_id["w"][0].version(), 3);
+  auto events = h.Events(3);
+  EXPECT_EQ(events.size(), 3u);
+  ExpectContiguousVersions(events);
+  EXPECT_EQ(FoldAccount(events, "acc-1").balance(), 5);
+  EXPECT_GT(h.processor().stats().restored_snapshots, 0);
+}
+
+TEST_P(ProcessorTest, NewDefinitionVersionRebuildsStatesFromEvents) {
+  ProcessorHarness h(brokers(), 1);
+  h.StartProcessor();
+  h.Send({BankCommand("o", "acc-1", Open("gina", 10)), BankCommand("d", "acc-1", DepositOf(10))});
+  ASSERT_EQ(h.Results(2).size(), 2u);
+  ASSERT_TRUE(h.StopProcessor().ok());
+
+  // Version 2 of the definition counts deposits twice: only a rebuild from events shows it.
+  AggregateDefinition v2 =
+      Aggregate<bank::v1::Account>(bank::kAccountType)
+          .Version(2)
+          .Decide<bank::v1::Deposit>([](const bank::v1::Account&, const bank::v1::Deposit& d,
+                                        Emit& emit) -> absl::Status {
+            bank::v1::Deposited e;
+            e.set_amount(d.amount());
+            emit(e);
+            return absl::OkStatus();
+          })
+          .Apply<bank::v1::AccountOpened>(
+              [](bank::v1::Account& s, const bank::v1::AccountOpened& e) {
+                s.set_owner(e.owner());
+                s.set_balance(e.initial_deposit());
+              })
+          .Apply<bank::v1::Deposited>([](bank::v1::Account& s, const bank::v1::Deposited& e) {
+            s.set_balance(s.balance() + 2 * e.amount());
+          });
+  h.StartProcessor({}, v2);
+  h.Send({BankCommand("d2", "acc-1", DepositOf(1), /*expected_version=*/2)});
+  auto results = h.Results(3);
+  ASSERT_EQ(results["d2"].outcome(), v1::CommandResult::ACCEPTED) << results["d2"].message();
+  EXPECT_EQ(results["d2"].version(), 3);
+  auto snapshots = h.Snapshots(2);
+  bank::v1::Account state;
+  ASSERT_TRUE(snapshots["acc-1"].state().UnpackTo(&state));
+  EXPECT_EQ(snapshots["acc-1"].definition_version(), 2);
+  EXPECT_EQ(state.balance(), 10 + 2 * 10 + 2 * 1);
+}
+
+}  // namespace leftfold::testing
