@@ -22,16 +22,20 @@ void SetLogLevel(LogLevel level);
 void Log(LogLevel level, std::string_view component, std::string_view message,
          std::initializer_list<LogField> fields = {});
 
-inline void LogDebug(std::string_view c, std::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogDebug(std::string_view c, std::string_view m,
+                     std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kDebug, c, m, f);
 }
-inline void LogInfo(std::string_view c, std::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogInfo(std::string_view c, std::string_view m,
+                    std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kInfo, c, m, f);
 }
-inline void LogWarning(std::string_view c, std::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogWarning(std::string_view c, std::string_view m,
+                       std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kWarning, c, m, f);
 }
-inline void LogError(std::string_view c, std::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogError(std::string_view c, std::string_view m,
+                     std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kError, c, m, f);
 }
 
