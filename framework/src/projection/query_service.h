@@ -1,0 +1,50 @@
+// The ViewQuery gRPC service (proto/leftfold/v1/query_service.proto): Get and Scan on the
+// projectors' RocksDB views of this process, with consistency-token waits, and per-partition Lag.
+//
+//   ViewQueryService service;
+//   service.AddProjector(runtime->runner_internal(), runtime->view());
+//   grpc::ServerBuilder builder;
+//   builder.RegisterService(&service);
+//
+// A token wait blocks the gRPC callback thread until the view has applied the positions or the
+// call's deadline passes (absl::Mutex condition, no polling). Views are registered before the
+// server starts; the runners and views must outlive the service. Thread-safe after registration.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "leftfold/v1/query_service.grpc.pb.h"
+#include "leftfold/view.h"
+#include "projection/runner.h"
+
+namespace leftfold::internal::projection {
+
+class ViewQueryService final : public v1::ViewQuery::CallbackService {
+ public:
+  // Serves the projector's view under its name (view may be nullptr: a SQL projector, Lag only).
+  void AddProjector(const Runner& runner, const View* view);
+
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context, const v1::GetRequest* request,
+                                v1::GetResponse* response) override;
+  grpc::ServerUnaryReactor* Scan(grpc::CallbackServerContext* context,
+                                 const v1::ScanRequest* request,
+                                 v1::ScanResponse* response) override;
+  grpc::ServerUnaryReactor* Lag(grpc::CallbackServerContext* context, const v1::LagRequest* request,
+                                v1::LagResponse* response) override;
+
+ private:
+  struct Entry {
+    const Runner* runner;
+    const View* view;
+  };
+  // NOT_FOUND for an unknown view; then the token wait.
+  absl::StatusOr<Entry> Prepare(grpc::CallbackServerContext* context, const std::string& view,
+                                const google::protobuf::RepeatedPtrField<v1::Position>& token);
+
+  std::map<std::string, Entry> entries_;
+};
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace leftfold::internal::projection

@@ -1,0 +1,110 @@
+// The projector runtime: a consumer group over the projector's sources (group id = projector
+// name, read_committed) that applies each poll batch to the view store and commits the view
+// writes together with the checkpoints in one store transaction.
+//
+//   auto store = store::RocksViewStore::Open(dir, projector.name());
+//   Runner runner(*log, projector, **store, {.topic_prefix = ""});
+//   absl::Status s = runner.Start();          // validates, subscribes, starts its thread
+//   runner.WaitFor(positions, deadline);      // consistency token
+//   runner.Stop();
+//
+// The view store, not Kafka, is the source of truth for positions: on assignment each partition
+// is sought to the checkpoint stored in the view store. Kafka's committed offsets follow (after
+// each store commit) only so lag tooling sees the group move.
+//
+// Poison events (undecodable envelope or payload, handler error or exception): by default that
+// partition halts (paused; Lag() and halted() name the position), the others go on. With
+// dead_letter the event is copied to "<prefix><name>.dlq" (headers say where it came from and
+// why) and skipped.
+//
+// Owned by the caller; the log and the store must outlive it. Thread-safe; the polling thread is
+// its own.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "leftfold/projector.h"
+#include "log/log.h"
+#include "store/projection_store.h"
+
+namespace leftfold::internal::projection {
+
+struct RunnerOptions {
+  // Prepended to topic names (TransportOptions::topic_prefix). Default: none.
+  std::string topic_prefix;
+  // Partitions for sources that do not exist yet (created like the processor creates them).
+  // Default: 4.
+  int32_t partitions = 4;
+  // See ProjectorOptions.
+  bool dead_letter = false;
+  size_t max_batch = 1000;
+  absl::Duration poll_timeout = absl::Milliseconds(100);
+  // Tests only: asked before each store commit; true simulates a crash there (the batch is
+  // dropped uncommitted and the runner thread stops at once).
+  std::function<bool()> crash_before_commit;
+};
+
+class Runner {
+ public:
+  Runner(log::Log& log, Projector projector, store::ProjectionStore& store, RunnerOptions options);
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  absl::Status Start();
+  // Leaves the group and joins the thread. Returns the error that stopped the runner, if any.
+  absl::Status Stop();
+
+  absl::StatusOr<std::vector<PartitionLag>> Lag() const;
+  absl::Status WaitFor(const std::vector<v1::Position>& positions, absl::Time deadline) const;
+  // OK while every partition runs; else the first halt reason (naming topic/partition@offset).
+  absl::Status halted() const;
+  // Events applied (committed) by this runner, and batches committed.
+  int64_t events_applied() const { return events_applied_.load(); }
+  const Projector& projector() const { return projector_; }
+  const std::vector<std::string>& topics() const { return topics_; }
+
+ private:
+  void Run();
+  absl::Status RunLoop();
+  absl::Status ProcessBatch(std::vector<log::Record>& records);
+  // Applies one record to the batch. `state`: a snapshot topic.
+  absl::Status Apply(const log::Record& record, store::Batch& batch);
+  absl::Status DeadLetter(const log::Record& record, const absl::Status& error);
+  absl::Status SeekToCheckpoints(const std::vector<log::TopicPartition>& tps);
+
+  log::Log& log_;
+  Projector projector_;
+  store::ProjectionStore& store_;
+  RunnerOptions options_;
+  std::vector<std::string> topics_;
+  std::set<std::string> snapshot_topics_;
+  std::string dlq_topic_;
+
+  // Owned by the polling thread.
+  std::unique_ptr<log::Consumer> consumer_;
+  std::unique_ptr<log::Producer> dlq_producer_;
+  std::map<log::TopicPartition, int64_t> next_;  // next offset to apply
+  std::set<log::TopicPartition> pending_seek_;   // assigned, not yet sought
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> events_applied_{0};
+  std::thread thread_;
+
+  mutable absl::Mutex mu_;
+  std::set<log::TopicPartition> assigned_ ABSL_GUARDED_BY(mu_);
+  std::map<log::TopicPartition, absl::Status> halted_ ABSL_GUARDED_BY(mu_);
+  absl::Status run_error_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace leftfold::internal::projection
