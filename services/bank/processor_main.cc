@@ -36,7 +36,23 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"exactly_once", "at_least_once"}))
       ->capture_default_str();
   app.add_option("--max-batch", max_batch, "commands per transaction")->capture_default_str();
+  std::vector<std::string> kafka_properties;
+  app.add_option("--kafka-property", kafka_properties,
+                 "librdkafka property for every client, KEY=VALUE (repeatable)");
+  double transaction_timeout_s = absl::ToDoubleSeconds(options.transaction_timeout);
+  app.add_option("--transaction-timeout", transaction_timeout_s,
+                 "seconds before the broker aborts a transaction left open")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  options.transaction_timeout = absl::Seconds(transaction_timeout_s);
+  for (const std::string& property : kafka_properties) {
+    size_t eq = property.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "--kafka-property wants KEY=VALUE, got '%s'\n", property.c_str());
+      return 2;
+    }
+    transport_options.kafka_properties[property.substr(0, eq)] = property.substr(eq + 1);
+  }
   options.max_batch = max_batch;
   options.guarantee = guarantee == "at_least_once"
                           ? leftfold::ProcessorOptions::Guarantee::kAtLeastOnce

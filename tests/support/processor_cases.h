@@ -90,12 +90,16 @@ TEST_P(ProcessorTest, DuplicateCommandIdGetsOriginalResultAndNoSecondEvent) {
   h.Send({BankCommand("d1", "acc-1", DepositOf(5)), BankCommand("d1", "acc-1", DepositOf(5))});
   h.Results(4);
   int d1_results = 0;
+  std::set<std::string> d1_positions;
   for (const auto& r : h.all_results()) {
     if (r.command_id() != "d1") continue;
     ++d1_results;
     EXPECT_EQ(r.outcome(), v1::CommandResult::ACCEPTED);
     EXPECT_EQ(r.version(), 2);
+    ASSERT_EQ(r.event_positions_size(), 1);
+    d1_positions.insert(r.event_positions(0).SerializeAsString());
   }
+  EXPECT_EQ(d1_positions.size(), 1u) << "every copy must point at the one original event";
   EXPECT_EQ(d1_results, 3);
   EXPECT_EQ(h.Events(2).size(), 2u);
   EXPECT_EQ(h.processor().stats().duplicates, 2);

@@ -52,6 +52,9 @@ struct ProcessorOptions {
   absl::Duration max_batch_delay = absl::Milliseconds(2);
   // Aggregate states kept in memory (LRU over all partitions). Default: 100,000.
   size_t cache_size = 100000;
+  // The broker aborts a transaction of this instance left open this long (e.g. the process hung),
+  // so another instance can take over its partitions. Default: 60s.
+  absl::Duration transaction_timeout = absl::Seconds(60);
   // How long a command id is remembered for deduplication. Default: 24h (also the results
   // topic's retention, from which a wiped store rebuilds the index).
   absl::Duration dedup_window = absl::Hours(24);

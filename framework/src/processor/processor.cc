@@ -57,6 +57,9 @@ struct StagedBatch {
   std::vector<int32_t> result_partitions;
   std::vector<std::string> result_keys;
   absl::flat_hash_map<std::string, size_t> result_by_command_id;
+  // (duplicate, original) result indexes of a command id repeated within this batch: the copy is
+  // made once the original's event positions are known.
+  std::vector<std::pair<size_t, size_t>> in_batch_duplicates;
   // Latest state per aggregate, by cache key.
   absl::flat_hash_map<std::string, StagedState> states;
   std::map<int32_t, int64_t> next_command_offsets;
@@ -139,7 +142,8 @@ absl::Status ProcessorImpl::Run() {
   std::string group = options_.group;
   absl::StatusOr<std::unique_ptr<log::Producer>> producer = log_.NewProducer(
       {.transactional_id =
-           exactly_once() ? absl::StrCat(group, "-", options_.instance_id) : std::string()});
+           exactly_once() ? absl::StrCat(group, "-", options_.instance_id) : std::string(),
+       .transaction_timeout = options_.transaction_timeout});
   if (!producer.ok()) return producer.status();
   producer_ = *std::move(producer);
   absl::StatusOr<std::unique_ptr<log::Consumer>> consumer = log_.NewConsumer({.group_id = group});
@@ -474,6 +478,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
   std::optional<v1::CommandResult> stored;
   if (auto it = staged.result_by_command_id.find(command.command_id());
       it != staged.result_by_command_id.end()) {
+    staged.in_batch_duplicates.emplace_back(staged.results.size(), it->second);
     original = &staged.results[it->second];
   } else {
     absl::StatusOr<std::optional<v1::CommandResult>> found =
@@ -570,6 +575,9 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
       n = std::max(n, delivered->offset + 1);
     };
   };
+  for (auto [duplicate, original] : staged.in_batch_duplicates) {
+    staged.results[duplicate] = staged.results[original];
+  }
   for (size_t i = 0; i < staged.results.size(); ++i) {
     absl::Status s = producer_->Produce({.topic = topics_.results,
                                          .key = staged.result_keys[i],
