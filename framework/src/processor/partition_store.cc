@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
+#include "rocksdb/table.h"
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
 
@@ -45,6 +47,13 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
   // Many partitions per process: keep each instance's memory small.
   options.write_buffer_size = 16 << 20;
   options.max_open_files = 256;
+  // Most dedup lookups miss: let a bloom filter answer them, in the memtable and on disk.
+  options.memtable_prefix_bloom_size_ratio = 0.05;
+  options.memtable_whole_key_filtering = true;
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.whole_key_filtering = true;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   rocksdb::DB* raw = nullptr;
   if (absl::Status s = FromRocks(rocksdb::DB::Open(options, dir, &raw), absl::StrCat("open ", dir));
       !s.ok()) {
@@ -104,10 +113,12 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
 absl::Status PartitionStore::Write(const Update& update) {
   rocksdb::WriteBatch batch;
   for (const v1::Snapshot& snapshot : update.snapshots) {
-    // Replays may carry an older snapshot than the one stored; never go backwards.
-    absl::StatusOr<std::optional<v1::Snapshot>> current = GetSnapshot(snapshot.aggregate_id());
-    if (!current.ok()) return current.status();
-    if (current->has_value() && (*current)->version() > snapshot.version()) continue;
+    if (update.replay) {
+      // A changelog replay may carry an older snapshot than the one stored; never go backwards.
+      absl::StatusOr<std::optional<v1::Snapshot>> current = GetSnapshot(snapshot.aggregate_id());
+      if (!current.ok()) return current.status();
+      if (current->has_value() && (*current)->version() > snapshot.version()) continue;
+    }
     batch.Put(absl::StrCat(kSnapshotPrefix, snapshot.aggregate_id()), snapshot.SerializeAsString());
   }
   for (const v1::CommandResult& result : update.results) {
@@ -120,8 +131,12 @@ absl::Status PartitionStore::Write(const Update& update) {
   if (update.definition_version >= 0) {
     batch.Put(kDefinitionVersionKey, absl::StrCat(update.definition_version));
   }
-  // No fsync: everything here can be rebuilt from the log, which is the durable copy.
-  if (absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "write"); !s.ok()) {
+  // No WAL: everything here can be rebuilt from the log, the durable copy. After a crash the
+  // store is an older consistent state (each batch carries its changelog offsets), and restore
+  // replays the log from those offsets.
+  rocksdb::WriteOptions write_options;
+  write_options.disableWAL = true;
+  if (absl::Status s = FromRocks(db_->Write(write_options, &batch), "write"); !s.ok()) {
     return s;
   }
   if (update.snapshots_next >= 0) snapshots_next_ = update.snapshots_next;

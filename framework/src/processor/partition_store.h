@@ -38,6 +38,9 @@ class PartitionStore {
     int64_t results_next = -1;
     // The aggregate definition version the snapshots were folded with; -1 leaves it.
     int32_t definition_version = -1;
+    // From a changelog replay: skip snapshots older than the stored ones. The live path writes
+    // only newer versions and skips the check (a read per snapshot).
+    bool replay = false;
   };
 
   static absl::StatusOr<std::unique_ptr<PartitionStore>> Open(const std::string& dir);
@@ -46,8 +49,7 @@ class PartitionStore {
   absl::StatusOr<std::optional<v1::Snapshot>> GetSnapshot(const std::string& aggregate_id) const;
   // A result younger than the dedup window, if this command id was processed.
   absl::StatusOr<std::optional<v1::CommandResult>> GetResult(const std::string& command_id) const;
-  // One atomic write. Snapshots older than the stored version of their aggregate are skipped, so
-  // replaying a changelog over a newer store is harmless.
+  // One atomic write (see Update::replay).
   absl::Status Write(const Update& update);
 
   int64_t snapshots_next() const { return snapshots_next_; }

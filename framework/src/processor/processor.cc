@@ -278,6 +278,7 @@ absl::Status ProcessorImpl::Restore(int32_t partition, PartitionStore& store) {
   bool rebuild = store.definition_version() != 0 && store.definition_version() != definition_.version();
   // Snapshots: the compacted changelog, from where this store left off.
   PartitionStore::Update update;
+  update.replay = true;
   int64_t snapshots_next = store.snapshots_next();
   auto flush = [&]() -> absl::Status {
     update.snapshots_next = snapshots_next;

@@ -1,0 +1,265 @@
+// leftfold_processor_bench: commands/s through the aggregate processor alone (commands
+// pre-loaded), against the passthrough baseline of shared/BENCHMARKS.md measured in the same run
+// on the same backend: consume each command and produce three records (event, result, snapshot)
+// in the same transactional pattern, with no decoding, no state and no fold.
+//
+//   leftfold_processor_bench --backend embedded --commands 200000 --runs 3
+//   leftfold_processor_bench --backend kafka --brokers 127.0.0.1:9092 --mode exactly_once
+//
+// Prints one line per run and a summary (median, min, max, ratio to the passthrough median).
+#include <sys/resource.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "bank/bank_aggregate.h"
+#include "leftfold/logging.h"
+#include "leftfold/processor.h"
+#include "log/errors.h"
+#include "log/log.h"
+#include "topology/topics.h"
+#include "workload.h"
+
+namespace leftfold::bench {
+namespace {
+
+using internal::log::Record;
+
+struct Config {
+  std::string backend = "embedded";
+  std::string brokers;
+  std::string mode = "exactly_once";
+  std::string workload = "bank-uniform";
+  int64_t commands = 200000;
+  int runs = 3;
+  int partitions = 4;
+  size_t max_batch = 500;
+  uint64_t seed = 42;
+  std::string dir = "/tmp/leftfold-processor-bench";
+};
+
+struct RunResult {
+  double per_second = 0;
+  double cpu_seconds = 0;
+};
+
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+long PeakRssMiB() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss / 1024;
+}
+
+absl::Status Preload(Transport& transport, const std::string& topic, const Config& config) {
+  auto producer = transport.log_internal().NewProducer({});
+  if (!producer.ok()) return producer.status();
+  absl::StatusOr<Workload> workload = ParseWorkload(config.workload);
+  if (!workload.ok()) return workload.status();
+  WorkloadGenerator generator(*workload, config.seed);
+  absl::Status failure;
+  for (int64_t i = 0; i < config.commands; ++i) {
+    v1::CommandEnvelope command = generator.Next();
+    absl::Status s = (*producer)->Produce(
+        {.topic = topic, .key = command.aggregate_id(), .value = command.SerializeAsString()},
+        [&failure](absl::StatusOr<internal::log::TopicPartitionOffset> r) {
+          if (!r.ok() && failure.ok()) failure = r.status();
+        });
+    if (!s.ok()) return s;
+  }
+  if (absl::Status s = (*producer)->Flush(absl::Minutes(5)); !s.ok()) return s;
+  return failure;
+}
+
+absl::StatusOr<std::shared_ptr<Transport>> OpenTransport(const Config& config, int run,
+                                                         const std::string& what) {
+  TransportOptions options;
+  options.brokers = config.backend == "kafka" ? config.brokers : "";
+  options.embedded_dir = absl::StrCat(config.dir, "/", what, "-", run, "/log");
+  options.partitions = config.partitions;
+  options.topic_prefix = absl::StrCat("bench", absl::ToUnixMillis(absl::Now()), "-", what, ".");
+  std::filesystem::remove_all(absl::StrCat(config.dir, "/", what, "-", run));
+  return Transport::Open(options);
+}
+
+// The processor with the bank aggregate, from the first command to the last committed result.
+absl::StatusOr<RunResult> RunProcessor(const Config& config, int run) {
+  auto transport = OpenTransport(config, run, "processor");
+  if (!transport.ok()) return transport.status();
+  ProcessorOptions options;
+  options.state_dir = absl::StrCat(config.dir, "/processor-", run, "/state");
+  options.max_batch = config.max_batch;
+  options.guarantee = config.mode == "at_least_once" ? ProcessorOptions::Guarantee::kAtLeastOnce
+                                                     : ProcessorOptions::Guarantee::kExactlyOnce;
+  auto processor = Processor::Create(*transport, bank::AccountDefinition(), options);
+  if (!processor.ok()) return processor.status();
+  internal::AggregateTopics topics =
+      internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
+  if (absl::Status s = Preload(**transport, topics.commands, config); !s.ok()) return s;
+
+  double cpu0 = CpuSeconds();
+  absl::Time start = absl::Now();
+  absl::Status run_status;
+  std::thread thread([&] { run_status = (*processor)->Run(); });
+  while ((*processor)->stats().committed < config.commands && run_status.ok()) {
+    absl::SleepFor(absl::Milliseconds(5));  // a progress probe, not synchronisation
+  }
+  absl::Duration took = absl::Now() - start;
+  double cpu = CpuSeconds() - cpu0;
+  (*processor)->Stop();
+  thread.join();
+  if (!run_status.ok()) return run_status;
+  return RunResult{config.commands / absl::ToDoubleSeconds(took),
+                   cpu * 100000.0 / static_cast<double>(config.commands)};
+}
+
+// The practical limit: consume, produce three records per command, commit with the offsets.
+absl::StatusOr<RunResult> RunPassthrough(const Config& config, int run) {
+  auto transport = OpenTransport(config, run, "passthrough");
+  if (!transport.ok()) return transport.status();
+  internal::log::Log& log = (*transport)->log_internal();
+  internal::AggregateTopics topics =
+      internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
+  absl::StatusOr<int32_t> partitions =
+      internal::EnsureTopics(log.admin(), topics, config.partitions);
+  if (!partitions.ok()) return partitions.status();
+  if (absl::Status s = Preload(**transport, topics.commands, config); !s.ok()) return s;
+
+  bool transactional = config.mode != "at_least_once";
+  auto producer = log.NewProducer(
+      {.transactional_id = transactional ? absl::StrCat(topics.commands, "-passthrough") : ""});
+  if (!producer.ok()) return producer.status();
+  auto consumer = log.NewConsumer({.group_id = absl::StrCat(topics.commands, "-passthrough")});
+  if (!consumer.ok()) return consumer.status();
+  if (absl::Status s = (*consumer)->Subscribe({topics.commands}, {}); !s.ok()) return s;
+
+  double cpu0 = CpuSeconds();
+  absl::Time start = absl::Now();
+  int64_t done = 0;
+  while (done < config.commands) {
+    auto batch = (*consumer)->Poll(config.max_batch, absl::Milliseconds(2));
+    if (!batch.ok()) return batch.status();
+    if (batch->empty()) continue;
+    if (transactional) {
+      if (absl::Status s = (*producer)->BeginTransaction(); !s.ok()) return s;
+    }
+    std::map<int32_t, int64_t> next;
+    for (const Record& r : *batch) {
+      for (const std::string* topic : {&topics.events, &topics.results, &topics.snapshots}) {
+        absl::Status s = (*producer)->Produce(
+            {.topic = *topic, .key = r.key, .value = r.value, .partition = r.partition});
+        if (!s.ok()) return s;
+      }
+      next[r.partition] = r.offset + 1;
+    }
+    std::vector<internal::log::TopicPartitionOffset> offsets;
+    for (auto [p, o] : next) offsets.push_back({{topics.commands, p}, o});
+    if (transactional) {
+      if (absl::Status s = (*producer)->SendOffsetsToTransaction(offsets, **consumer); !s.ok()) {
+        return s;
+      }
+      if (absl::Status s = (*producer)->CommitTransaction(); !s.ok()) return s;
+    } else {
+      if (absl::Status s = (*producer)->Flush(absl::Seconds(30)); !s.ok()) return s;
+      if (absl::Status s = (*consumer)->CommitOffsets(offsets); !s.ok()) return s;
+    }
+    done += static_cast<int64_t>(batch->size());
+  }
+  absl::Duration took = absl::Now() - start;
+  double cpu = CpuSeconds() - cpu0;
+  (void)(*consumer)->Close();
+  return RunResult{config.commands / absl::ToDoubleSeconds(took),
+                   cpu * 100000.0 / static_cast<double>(config.commands)};
+}
+
+struct Summary {
+  double median, min, max, cpu_median;
+};
+
+Summary Summarize(std::vector<RunResult> results) {
+  std::vector<double> rates, cpus;
+  for (const RunResult& r : results) {
+    rates.push_back(r.per_second);
+    cpus.push_back(r.cpu_seconds);
+  }
+  std::sort(rates.begin(), rates.end());
+  std::sort(cpus.begin(), cpus.end());
+  return {rates[rates.size() / 2], rates.front(), rates.back(), cpus[cpus.size() / 2]};
+}
+
+int Main(int argc, char** argv) {
+  Config config;
+  CLI::App app{"Aggregate processor throughput vs the passthrough baseline (same run)."};
+  app.add_option("--backend", config.backend, "embedded or kafka")
+      ->check(CLI::IsMember({"embedded", "kafka"}))
+      ->capture_default_str();
+  app.add_option("--brokers", config.brokers, "Kafka bootstrap servers (backend kafka)");
+  app.add_option("--mode", config.mode, "exactly_once or at_least_once")
+      ->check(CLI::IsMember({"exactly_once", "at_least_once"}))
+      ->capture_default_str();
+  app.add_option("--workload", config.workload, "bank-uniform, bank-zipf or bank-dup")
+      ->capture_default_str();
+  app.add_option("--commands", config.commands, "commands per run")->capture_default_str();
+  app.add_option("--runs", config.runs, "measured runs (after one warm-up)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  app.add_option("--partitions", config.partitions, "partitions per topic")->capture_default_str();
+  app.add_option("--max-batch", config.max_batch, "commands per transaction")->capture_default_str();
+  app.add_option("--seed", config.seed, "workload seed")->capture_default_str();
+  app.add_option("--dir", config.dir, "scratch directory (embedded log, state)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  if (config.backend == "kafka" && config.brokers.empty()) {
+    std::fprintf(stderr, "--backend kafka needs --brokers\n");
+    return 2;
+  }
+  SetLogLevel(LogLevel::kWarning);
+
+  std::vector<RunResult> processor, passthrough;
+  for (int run = 0; run <= config.runs; ++run) {
+    auto base = RunPassthrough(config, run);
+    if (!base.ok()) {
+      std::fprintf(stderr, "passthrough failed: %s\n", base.status().ToString().c_str());
+      return 1;
+    }
+    auto proc = RunProcessor(config, run);
+    if (!proc.ok()) {
+      std::fprintf(stderr, "processor failed: %s\n", proc.status().ToString().c_str());
+      return 1;
+    }
+    std::printf("%s run %d: processor %.0f commands/s, passthrough %.0f commands/s (%.0f%%)\n",
+                run == 0 ? "warm-up" : "measured", run, proc->per_second, base->per_second,
+                100.0 * proc->per_second / base->per_second);
+    std::fflush(stdout);
+    if (run == 0) continue;
+    processor.push_back(*proc);
+    passthrough.push_back(*base);
+  }
+  Summary p = Summarize(processor), b = Summarize(passthrough);
+  std::printf("\nbackend=%s mode=%s workload=%s commands=%lld partitions=%d max_batch=%zu runs=%d\n",
+              config.backend.c_str(), config.mode.c_str(), config.workload.c_str(),
+              static_cast<long long>(config.commands), config.partitions, config.max_batch,
+              config.runs);
+  std::printf("| what | median cmd/s | min | max | CPU s / 100k cmds |\n|---|---|---|---|---|\n");
+  std::printf("| processor | %.0f | %.0f | %.0f | %.2f |\n", p.median, p.min, p.max, p.cpu_median);
+  std::printf("| passthrough | %.0f | %.0f | %.0f | %.2f |\n", b.median, b.min, b.max, b.cpu_median);
+  std::printf("processor / passthrough (medians): %.0f%%   peak RSS: %ld MiB\n",
+              100.0 * p.median / b.median, PeakRssMiB());
+  std::filesystem::remove_all(config.dir);
+  return 0;
+}
+
+}  // namespace
+}  // namespace leftfold::bench
+
+int main(int argc, char** argv) { return leftfold::bench::Main(argc, argv); }
