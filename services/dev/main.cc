@@ -22,6 +22,9 @@
 #include "leftfold/gateway.h"
 #include "leftfold/logging.h"
 #include "leftfold/processor.h"
+#include "leftfold/projector.h"
+#include "balances.h"
+#include "projection/query_service.h"
 
 namespace {
 
@@ -68,12 +71,29 @@ int Run(const Options& options) {
     return 1;
   }
 
+  // Projectors and the query service over their views.
+  std::vector<leftfold::Projector> projectors = {bank::BalancesProjector()};
+  std::vector<std::unique_ptr<leftfold::ProjectorRuntime>> runtimes;
+  leftfold::internal::projection::ViewQueryService queries;
+  for (const leftfold::Projector& projector : projectors) {
+    auto runtime = leftfold::ProjectorRuntime::Start(
+        *transport, projector, {.store_dir = options.data_dir + "/views/" + projector.name()});
+    if (!runtime.ok()) {
+      leftfold::LogError(kComponent, "cannot start projector",
+                         {{"projector", projector.name()}, {"error", runtime.status().ToString()}});
+      return 1;
+    }
+    queries.AddProjector((*runtime)->runner_internal(), (*runtime)->view());
+    runtimes.push_back(*std::move(runtime));
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService((*gateway)->service());
+  builder.RegisterService(&queries);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     leftfold::LogError(kComponent, "cannot listen", {{"address", options.listen}});
@@ -94,7 +114,8 @@ int Run(const Options& options) {
   leftfold::LogInfo(kComponent, "ready",
                     {{"listen", options.listen},
                      {"backend", (*transport)->backend()},
-                     {"aggregates", absl::StrJoin(types, ",")}});
+                     {"aggregates", absl::StrJoin(types, ",")},
+                     {"projectors", absl::StrCat(runtimes.size())}});
 
   int sig = leftfold::services::WaitForTerminationSignal();
   leftfold::LogInfo(kComponent, "stopping", {{"signal", absl::StrCat(sig)}});
@@ -103,6 +124,11 @@ int Run(const Options& options) {
   (*gateway)->Stop();
   for (auto& processor : processors) processor->Stop();
   for (std::thread& t : threads) t.join();
+  for (auto& runtime : runtimes) {
+    if (absl::Status s = runtime->Stop(); !s.ok()) {
+      leftfold::LogWarning(kComponent, "projector stopped with error", {{"error", s.ToString()}});
+    }
+  }
   leftfold::LogInfo(kComponent, "stopped");
   return failed ? 1 : 0;
 }
