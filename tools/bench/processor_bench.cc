@@ -6,9 +6,13 @@
 //   leftfold_processor_bench --backend embedded --commands 200000 --runs 3
 //   leftfold_processor_bench --backend kafka --brokers 127.0.0.1:9092 --mode exactly_once
 //
+//   leftfold_processor_bench --scenario restore --commands 1000000
+//   leftfold_processor_bench --scenario memory --workload bank-zipf --commands 1000000
+//
 // Prints one line per run and a summary (median, min, max, ratio to the passthrough median).
 #include <sys/resource.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -42,6 +46,7 @@ struct Config {
   size_t max_batch = 500;
   uint64_t seed = 42;
   std::string dir = "/tmp/leftfold-processor-bench";
+  std::string scenario = "throughput";
 };
 
 struct RunResult {
@@ -122,6 +127,92 @@ absl::StatusOr<RunResult> RunProcessor(const Config& config, int run) {
   if (!run_status.ok()) return run_status;
   return RunResult{config.commands / absl::ToDoubleSeconds(took),
                    cpu * 100000.0 / static_cast<double>(config.commands)};
+}
+
+long CurrentRssMiB() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  long pages = 0, resident = 0;
+  if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+  std::fclose(f);
+  return resident * (sysconf(_SC_PAGESIZE) / 1024) / 1024;
+}
+
+// Restore: a fresh instance (empty state dir) catching up with `commands` snapshots.
+absl::Status RunRestore(const Config& config) {
+  auto transport = OpenTransport(config, 0, "restore");
+  if (!transport.ok()) return transport.status();
+  ProcessorOptions options;
+  options.state_dir = absl::StrCat(config.dir, "/restore-0/state");
+  auto processor = Processor::Create(*transport, bank::AccountDefinition(), options);
+  if (!processor.ok()) return processor.status();
+  internal::AggregateTopics topics =
+      internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
+  auto producer = (*transport)->log_internal().NewProducer({});
+  if (!producer.ok()) return producer.status();
+  bank::v1::Account account;
+  account.set_owner("owner-of-a-restored-account");
+  account.set_balance(1234);
+  account.set_open(true);
+  absl::Time produce_start = absl::Now();
+  for (int64_t i = 0; i < config.commands; ++i) {
+    v1::Snapshot snapshot;
+    snapshot.set_aggregate_type(bank::kAccountType);
+    snapshot.set_aggregate_id(absl::StrCat("acct-", i));
+    snapshot.set_version(3);
+    snapshot.set_definition_version(1);
+    snapshot.mutable_state()->PackFrom(account);
+    absl::Status s = (*producer)->Produce(
+        {.topic = topics.snapshots, .key = snapshot.aggregate_id(), .value = snapshot.SerializeAsString()});
+    if (!s.ok()) return s;
+  }
+  if (absl::Status s = (*producer)->Flush(absl::Minutes(10)); !s.ok()) return s;
+  std::printf("preloaded %lld snapshots in %.1f s\n", static_cast<long long>(config.commands),
+              absl::ToDoubleSeconds(absl::Now() - produce_start));
+  absl::Time start = absl::Now();
+  absl::Status run_status;
+  std::thread thread([&] { run_status = (*processor)->Run(); });
+  while (!(*processor)->ready() && run_status.ok()) absl::SleepFor(absl::Milliseconds(5));
+  absl::Duration took = absl::Now() - start;
+  int64_t restored = (*processor)->stats().restored_snapshots;
+  (*processor)->Stop();
+  thread.join();
+  if (!run_status.ok()) return run_status;
+  std::printf("restore: %lld snapshots in %.2f s (%.0f snapshots/s), backend=%s partitions=%d\n",
+              static_cast<long long>(restored), absl::ToDoubleSeconds(took),
+              restored / absl::ToDoubleSeconds(took), config.backend.c_str(), config.partitions);
+  return absl::OkStatus();
+}
+
+// Memory: the processor over a many-aggregate workload with the default cache; RSS sampled.
+absl::Status RunMemory(const Config& config) {
+  auto transport = OpenTransport(config, 0, "memory");
+  if (!transport.ok()) return transport.status();
+  ProcessorOptions options;
+  options.state_dir = absl::StrCat(config.dir, "/memory-0/state");
+  auto processor = Processor::Create(*transport, bank::AccountDefinition(), options);
+  if (!processor.ok()) return processor.status();
+  internal::AggregateTopics topics =
+      internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
+  if (absl::Status s = Preload(**transport, topics.commands, config); !s.ok()) return s;
+  long before = CurrentRssMiB();
+  long peak = before;
+  absl::Status run_status;
+  absl::Time start = absl::Now();
+  std::thread thread([&] { run_status = (*processor)->Run(); });
+  while ((*processor)->stats().committed < config.commands && run_status.ok()) {
+    peak = std::max(peak, CurrentRssMiB());
+    absl::SleepFor(absl::Milliseconds(20));  // sampling interval, not synchronisation
+  }
+  absl::Duration took = absl::Now() - start;
+  (*processor)->Stop();
+  thread.join();
+  if (!run_status.ok()) return run_status;
+  std::printf("memory: %lld commands (%s, cache %zu states) in %.1f s; RSS before %ld MiB, peak "
+              "while processing %ld MiB\n",
+              static_cast<long long>(config.commands), config.workload.c_str(), options.cache_size,
+              absl::ToDoubleSeconds(took), before, peak);
+  return absl::OkStatus();
 }
 
 // The practical limit: consume, produce three records per command, commit with the offsets.
@@ -218,12 +309,26 @@ int Main(int argc, char** argv) {
   app.add_option("--max-batch", config.max_batch, "commands per transaction")->capture_default_str();
   app.add_option("--seed", config.seed, "workload seed")->capture_default_str();
   app.add_option("--dir", config.dir, "scratch directory (embedded log, state)")->capture_default_str();
+  app.add_option("--scenario", config.scenario,
+                 "throughput (vs passthrough), restore (--commands snapshots into a fresh "
+                 "instance) or memory (peak RSS, default cache)")
+      ->check(CLI::IsMember({"throughput", "restore", "memory"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (config.backend == "kafka" && config.brokers.empty()) {
     std::fprintf(stderr, "--backend kafka needs --brokers\n");
     return 2;
   }
   SetLogLevel(LogLevel::kWarning);
+  if (config.scenario != "throughput") {
+    absl::Status s = config.scenario == "restore" ? RunRestore(config) : RunMemory(config);
+    std::filesystem::remove_all(config.dir);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s failed: %s\n", config.scenario.c_str(), s.ToString().c_str());
+      return 1;
+    }
+    return 0;
+  }
 
   std::vector<RunResult> processor, passthrough;
   for (int run = 0; run <= config.runs; ++run) {
