@@ -1,0 +1,209 @@
+// leftfold_projector_bench: projector events/s into RocksDB and PostgreSQL views, against a
+// consume-only loop over the same topic (the ceiling the transport allows).
+//
+//   leftfold_projector_bench [--brokers=H:P] [--pg=URI] [--events=N] [--batch=N]
+//
+// Without --brokers it runs on the embedded log in a temp directory. Each projector folds every
+// Deposited event into a per-account balance row (read-modify-write) and a global counter row,
+// then the bench checks the counter equals N (so a fast-but-wrong run cannot report).
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "bank/v1/bank.pb.h"
+#include "leftfold/logging.h"
+#include "log/log.h"
+#include "projection/runner.h"
+#include "store/pg_store.h"
+#include "store/rocks_view_store.h"
+#include "topology/topics.h"
+
+namespace lf = leftfold;
+namespace ll = leftfold::internal::log;
+namespace lp = leftfold::internal::projection;
+namespace ls = leftfold::internal::store;
+
+namespace {
+
+struct Args {
+  std::string brokers;
+  std::string pg;
+  int events = 200000;
+  size_t batch = 1000;
+};
+
+lf::Projector RocksCounter(const std::string& name, const std::string& type) {
+  return lf::Projector(name).From(type).On<bank::v1::Deposited>(
+      [](const lf::EventContext& ctx, const bank::v1::Deposited& e, lf::View& view) {
+        bank::v1::Account row;
+        absl::Status s = view.Get(ctx.aggregate_id(), &row);
+        if (!s.ok() && !absl::IsNotFound(s)) return s;
+        row.set_balance(row.balance() + e.amount());
+        if (s = view.Put(ctx.aggregate_id(), row); !s.ok()) return s;
+        bank::v1::Account total;
+        s = view.Get("total", &total);
+        if (!s.ok() && !absl::IsNotFound(s)) return s;
+        total.set_balance(total.balance() + 1);
+        return view.Put("total", total);
+      });
+}
+
+lf::Projector PgCounter(const std::string& name, const std::string& type,
+                        const std::string& table) {
+  return lf::Projector(name)
+      .From(type)
+      .Migrate([table](lf::SqlView& sql) {
+        return sql
+            .Exec(absl::StrCat("CREATE TABLE IF NOT EXISTS ", table,
+                               " (id text PRIMARY KEY, balance bigint NOT NULL, events bigint "
+                               "NOT NULL)"))
+            .status();
+      })
+      .On<bank::v1::Deposited>([table](const lf::EventContext& ctx, const bank::v1::Deposited& e,
+                                       lf::SqlView& sql) {
+        return sql
+            .Exec(
+                absl::StrCat("INSERT INTO ", table,
+                             " VALUES ($1, $2, 1) ON CONFLICT (id) DO UPDATE SET balance = ", table,
+                             ".balance + EXCLUDED.balance, events = ", table, ".events + 1"),
+                {ctx.aggregate_id(), e.amount()})
+            .status();
+      });
+}
+
+double Rate(int n, absl::Duration d) { return n / absl::ToDoubleSeconds(d); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view a = argv[i];
+    if (absl::ConsumePrefix(&a, "--brokers="))
+      args.brokers = std::string(a);
+    else if (absl::ConsumePrefix(&a, "--pg="))
+      args.pg = std::string(a);
+    else if (absl::ConsumePrefix(&a, "--events="))
+      (void)absl::SimpleAtoi(a, &args.events);
+    else if (absl::ConsumePrefix(&a, "--batch="))
+      (void)absl::SimpleAtoi(a, &args.batch);
+  }
+  lf::SetLogLevel(lf::LogLevel::kWarning);
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / absl::StrCat("projector-bench-", getpid()))
+          .string();
+  auto log = ll::OpenLog({.brokers = args.brokers, .embedded_dir = dir + "/log"});
+  if (!log.ok()) {
+    std::fprintf(stderr, "%s\n", log.status().ToString().c_str());
+    return 1;
+  }
+  const std::string type = absl::StrCat("bench.account", getpid());
+  const std::string topic = lf::internal::TopicsFor("", type).events;
+  if (auto n = lf::internal::EnsureTopics((*log)->admin(), lf::internal::TopicsFor("", type), 4);
+      !n.ok()) {
+    std::fprintf(stderr, "%s\n", n.status().ToString().c_str());
+    return 1;
+  }
+
+  // Produce.
+  std::vector<lf::v1::Position> last(4);
+  {
+    auto producer = (*log)->NewProducer({.kafka_properties = {{"linger.ms", "5"}}});
+    if (!producer.ok()) return 1;
+    absl::Time start = absl::Now();
+    for (int i = 0; i < args.events; ++i) {
+      lf::v1::EventEnvelope e;
+      std::string id = absl::StrCat("acct-", i % 1000);
+      e.set_aggregate_type(type);
+      e.set_aggregate_id(id);
+      e.set_version(i / 1000 + 1);
+      bank::v1::Deposited d;
+      d.set_amount(1);
+      e.mutable_payload()->PackFrom(d);
+      absl::Status s =
+          (*producer)->Produce({.topic = topic, .key = id, .value = e.SerializeAsString()},
+                               [&last](absl::StatusOr<ll::TopicPartitionOffset> r) {
+                                 if (!r.ok()) return;
+                                 lf::v1::Position& p = last[r->tp.partition];
+                                 if (r->offset >= p.offset()) {
+                                   p.set_topic(r->tp.topic);
+                                   p.set_partition(r->tp.partition);
+                                   p.set_offset(r->offset);
+                                 }
+                               });
+      if (!s.ok()) {
+        std::fprintf(stderr, "produce: %s\n", s.ToString().c_str());
+        return 1;
+      }
+    }
+    (void)(*producer)->Flush(absl::Seconds(120));
+    std::printf("backend=%s events=%d batch=%zu\n", std::string((*log)->backend()).c_str(),
+                args.events, args.batch);
+    std::printf("produce         %10.0f events/s\n", Rate(args.events, absl::Now() - start));
+  }
+
+  // Consume only: the same records, decoded as envelopes, no view.
+  {
+    auto consumer = (*log)->NewConsumer({.group_id = absl::StrCat("consume-only-", getpid())});
+    if (!consumer.ok() || !(*consumer)->Subscribe({topic}, {}).ok()) return 1;
+    absl::Time start = absl::Now();
+    int n = 0;
+    while (n < args.events && absl::Now() - start < absl::Minutes(5)) {
+      auto batch = (*consumer)->Poll(args.batch, absl::Milliseconds(100));
+      if (!batch.ok()) continue;
+      for (const ll::Record& r : *batch) {
+        lf::v1::EventEnvelope e;
+        if (e.ParseFromString(r.value)) ++n;
+      }
+    }
+    std::printf("consume-only    %10.0f events/s\n", Rate(n, absl::Now() - start));
+    (void)(*consumer)->Close();
+  }
+
+  std::vector<lf::v1::Position> token;
+  for (const auto& p : last) {
+    if (!p.topic().empty()) token.push_back(p);
+  }
+  // RocksDB view.
+  {
+    const std::string name = absl::StrCat("bench_rocks_", getpid());
+    auto store = ls::RocksViewStore::Open(dir + "/view", name);
+    if (!store.ok()) {
+      std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+      return 1;
+    }
+    lp::Runner runner(**log, RocksCounter(name, type), **store, {.max_batch = args.batch});
+    absl::Time start = absl::Now();
+    if (!runner.Start().ok()) return 1;
+    absl::Status s = runner.WaitFor(token, absl::Now() + absl::Minutes(10));
+    absl::Duration took = absl::Now() - start;
+    auto total = (*store)->committed().Get<bank::v1::Account>("total");
+    std::printf("projector/rocks %10.0f events/s  (%s, counter=%lld)\n", Rate(args.events, took),
+                s.ToString().c_str(), total.ok() ? static_cast<long long>(total->balance()) : -1);
+    (void)runner.Stop();
+  }
+  // PostgreSQL view.
+  if (!args.pg.empty()) {
+    const std::string name = absl::StrCat("bench_pg_", getpid());
+    lf::Projector p = PgCounter(name, type, name);
+    auto store = ls::PgStore::Open(args.pg, name, p.migration());
+    if (!store.ok()) {
+      std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
+      return 1;
+    }
+    lp::Runner runner(**log, p, **store, {.max_batch = args.batch});
+    absl::Time start = absl::Now();
+    if (!runner.Start().ok()) return 1;
+    absl::Status s = runner.WaitFor(token, absl::Now() + absl::Minutes(10));
+    absl::Duration took = absl::Now() - start;
+    std::printf("projector/pg    %10.0f events/s  (%s, applied=%lld)\n", Rate(args.events, took),
+                s.ToString().c_str(), static_cast<long long>(runner.events_applied()));
+    (void)runner.Stop();
+  }
+  std::filesystem::remove_all(dir);
+  return 0;
+}
