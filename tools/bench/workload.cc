@@ -86,8 +86,8 @@ v1::CommandEnvelope WorkloadGenerator::Next() {
     command.mutable_payload()->PackFrom(payload);
   } else if (roll < 95) {
     bank::v1::Withdraw payload;
-    // Mostly affordable; the tail overdraws (about one withdrawal in ten is rejected).
-    payload.set_amount(std::uniform_int_distribution<int64_t>(1, 240)(rng_));
+    // Mostly affordable: accounts open with 100 and grow; early on the tail overdraws.
+    payload.set_amount(std::uniform_int_distribution<int64_t>(1, 120)(rng_));
     payload.set_reference(absl::StrCat("wd-", n, "-ref"));
     command.mutable_payload()->PackFrom(payload);
   } else {

@@ -103,10 +103,11 @@ class ProcessorImpl final : public Processor {
   }
   absl::Status OnAssigned(const std::vector<log::TopicPartition>& partitions);
   void OnRevoked(const std::vector<log::TopicPartition>& partitions);
-  absl::Status Restore(int32_t partition, PartitionStore& store);
-  absl::Status RebuildFromEvents(int32_t partition, PartitionStore& store);
+  absl::Status Restore(log::Consumer& reader, int32_t partition, PartitionStore& store);
+  absl::Status RebuildFromEvents(log::Consumer& reader, int32_t partition, PartitionStore& store);
   // Reads `topic`/`partition` from `from` to its read_committed end, calling `fn` per record.
-  absl::Status ReadToEnd(const std::string& topic, int32_t partition, int64_t from,
+  absl::Status ReadToEnd(log::Consumer& reader, const std::string& topic, int32_t partition,
+                         int64_t from,
                          const std::function<absl::Status(const log::Record&)>& fn);
 
   absl::Status ProcessBatch(const std::vector<log::Record>& records);
@@ -207,6 +208,10 @@ absl::Status ProcessorImpl::Run() {
 }
 
 absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& partitions) {
+  if (partitions.empty()) return absl::OkStatus();
+  // One reader (no group) restores every partition, re-assigned per changelog.
+  absl::StatusOr<std::unique_ptr<log::Consumer>> reader = log_.NewConsumer({});
+  if (!reader.ok()) return reader.status();
   for (const log::TopicPartition& tp : partitions) {
     std::string dir = (std::filesystem::path(options_.state_dir) / definition_.type() /
                        absl::StrCat("p", tp.partition))
@@ -214,7 +219,7 @@ absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& p
     absl::StatusOr<std::unique_ptr<PartitionStore>> store = PartitionStore::Open(dir);
     if (!store.ok()) return store.status();
     absl::Time start = absl::Now();
-    if (absl::Status s = Restore(tp.partition, **store); !s.ok()) return s;
+    if (absl::Status s = Restore(**reader, tp.partition, **store); !s.ok()) return s;
     LogInfo(kComponent, "partition assigned",
             {{"type", definition_.type()},
              {"partition", absl::StrCat(tp.partition)},
@@ -234,47 +239,68 @@ void ProcessorImpl::OnRevoked(const std::vector<log::TopicPartition>& partitions
   cache_.Clear();
 }
 
-absl::Status ProcessorImpl::ReadToEnd(const std::string& topic, int32_t partition, int64_t from,
+absl::Status ProcessorImpl::ReadToEnd(log::Consumer& reader, const std::string& topic,
+                                      int32_t partition, int64_t from,
                                       const std::function<absl::Status(const log::Record&)>& fn) {
-  absl::StatusOr<std::vector<int64_t>> ends =
-      log_.admin().EndOffsets(topic, log::Isolation::kReadCommitted);
-  if (!ends.ok()) return ends.status();
-  if (partition >= static_cast<int32_t>(ends->size())) {
-    return absl::FailedPreconditionError(absl::StrCat(topic, " has no partition ", partition));
+  // Read only once no transaction is open on the partition. A previous owner's last commit may
+  // still lack its markers, or a dead owner's transaction may be open until the broker aborts
+  // it; the stable end before then would miss committed state.
+  absl::Time deadline = absl::Now() + options_.transaction_timeout + absl::Seconds(30);
+  absl::Time next_log = absl::Now() + absl::Seconds(5);
+  int64_t end = 0;
+  for (;;) {
+    absl::StatusOr<std::vector<int64_t>> stable =
+        log_.admin().EndOffsets(topic, log::Isolation::kReadCommitted);
+    if (!stable.ok()) return stable.status();
+    absl::StatusOr<std::vector<int64_t>> high =
+        log_.admin().EndOffsets(topic, log::Isolation::kReadUncommitted);
+    if (!high.ok()) return high.status();
+    if (partition >= static_cast<int32_t>(stable->size()) ||
+        partition >= static_cast<int32_t>(high->size())) {
+      return absl::FailedPreconditionError(absl::StrCat(topic, " has no partition ", partition));
+    }
+    end = (*stable)[partition];
+    if (end >= (*high)[partition]) break;
+    if (absl::Now() > deadline) {
+      return log::RetriableError(absl::StrCat("a transaction on ", topic, "/", partition,
+                                              " stayed open past the transaction timeout"));
+    }
+    if (absl::Now() > next_log) {
+      next_log = absl::Now() + absl::Seconds(5);
+      LogInfo(kComponent, "waiting for an open transaction of the previous owner to resolve",
+              {{"topic", topic}, {"partition", absl::StrCat(partition)}});
+    }
+    absl::SleepFor(absl::Milliseconds(50));  // polling a broker-side condition, with a deadline
   }
-  int64_t end = (*ends)[partition];
   if (from >= end) return absl::OkStatus();
-  absl::StatusOr<std::unique_ptr<log::Consumer>> reader = log_.NewConsumer({});
-  if (!reader.ok()) return reader.status();
-  if (absl::Status s = (*reader)->Assign({{{topic, partition}, from}}); !s.ok()) return s;
-  // The end offset may sit past a transaction marker no record will ever reach, so an idle
-  // stretch after the last record also ends the read.
+  if (absl::Status s = reader.Assign({{{topic, partition}, from}}); !s.ok()) return s;
+  // The end may sit past a transaction marker that no record reaches; the position moves past
+  // it, and an idle stretch is the last resort.
   int idle_polls = 0;
   int64_t position = from;
-  while (position < end && idle_polls < 10) {
-    absl::StatusOr<std::vector<log::Record>> batch = (*reader)->Poll(10000, absl::Milliseconds(100));
+  while (position < end && idle_polls < 20) {
+    absl::StatusOr<std::vector<log::Record>> batch = reader.Poll(10000, absl::Milliseconds(50));
     if (!batch.ok()) {
       if (log::ClassifyError(batch.status()) == ErrorClass::kRetriable) continue;
       return batch.status();
     }
-    if (batch->empty()) {
-      ++idle_polls;
-      absl::StatusOr<int64_t> p = (*reader)->Position({topic, partition});
-      if (p.ok()) position = std::max(position, *p);
-      continue;
-    }
-    idle_polls = 0;
+    idle_polls = batch->empty() ? idle_polls + 1 : 0;
     for (const log::Record& record : *batch) {
-      if (record.offset >= end) break;
+      if (record.offset >= end) {
+        position = end;
+        break;
+      }
       if (absl::Status s = fn(record); !s.ok()) return s;
       position = record.offset + 1;
     }
+    absl::StatusOr<int64_t> p = reader.Position({topic, partition});
+    if (p.ok()) position = std::max(position, *p);
   }
-  (void)(*reader)->Close();
   return absl::OkStatus();
 }
 
-absl::Status ProcessorImpl::Restore(int32_t partition, PartitionStore& store) {
+absl::Status ProcessorImpl::Restore(log::Consumer& reader, int32_t partition,
+                                    PartitionStore& store) {
   bool rebuild = store.definition_version() != 0 && store.definition_version() != definition_.version();
   // Snapshots: the compacted changelog, from where this store left off.
   PartitionStore::Update update;
@@ -289,7 +315,7 @@ absl::Status ProcessorImpl::Restore(int32_t partition, PartitionStore& store) {
   };
   if (!rebuild) {
     absl::Status s = ReadToEnd(
-        topics_.snapshots, partition, store.snapshots_next(), [&](const log::Record& record) {
+        reader, topics_.snapshots, partition, store.snapshots_next(), [&](const log::Record& record) {
           snapshots_next = record.offset + 1;
           v1::Snapshot snapshot;
           if (!snapshot.ParseFromString(record.value)) {
@@ -312,13 +338,13 @@ absl::Status ProcessorImpl::Restore(int32_t partition, PartitionStore& store) {
   }
   if (rebuild) {
     update = {};
-    if (absl::Status s = RebuildFromEvents(partition, store); !s.ok()) return s;
+    if (absl::Status s = RebuildFromEvents(reader, partition, store); !s.ok()) return s;
   }
 
   // Results: the deduplication index, from the results topic (its retention is the window).
   int64_t results_next = store.results_next();
   PartitionStore::Update results_update;
-  absl::Status s = ReadToEnd(topics_.results, partition, store.results_next(),
+  absl::Status s = ReadToEnd(reader, topics_.results, partition, store.results_next(),
                              [&](const log::Record& record) -> absl::Status {
                                results_next = record.offset + 1;
                                v1::CommandResult result;
@@ -338,7 +364,8 @@ absl::Status ProcessorImpl::Restore(int32_t partition, PartitionStore& store) {
   return store.Write(results_update);
 }
 
-absl::Status ProcessorImpl::RebuildFromEvents(int32_t partition, PartitionStore& store) {
+absl::Status ProcessorImpl::RebuildFromEvents(log::Consumer& reader, int32_t partition,
+                                              PartitionStore& store) {
   LogWarning(kComponent, "definition version changed: rebuilding states from events",
              {{"type", definition_.type()},
               {"partition", absl::StrCat(partition)},
@@ -353,7 +380,7 @@ absl::Status ProcessorImpl::RebuildFromEvents(int32_t partition, PartitionStore&
     pending.clear();
     return store.Write(update);
   };
-  absl::Status s = ReadToEnd(topics_.events, partition, 0, [&](const log::Record& record) {
+  absl::Status s = ReadToEnd(reader, topics_.events, partition, 0, [&](const log::Record& record) {
     v1::EventEnvelope event;
     if (!event.ParseFromString(record.value)) {
       return absl::DataLossError(

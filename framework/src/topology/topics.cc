@@ -35,6 +35,14 @@ absl::StatusOr<int32_t> EnsureTopics(log::Admin& admin, const AggregateTopics& t
     mismatch |= *count != first;
     absl::StrAppend(&counts, counts.empty() ? "" : ", ", spec.name, "=", *count);
   }
+  // A producer's first request to a partition whose leader is not ready yet can lose records
+  // (KAFKA-15591: the retry is accepted at a later sequence). Return only once every partition
+  // answers on its leader; EndOffsets retries until then.
+  for (const log::TopicSpec& spec : specs) {
+    absl::StatusOr<std::vector<int64_t>> ends =
+        admin.EndOffsets(spec.name, log::Isolation::kReadUncommitted);
+    if (!ends.ok()) return ends.status();
+  }
   if (mismatch) {
     return absl::FailedPreconditionError(absl::StrCat(
         "topics of one aggregate type must have the same partition count (they are "
