@@ -5,6 +5,9 @@
 //                                    prints "committed <batch>" after each commit returns
 //   crash_writer DIR stage N         commits batch 0, stages batch 1, prints "staged", waits
 //   crash_writer DIR hold            opens the log, prints "open", waits
+//   crash_writer DIR reserve N       commits batch 0, stages batch 1 and Flushes it (offsets
+//                                    reserved, nothing written), commits batch 2 from a second
+//                                    producer after it, prints "reserved", waits
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,6 +15,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "log/embedded/embedded_log.h"
 
 namespace lg = leftfold::internal::log;
@@ -63,6 +67,21 @@ int main(int argc, char** argv) {
   auto consumer = (*log)->NewConsumer({.group_id = "crash-group"});
   if (!consumer.ok()) Die(consumer.status());
   Check((*consumer)->Assign({{{"input", 0}, 0}}));
+  if (mode == "reserve") {
+    Check((*producer)->BeginTransaction());
+    StageBatch(**producer, 0, n);
+    Check((*producer)->CommitTransaction());
+    Check((*producer)->BeginTransaction());
+    StageBatch(**producer, 1, n);
+    Check((*producer)->Flush(absl::Seconds(5)));
+    auto second = (*log)->NewProducer({.transactional_id = "crash-writer-2"});
+    if (!second.ok()) Die(second.status());
+    Check((*second)->BeginTransaction());
+    StageBatch(**second, 2, n);
+    Check((*second)->CommitTransaction());
+    Report("reserved");
+    for (;;) pause();
+  }
   for (int64_t batch = 0;; ++batch) {
     Check((*producer)->BeginTransaction());
     StageBatch(**producer, batch, n);

@@ -41,8 +41,14 @@ class EmbeddedProducer final : public Producer {
   absl::Status CheckUsable();
   absl::Status CheckInTransaction();
   absl::StatusOr<PendingRecord> Prepare(OutgoingRecord& record, DeliveryCallback on_delivery);
-  // Runs the staged records' callbacks with `status` and drops the transaction.
+  // Runs the staged records' callbacks with `status`, releases the transaction's reserved
+  // offsets (they become a gap) and drops the transaction.
   void DropTransaction(const absl::Status& status);
+  // Reserves offsets for the staged records that have none yet and completes their callbacks
+  // (Kafka's Flush inside a transaction: a record has its offset before the commit).
+  absl::Status ReserveStaged();
+  // Forgets this producer's reservations in the transactional id's state (commit or abort).
+  void ForgetReservations();
   absl::Status WritePendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunCompletions() ABSL_LOCKS_EXCLUDED(mu_);
   void FlusherLoop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -52,11 +58,14 @@ class EmbeddedProducer final : public Producer {
   const bool transactional_;
   const std::string transactional_id_;
   int64_t epoch_ = 0;
-  std::shared_ptr<std::atomic<int64_t>> epoch_cell_;
+  std::shared_ptr<TransactionalIdState> txn_state_;
   bool closed_ = false;
   Txn txn_ = Txn::kNone;
   absl::Status abort_reason_;
   std::vector<PendingRecord> staged_;
+  // staged_[0, reserved_count_) have reserved offsets (flushed); the rest get theirs at commit.
+  size_t reserved_count_ = 0;
+  std::vector<Reservation> reservations_;
   std::vector<PendingOffsets> staged_offsets_;
   std::shared_ptr<TopicState> last_topic_;  // saves a lookup per record
 

@@ -139,10 +139,17 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
       for (size_t i = 0; i < cursors.size() && out.size() < max_records; ++i) {
         auto [partition, cursor] = cursors[(start + i) % cursors.size()];
         if (cursor->paused || cursor->topic->deleted) continue;
-        size_t before = out.size();
-        s = store_->Read(*cursor->topic, partition, cursor->next, max_records - out.size(), &out);
-        if (!s.ok()) return s;
-        if (out.size() > before) cursor->next = out.back().offset + 1;
+        size_t before = out.size(), room = max_records - out.size();
+        absl::StatusOr<int64_t> end =
+            store_->Read(*cursor->topic, partition, cursor->next, room, &out);
+        if (!end.ok()) return end.status();
+        if (out.size() - before == room) {
+          cursor->next = out.back().offset + 1;
+        } else {
+          // Read everything up to the readable end: the position moves past any trailing gap
+          // (aborted or crashed transactions), like Kafka's past aborted batches and markers.
+          cursor->next = std::max(cursor->next, *end);
+        }
       }
     }
     if (!out.empty() || absl::Now() >= deadline) return out;

@@ -20,13 +20,16 @@ class EmbeddedAdmin final : public Admin {
     return (*state)->partition_count;
   }
 
-  // Only committed batches are ever written, so the high watermark is the last stable offset.
+  // read_committed: the last stable offset (stops at the lowest open reservation);
+  // read_uncommitted: the high watermark (past every reserved or written offset).
   absl::StatusOr<std::vector<int64_t>> EndOffsets(const std::string& topic,
-                                                  Isolation /*isolation*/) override {
+                                                  Isolation isolation) override {
     absl::StatusOr<std::shared_ptr<TopicState>> state = store_->FindTopic(topic);
     if (!state.ok()) return state.status();
     std::vector<int64_t> ends;
-    for (const auto& p : (*state)->partitions) ends.push_back(p->end.load());
+    for (const auto& p : (*state)->partitions) {
+      ends.push_back(isolation == Isolation::kReadCommitted ? p->end.load() : p->next.load());
+    }
     return ends;
   }
 

@@ -14,7 +14,7 @@ EmbeddedProducer::EmbeddedProducer(LogStore* store, const ProducerOptions& optio
       transactional_id_(options.transactional_id) {
   if (transactional_) {
     // Like InitTransactions: the newest producer of an id fences every older one.
-    epoch_cell_ = store_->RegisterTransactionalId(transactional_id_, &epoch_);
+    txn_state_ = store_->RegisterTransactionalId(transactional_id_, &epoch_);
   } else {
     flusher_ = std::thread([this] { FlusherLoop(); });
   }
@@ -26,7 +26,7 @@ EmbeddedProducer::~EmbeddedProducer() {
 
 absl::Status EmbeddedProducer::CheckUsable() {
   if (closed_) return absl::FailedPreconditionError("embedded log: producer is closed");
-  if (transactional_ && epoch_cell_->load(std::memory_order_acquire) != epoch_) {
+  if (transactional_ && txn_state_->epoch.load(std::memory_order_acquire) != epoch_) {
     absl::Status fenced = FatalError(
         absl::StrCat("embedded log: producer fenced: a newer producer with transactional id '",
                      transactional_id_, "' was created"));
@@ -105,7 +105,7 @@ absl::Status EmbeddedProducer::Produce(OutgoingRecord record, DeliveryCallback o
   absl::StatusOr<PendingRecord> pending = Prepare(record, std::move(on_delivery));
   if (!pending.ok()) return pending.status();
   if (transactional_) {
-    // Offsets are assigned at commit, under the partition locks.
+    // Offsets are assigned by Flush (reserved) or at commit, under the partition locks.
     staged_.push_back(*std::move(pending));
     return absl::OkStatus();
   }
@@ -140,8 +140,10 @@ absl::Status EmbeddedProducer::SendOffsetsToTransaction(
 absl::Status EmbeddedProducer::CommitTransaction() {
   absl::Status s = CheckInTransaction();
   if (!s.ok()) return s;
+  // Flushed records are written at their reserved offsets, the rest at the next ones; the
+  // reservations end with the write.
   absl::StatusOr<std::vector<int64_t>> offsets =
-      store_->Append(staged_, staged_offsets_, store_->options().sync_commits);
+      store_->Append(staged_, staged_offsets_, store_->options().sync_commits, reservations_);
   if (!offsets.ok()) {
     if (ClassifyError(offsets.status()) == ErrorClass::kFatal) {
       DropTransaction(offsets.status());
@@ -152,12 +154,16 @@ absl::Status EmbeddedProducer::CommitTransaction() {
     abort_reason_ = AbortableError(offsets.status().message());
     return abort_reason_;
   }
+  ForgetReservations();
+  reservations_.clear();
+  reserved_count_ = 0;
   std::vector<PendingRecord> committed = std::move(staged_);
   staged_.clear();
   staged_offsets_.clear();
   txn_ = Txn::kNone;
   for (size_t i = 0; i < committed.size(); ++i) {
     PendingRecord& r = committed[i];
+    // Flushed records already had theirs (their callbacks were consumed then).
     if (r.on_delivery) {
       r.on_delivery(TopicPartitionOffset{{r.topic->name, r.partition}, (*offsets)[i]});
     }
@@ -176,6 +182,11 @@ absl::Status EmbeddedProducer::AbortTransaction() {
 }
 
 void EmbeddedProducer::DropTransaction(const absl::Status& status) {
+  // Aborted records keep their offsets in Kafka too, never visible: here a gap.
+  ForgetReservations();
+  store_->Release(reservations_);
+  reservations_.clear();
+  reserved_count_ = 0;
   std::vector<PendingRecord> dropped = std::move(staged_);
   staged_.clear();
   staged_offsets_.clear();
@@ -186,11 +197,67 @@ void EmbeddedProducer::DropTransaction(const absl::Status& status) {
   }
 }
 
+void EmbeddedProducer::ForgetReservations() {
+  if (reservations_.empty()) return;
+  absl::MutexLock lock(&txn_state_->mu);
+  // Once fenced, the list belongs to the newer producer (ours were released when it came).
+  if (txn_state_->epoch.load(std::memory_order_relaxed) == epoch_) {
+    txn_state_->reservations.clear();
+  }
+}
+
+absl::Status EmbeddedProducer::ReserveStaged() {
+  if (reserved_count_ == staged_.size()) return absl::OkStatus();
+  absl::StatusOr<LogStore::Reserved> reserved =
+      store_->Reserve(absl::MakeConstSpan(staged_).subspan(reserved_count_));
+  if (!reserved.ok()) {
+    // A topic deleted meanwhile: this transaction can never commit.
+    txn_ = Txn::kAbortOnly;
+    abort_reason_ = AbortableError(reserved.status().message());
+    return abort_reason_;
+  }
+  bool fenced = false;
+  {
+    // Published under the id's lock so a newer producer either sees and releases them, or has
+    // already bumped the epoch and we release them ourselves.
+    absl::MutexLock lock(&txn_state_->mu);
+    if (txn_state_->epoch.load(std::memory_order_relaxed) != epoch_) {
+      fenced = true;
+    } else {
+      txn_state_->reservations.insert(txn_state_->reservations.end(),
+                                      reserved->reservations.begin(), reserved->reservations.end());
+    }
+  }
+  if (fenced) {
+    store_->Release(reserved->reservations);
+    return CheckUsable();  // drops the transaction with the fencing error
+  }
+  reservations_.insert(reservations_.end(), reserved->reservations.begin(),
+                       reserved->reservations.end());
+  std::vector<std::pair<DeliveryCallback, TopicPartitionOffset>> delivered;
+  for (size_t i = reserved_count_; i < staged_.size(); ++i) {
+    PendingRecord& r = staged_[i];
+    r.offset = reserved->offsets[i - reserved_count_];
+    if (r.on_delivery) {
+      delivered.emplace_back(std::move(r.on_delivery),
+                             TopicPartitionOffset{{r.topic->name, r.partition}, r.offset});
+      r.on_delivery = nullptr;
+    }
+  }
+  reserved_count_ = staged_.size();
+  // Run after the bookkeeping: a callback may Produce again.
+  for (auto& [callback, position] : delivered) callback(std::move(position));
+  return absl::OkStatus();
+}
+
 absl::Status EmbeddedProducer::Flush(absl::Duration /*timeout: writes are synchronous*/) {
   absl::Status s = CheckUsable();
   if (!s.ok()) return s;
-  // A transaction's records have no offsets before the commit: nothing to flush.
-  if (transactional_) return absl::OkStatus();
+  if (transactional_) {
+    if (txn_ == Txn::kNone) return absl::OkStatus();
+    if (txn_ == Txn::kAbortOnly) return abort_reason_;
+    return ReserveStaged();
+  }
   {
     absl::MutexLock lock(&mu_);
     s = WritePendingLocked();

@@ -29,6 +29,93 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 
 std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
+// The distinct partitions of a batch, locked in (topic id, partition) order for as long as this
+// lives (or until Unlock). Each slot carries the partition's next offset while locked.
+class PartitionLocks {
+ public:
+  struct Slot {
+    uint32_t topic_id;
+    int32_t partition;
+    TopicState* topic;
+    int64_t next;
+  };
+
+  PartitionLocks(absl::Span<const PendingRecord> records,
+                 const std::vector<Reservation>& reservations) {
+    for (const PendingRecord& r : records) {
+      if (!slots_.empty() && slots_.back().topic == r.topic.get() &&
+          slots_.back().partition == r.partition) {
+        continue;
+      }
+      slots_.push_back({r.topic->id, r.partition, r.topic.get(), 0});
+    }
+    for (const Reservation& r : reservations) {
+      slots_.push_back({r.topic->id, r.partition, r.topic.get(), 0});
+    }
+    std::sort(slots_.begin(), slots_.end(), Less);
+    slots_.erase(std::unique(slots_.begin(), slots_.end(),
+                             [](const Slot& a, const Slot& b) {
+                               return a.topic_id == b.topic_id && a.partition == b.partition;
+                             }),
+                 slots_.end());
+    for (Slot& slot : slots_) {
+      PartitionState& p = *slot.topic->partitions[slot.partition];
+      p.mu.Lock();
+      slot.next = p.next.load(std::memory_order_relaxed);
+    }
+  }
+  ~PartitionLocks() { Unlock(); }
+
+  void Unlock() {
+    if (unlocked_) return;
+    unlocked_ = true;
+    for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
+      it->topic->partitions[it->partition]->mu.Unlock();
+    }
+  }
+  absl::Status CheckNotDeleted() const {
+    for (const Slot& slot : slots_) {
+      if (slot.topic->deleted) {
+        return absl::NotFoundError(
+            absl::StrCat("embedded log: topic '", slot.topic->name, "' was deleted"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  // Slot index of each record.
+  std::vector<uint32_t> SlotOf(absl::Span<const PendingRecord> records) const {
+    std::vector<uint32_t> slot_of(records.size());
+    size_t last = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      const PendingRecord& r = records[i];
+      if (slots_[last].topic != r.topic.get() || slots_[last].partition != r.partition) {
+        Slot probe{r.topic->id, r.partition, nullptr, 0};
+        last = std::lower_bound(slots_.begin(), slots_.end(), probe, Less) - slots_.begin();
+      }
+      slot_of[i] = static_cast<uint32_t>(last);
+    }
+    return slot_of;
+  }
+  // Stores each slot's next offset in its partition and recomputes the readable end.
+  void Publish() {
+    for (const Slot& slot : slots_) {
+      PartitionState& p = *slot.topic->partitions[slot.partition];
+      p.mu.AssertHeld();
+      p.next.store(slot.next, std::memory_order_relaxed);
+      p.UpdateEnd();
+    }
+  }
+  size_t size() const { return slots_.size(); }
+  Slot& slot(size_t i) { return slots_[i]; }
+
+ private:
+  static bool Less(const Slot& a, const Slot& b) {
+    return std::tie(a.topic_id, a.partition) < std::tie(b.topic_id, b.partition);
+  }
+  std::vector<Slot> slots_;
+  bool unlocked_ = false;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(const std::string& dir,
@@ -122,6 +209,8 @@ absl::Status LogStore::Load() {
       int64_t offset = 0;
       if (records->Valid() && ParseRecordKey(View(records->key()), &id, &part, &offset) &&
           id == topic->id && part == p) {
+        // Reservations of a crashed process are gone: nothing open, so end == next.
+        partition->next = offset + 1;
         partition->end = offset + 1;
       }
       topic->partitions.push_back(std::move(partition));
@@ -217,9 +306,9 @@ absl::Status LogStore::DeleteTopics(const std::vector<std::string>& names) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int64_t>> LogStore::Append(const std::vector<PendingRecord>& records,
-                                                      const std::vector<PendingOffsets>& offsets,
-                                                      bool sync) {
+absl::StatusOr<std::vector<int64_t>> LogStore::Append(
+    const std::vector<PendingRecord>& records, const std::vector<PendingOffsets>& offsets,
+    bool sync, const std::vector<Reservation>& reservations) {
   // Groups are locked (shared) across the write so a rebalance cannot hand the partitions to
   // another member between the fencing check and the commit.
   std::vector<GroupState*> groups;
@@ -251,47 +340,14 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(const std::vector<PendingR
     }
   }
 
-  // Distinct partitions, locked in (topic id, partition) order.
-  struct Slot {
-    uint32_t topic_id;
-    int32_t partition;
-    TopicState* topic;
-    int64_t next;
-  };
-  std::vector<Slot> slots;
-  auto slot_less = [](const Slot& a, const Slot& b) {
-    return std::tie(a.topic_id, a.partition) < std::tie(b.topic_id, b.partition);
-  };
-  for (const PendingRecord& r : records) {
-    if (!slots.empty() && slots.back().topic == r.topic.get() &&
-        slots.back().partition == r.partition) {
-      continue;
-    }
-    slots.push_back({r.topic->id, r.partition, r.topic.get(), 0});
-  }
-  std::sort(slots.begin(), slots.end(), slot_less);
-  slots.erase(std::unique(slots.begin(), slots.end(),
-                          [](const Slot& a, const Slot& b) {
-                            return a.topic_id == b.topic_id && a.partition == b.partition;
-                          }),
-              slots.end());
-  for (Slot& slot : slots) {
-    PartitionState& p = *slot.topic->partitions[slot.partition];
-    p.mu.Lock();
-    slot.next = p.end.load(std::memory_order_relaxed);
-  }
+  PartitionLocks locks(records, reservations);
   auto unlock_all = [&] {
-    for (auto it = slots.rbegin(); it != slots.rend(); ++it) {
-      it->topic->partitions[it->partition]->mu.Unlock();
-    }
+    locks.Unlock();
     unlock_groups();
   };
-  for (const Slot& slot : slots) {
-    if (slot.topic->deleted) {
-      unlock_all();
-      return absl::NotFoundError(
-          absl::StrCat("embedded log: topic '", slot.topic->name, "' was deleted"));
-    }
+  if (absl::Status s = locks.CheckNotDeleted(); !s.ok()) {
+    unlock_all();
+    return s;
   }
   for (const PendingOffsets& o : offsets) {
     for (const auto& [topic, tpo] : o.offsets) {
@@ -302,24 +358,29 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(const std::vector<PendingR
       }
     }
   }
+  for (const Reservation& r : reservations) {
+    PartitionState& p = *r.topic->partitions[r.partition];
+    p.mu.AssertHeld();
+    if (!p.open.contains(r.first)) {
+      unlock_all();
+      return FatalError(absl::StrFormat(
+          "embedded log: reserved offsets %d.. of %s-%d were released (producer fenced)", r.first,
+          r.topic->name, r.partition));
+    }
+  }
 
   std::vector<int64_t> assigned(records.size());
-  std::vector<uint32_t> slot_of(records.size());
-  size_t last = 0;
+  std::vector<uint32_t> slot_of = locks.SlotOf(records);
   for (size_t i = 0; i < records.size(); ++i) {
-    const PendingRecord& r = records[i];
-    if (slots[last].topic != r.topic.get() || slots[last].partition != r.partition) {
-      Slot probe{r.topic->id, r.partition, nullptr, 0};
-      last = std::lower_bound(slots.begin(), slots.end(), probe, slot_less) - slots.begin();
-    }
-    slot_of[i] = static_cast<uint32_t>(last);
-    assigned[i] = slots[last].next++;
+    // Reserved records keep their offsets (all below the partition's next offset).
+    assigned[i] = records[i].offset >= 0 ? records[i].offset : locks.slot(slot_of[i]).next++;
   }
   // Puts in key order: the memtable skiplist then inserts next to the previous key instead of
   // searching from the top (measured: most of the append cost with interleaved partitions).
+  // Within a partition, staged order is offset order (reserved records come first).
   std::vector<uint32_t> order(records.size());
   for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-  if (slots.size() > 1) {
+  if (locks.size() > 1) {
     std::stable_sort(order.begin(), order.end(),
                      [&](uint32_t a, uint32_t b) { return slot_of[a] < slot_of[b]; });
   }
@@ -341,9 +402,10 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(const std::vector<PendingR
   write_options.sync = sync;
   rocksdb::Status s = db_->Write(write_options, &batch);
   if (s.ok()) {
-    for (const Slot& slot : slots) {
-      slot.topic->partitions[slot.partition]->end.store(slot.next, std::memory_order_release);
+    for (const Reservation& r : reservations) {
+      r.topic->partitions[r.partition]->open.erase(r.first);
     }
+    locks.Publish();
   }
   unlock_all();
   if (!s.ok()) return FromRocks(s, "append");
@@ -351,10 +413,51 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(const std::vector<PendingR
   return assigned;
 }
 
-absl::Status LogStore::Read(const TopicState& topic, int32_t partition, int64_t from, size_t max,
-                            std::vector<Record>* out) const {
+absl::StatusOr<LogStore::Reserved> LogStore::Reserve(absl::Span<const PendingRecord> records) {
+  Reserved reserved;
+  if (records.empty()) return reserved;
+  PartitionLocks locks(records, {});
+  if (absl::Status s = locks.CheckNotDeleted(); !s.ok()) {
+    locks.Unlock();
+    return s;
+  }
+  std::vector<uint32_t> slot_of = locks.SlotOf(records);
+  std::vector<int64_t> first(locks.size());
+  std::vector<const std::shared_ptr<TopicState>*> topic(locks.size());
+  for (size_t i = 0; i < locks.size(); ++i) first[i] = locks.slot(i).next;
+  reserved.offsets.resize(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    reserved.offsets[i] = locks.slot(slot_of[i]).next++;
+    topic[slot_of[i]] = &records[i].topic;
+  }
+  for (size_t i = 0; i < locks.size(); ++i) {
+    PartitionLocks::Slot& slot = locks.slot(i);
+    slot.topic->partitions[slot.partition]->open.insert(first[i]);
+    reserved.reservations.push_back({.topic = *topic[i],
+                                     .partition = slot.partition,
+                                     .first = first[i],
+                                     .count = slot.next - first[i]});
+  }
+  locks.Publish();  // `end` stays: it was `next` or an older reservation's first offset
+  locks.Unlock();
+  return reserved;
+}
+
+void LogStore::Release(const std::vector<Reservation>& reservations) {
+  if (reservations.empty()) return;
+  for (const Reservation& r : reservations) {
+    PartitionState& p = *r.topic->partitions[r.partition];
+    absl::MutexLock lock(&p.mu);
+    p.open.erase(r.first);
+    p.UpdateEnd();
+  }
+  NotifyChange();  // the readable end may have moved past the gap
+}
+
+absl::StatusOr<int64_t> LogStore::Read(const TopicState& topic, int32_t partition, int64_t from,
+                                       size_t max, std::vector<Record>* out) const {
   int64_t end = topic.partitions[partition]->end.load(std::memory_order_acquire);
-  if (from >= end || max == 0) return absl::OkStatus();
+  if (from >= end || max == 0) return end;
   std::string upper = RecordKey(topic.id, partition, end);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions read_options;
@@ -372,7 +475,8 @@ absl::Status LogStore::Read(const TopicState& topic, int32_t partition, int64_t 
     }
     r.topic = topic.name;
   }
-  return FromRocks(it->status(), "read");
+  if (absl::Status s = FromRocks(it->status(), "read"); !s.ok()) return s;
+  return end;
 }
 
 absl::StatusOr<int64_t> LogStore::CommittedOffset(const std::string& group, const TopicState& topic,
@@ -455,13 +559,25 @@ void LogStore::RebalanceAllGroups() {
   }
 }
 
-std::shared_ptr<std::atomic<int64_t>> LogStore::RegisterTransactionalId(
+std::shared_ptr<TransactionalIdState> LogStore::RegisterTransactionalId(
     const std::string& transactional_id, int64_t* epoch) {
-  absl::MutexLock lock(&mu_);
-  auto& cell = epochs_[transactional_id];
-  if (cell == nullptr) cell = std::make_shared<std::atomic<int64_t>>(0);
-  *epoch = ++*cell;
-  return cell;
+  std::shared_ptr<TransactionalIdState> state;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<TransactionalIdState>& cell = epochs_[transactional_id];
+    if (cell == nullptr) cell = std::make_shared<TransactionalIdState>();
+    state = cell;
+  }
+  std::vector<Reservation> released;
+  {
+    absl::MutexLock lock(&state->mu);
+    *epoch = state->epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+    released.swap(state->reservations);
+  }
+  // Like InitTransactions aborting the previous producer's transaction: its offsets become a
+  // gap, and its commit (which finds them released) fails as fenced.
+  Release(released);
+  return state;
 }
 
 }  // namespace leftfold::internal::log::embedded

@@ -5,15 +5,21 @@
 //   auto store = LogStore::Open("/tmp/log", EmbeddedOptions{});
 //   auto topic = (*store)->FindTopic("t");
 //   auto offsets = (*store)->Append(records, /*offsets=*/{}, /*sync=*/true);
+//   // A transaction that must learn its offsets before it commits (Kafka's Flush):
+//   auto reserved = (*store)->Reserve(records);      // offsets taken, nothing written yet
+//   (*store)->Append(records_with_offsets, group_offsets, true, *reserved);  // or:
+//   (*store)->Release(*reserved);                    // abort: the offsets become a gap
 //
-// Thread-safe. Lock order (never taken the other way round): GroupState::mu, then LogStore::mu_,
-// then PartitionState::mu in (topic id, partition) order, then the notify mutex.
+// Thread-safe. Lock order (never taken the other way round): TransactionalIdState::mu, then
+// GroupState::mu, then LogStore::mu_, then PartitionState::mu in (topic id, partition) order,
+// then the notify mutex.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "log/embedded/embedded_log.h"
 #include "log/log.h"
 
@@ -32,12 +39,27 @@ class ColumnFamilyHandle;
 
 namespace leftfold::internal::log::embedded {
 
+// Offsets of a partition (Kafka's terms): records below `end` (the last stable offset, LSO) are
+// readable; [end, next) holds committed records written after an open reservation plus the
+// reserved offsets of open transactions; `next` is the high watermark.
 struct PartitionState {
-  // Held while offsets are assigned and the batch is written, so offsets are contiguous and
-  // written in order.
+  // Held while offsets are assigned or released and while a batch is written, so offsets are
+  // contiguous and `end` only ever covers written records.
   absl::Mutex mu;
-  // Next offset to assign = the end offset readers see (only committed batches exist).
+  // Next offset to assign (high watermark). Written under `mu`; read lock-free by Admin.
+  std::atomic<int64_t> next{0};
+  // Readable end: the first offset of the lowest open reservation, else `next`. Written under
+  // `mu`; readers load it without the lock. A reader never passes it, so a transaction that
+  // reserved offsets and commits later can never land behind a consumer's position.
   std::atomic<int64_t> end{0};
+  // First offsets of the open reservations (transactions that flushed but have not finished).
+  std::set<int64_t> open ABSL_GUARDED_BY(mu);
+
+  // Recomputes `end` after `next` or `open` changed.
+  void UpdateEnd() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    end.store(open.empty() ? next.load(std::memory_order_relaxed) : *open.begin(),
+              std::memory_order_release);
+  }
 };
 
 struct TopicState {
@@ -73,8 +95,19 @@ struct GroupState {
 struct PendingRecord {
   std::shared_ptr<TopicState> topic;
   int32_t partition = 0;
+  // >= 0: the offset reserved for it (LogStore::Reserve); -1: assigned when appended.
+  int64_t offset = -1;
   std::string value;
   DeliveryCallback on_delivery;
+};
+
+// Contiguous offsets [first, first + count) of one partition, taken by an open transaction.
+// Until released (by its commit or abort) readers stop at `first`.
+struct Reservation {
+  std::shared_ptr<TopicState> topic;
+  int32_t partition = 0;
+  int64_t first = 0;
+  int64_t count = 0;
 };
 
 // Group offsets to write with an append, fenced by the member's generation (KIP-447).
@@ -84,6 +117,17 @@ struct PendingOffsets {
   std::string member_id;
   int64_t generation = -1;
   std::vector<std::pair<std::shared_ptr<TopicState>, TopicPartitionOffset>> offsets;
+};
+
+// One transactional id: its epoch (fencing) and the offsets its current producer has reserved,
+// so a new producer with the id can abort the old one's open transaction (as Kafka's
+// InitTransactions does) instead of leaving readers stuck at its reservations.
+struct TransactionalIdState {
+  // Bumped (under `mu`) by each new producer; compared lock-free by the producers.
+  std::atomic<int64_t> epoch{0};
+  absl::Mutex mu;
+  // Open reservations of the producer of the current epoch.
+  std::vector<Reservation> reservations ABSL_GUARDED_BY(mu);
 };
 
 class LogStore {
@@ -101,15 +145,30 @@ class LogStore {
   absl::Status CreateTopics(const std::vector<TopicSpec>& topics);
   absl::Status DeleteTopics(const std::vector<std::string>& topics);
 
-  // Appends `records` and writes `offsets` in ONE WriteBatch: all or nothing. Returns each
-  // record's offset, in order. ABORTED when a group offset is fenced; NOT_FOUND when a topic was
-  // deleted meanwhile.
+  // Appends `records` and writes `offsets` in ONE WriteBatch: all or nothing. A record with a
+  // reserved offset (>= 0) is written there; the others get the partition's next offsets, in
+  // order. On success, releases `reservations` (they must cover exactly the reserved records)
+  // and returns each record's offset, in order. ABORTED when a group offset is fenced;
+  // NOT_FOUND when a topic was deleted meanwhile; on any error nothing is written or released.
   absl::StatusOr<std::vector<int64_t>> Append(const std::vector<PendingRecord>& records,
-                                              const std::vector<PendingOffsets>& offsets,
-                                              bool sync);
-  // Reads records [from, end) of one partition, at most `max`, appending to `out`.
-  absl::Status Read(const TopicState& topic, int32_t partition, int64_t from, size_t max,
-                    std::vector<Record>* out) const;
+                                              const std::vector<PendingOffsets>& offsets, bool sync,
+                                              const std::vector<Reservation>& reservations = {});
+  // Takes the next offsets of each partition for `records` (contiguous per partition, in
+  // order) without writing anything: offsets[i] is records[i]'s. Readers stop at the first
+  // reserved offset until Append (commit) or Release (abort) ends the reservation.
+  // NOT_FOUND when a topic was deleted.
+  struct Reserved {
+    std::vector<int64_t> offsets;
+    std::vector<Reservation> reservations;
+  };
+  absl::StatusOr<Reserved> Reserve(absl::Span<const PendingRecord> records);
+  // Ends reservations without writing: their offsets become a gap that readers skip.
+  void Release(const std::vector<Reservation>& reservations);
+  // Reads records [from, end) of one partition, at most `max`, appending to `out`; `end` is the
+  // partition's readable end (LSO) at the time of the read, returned. Offsets without a record
+  // (gaps left by aborted or crashed transactions) are skipped.
+  absl::StatusOr<int64_t> Read(const TopicState& topic, int32_t partition, int64_t from, size_t max,
+                               std::vector<Record>* out) const;
   // The group's committed offset, or -1.
   absl::StatusOr<int64_t> CommittedOffset(const std::string& group, const TopicState& topic,
                                           int32_t partition) const;
@@ -126,9 +185,10 @@ class LogStore {
   // Recomputes the range assignment; starts a new generation when it changed or `force`.
   void Rebalance(GroupState& group, bool force) ABSL_EXCLUSIVE_LOCKS_REQUIRED(group.mu);
 
-  // Transactional-id epochs: a new producer bumps the epoch and fences older ones. Returns the
-  // id's epoch cell (compare it with `*epoch` to detect fencing without a lock).
-  std::shared_ptr<std::atomic<int64_t>> RegisterTransactionalId(const std::string& transactional_id,
+  // Transactional-id epochs: a new producer bumps the epoch, fences older ones and releases
+  // their reservations. Returns the id's state (compare its epoch with `*epoch` to detect
+  // fencing without a lock).
+  std::shared_ptr<TransactionalIdState> RegisterTransactionalId(const std::string& transactional_id,
                                                                 int64_t* epoch);
 
  private:
@@ -149,7 +209,7 @@ class LogStore {
   uint32_t next_topic_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<std::string, std::shared_ptr<GroupState>> groups_ ABSL_GUARDED_BY(mu_);
   int64_t next_member_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<std::string, std::shared_ptr<std::atomic<int64_t>>> epochs_
+  absl::flat_hash_map<std::string, std::shared_ptr<TransactionalIdState>> epochs_
       ABSL_GUARDED_BY(mu_);
 
   absl::Mutex notify_mu_;
