@@ -26,6 +26,9 @@ struct TransportOptions {
   std::string brokers;
   // Embedded backend: where the log lives. Default: "leftfold-data/log".
   std::string embedded_dir = "leftfold-data/log";
+  // Embedded backend: fsync every commit, so commits survive an OS crash or power loss too, not
+  // only a crash of the process. Default: false (as a Kafka broker, which leaves it to the OS).
+  bool embedded_fsync = false;
   // Prepended to every topic name ("acme." makes "acme.bank.account.events"). Default: none.
   std::string topic_prefix;
   // Partitions of the topics leftfold creates when they are missing. Default: 4.

@@ -206,6 +206,9 @@ struct LogOptions {
   std::string brokers;
   // Embedded backend: its directory (created when missing). Default: ./leftfold-data/log.
   std::string embedded_dir = "leftfold-data/log";
+  // Embedded backend: fsync every commit (survive power loss, not only a process crash).
+  // Default: false.
+  bool embedded_fsync = false;
   // Kafka backend: passed to every client under librdkafka's property names.
   std::map<std::string, std::string> kafka_properties;
 };

@@ -68,6 +68,8 @@ struct StagedBatch {
   std::map<int32_t, int64_t> results_next;
   std::map<int32_t, std::vector<v1::Snapshot>> snapshots;
   absl::Status delivery_error;
+  // Stage end times, for the debug log of slow batches.
+  absl::Time started, decided, events_flushed, offsets_sent, committed;
 };
 
 class ProcessorImpl final : public Processor {
@@ -592,6 +594,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   // Events were queued during Decide; their positions go into the results, so wait for them.
   if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
   if (!staged.delivery_error.ok()) return staged.delivery_error;
+  staged.events_flushed = absl::Now();
 
   auto track = [&staged](std::map<int32_t, int64_t>* next) {
     return [next, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
@@ -638,6 +641,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   }
   if (exactly_once()) {
     if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok()) return s;
+    staged.offsets_sent = absl::Now();
     absl::Status s = producer_->CommitTransaction();
     for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
       s = producer_->CommitTransaction();
@@ -686,6 +690,7 @@ void ProcessorImpl::Rewind(const StagedBatch& staged) {
 
 absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records) {
   StagedBatch staged;
+  staged.started = absl::Now();
   if (exactly_once()) {
     if (absl::Status s = producer_->BeginTransaction(); !s.ok()) return s;
   }
@@ -697,8 +702,19 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
     status = Decide(record, staged);
     if (!status.ok()) break;
   }
+  staged.decided = absl::Now();
   if (status.ok()) status = Publish(staged);
   if (status.ok()) {
+    staged.committed = absl::Now();
+    auto ms = [](absl::Time from, absl::Time to) {
+      return absl::StrCat(absl::ToDoubleMilliseconds(to - from));
+    };
+    LogDebug(kComponent, "batch committed",
+             {{"commands", absl::StrCat(records.size())},
+              {"decide_ms", ms(staged.started, staged.decided)},
+              {"flush_events_ms", ms(staged.decided, staged.events_flushed)},
+              {"send_offsets_ms", ms(staged.events_flushed, staged.offsets_sent)},
+              {"commit_ms", ms(staged.offsets_sent, staged.committed)}});
     transactions_.fetch_add(1);
     committed_.fetch_add(static_cast<int64_t>(staged.results.size()));
     return ApplyCommitted(staged);

@@ -11,6 +11,7 @@ absl::StatusOr<std::shared_ptr<Transport>> Transport::Open(const TransportOption
   absl::StatusOr<std::unique_ptr<internal::log::Log>> log = internal::log::OpenLog({
       .brokers = options.brokers,
       .embedded_dir = options.embedded_dir,
+      .embedded_fsync = options.embedded_fsync,
       .kafka_properties = options.kafka_properties,
   });
   if (!log.ok()) return log.status();

@@ -65,7 +65,9 @@ class EmbeddedLog final : public Log {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Log>> OpenEmbeddedLog(const LogOptions& options) {
-  return OpenEmbeddedLog(options, EmbeddedOptions{});
+  EmbeddedOptions embedded;
+  embedded.sync_commits = options.embedded_fsync;
+  return OpenEmbeddedLog(options, embedded);
 }
 
 absl::StatusOr<std::unique_ptr<Log>> OpenEmbeddedLog(const LogOptions& options,

@@ -341,8 +341,12 @@ class KafkaConsumer final : public Consumer {
                          ? options_.group_id
                          : absl::StrCat("leftfold-nogroup-", reinterpret_cast<uintptr_t>(this))},
     };
-    absl::StatusOr<ConfPtr> conf = BuildConf(
-        settings_->brokers, {&settings_->properties, &options_.kafka_properties, &enforced});
+    // Latency over request count: a read_committed fetch is not woken by a commit marker, so
+    // the broker's default 500 ms long-poll would delay every result (overridable).
+    Properties defaults = {{"fetch.wait.max.ms", "10"}};
+    absl::StatusOr<ConfPtr> conf =
+        BuildConf(settings_->brokers,
+                  {&defaults, &settings_->properties, &options_.kafka_properties, &enforced});
     if (!conf.ok()) return conf.status();
     rd_kafka_conf_set_opaque(conf->get(), this);
     rd_kafka_conf_set_rebalance_cb(conf->get(), &KafkaConsumer::OnRebalance);
