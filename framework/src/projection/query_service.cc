@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_grpc.h"
 #include "absl/time/time.h"
 
 namespace leftfold::internal::projection {
@@ -19,15 +20,11 @@ absl::Time DeadlineOf(grpc::CallbackServerContext* context) {
 
 grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const absl::Status& s) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(s));
+  reactor->Finish(internal::ToGrpcStatus(s));
   return reactor;
 }
 
 }  // namespace
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
-}
 
 void ViewQueryService::AddProjector(const Runner& runner, const View* view) {
   entries_[runner.projector().name()] = Entry{&runner, view};

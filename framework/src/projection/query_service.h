@@ -45,6 +45,4 @@ class ViewQueryService final : public v1::ViewQuery::CallbackService {
   std::map<std::string, Entry> entries_;
 };
 
-grpc::Status ToGrpcStatus(const absl::Status& status);
-
 }  // namespace leftfold::internal::projection
