@@ -22,6 +22,7 @@
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/support/status.h"
+#include "leftfold/v1/envelope.pb.h"
 
 namespace leftfold::cli {
 
@@ -33,7 +34,7 @@ enum ExitCode : int {
   kUsage = 1,
   // The command was not applied: REJECTED, CONFLICT or FAILED.
   kRejected = 2,
-  // GetResult found no result; inspect found no events.
+  // GetResult found no result; inspect found no events; get: no such row or view.
   kNotFound = 3,
   // The server could not be reached (UNAVAILABLE, connection refused).
   kUnavailable = 4,
@@ -43,8 +44,9 @@ enum ExitCode : int {
 
 inline constexpr char kExitCodesHelp[] =
     "Exit codes: 0 ok; 1 usage or bad input (bad JSON, unknown command type, other errors);\n"
-    "2 command rejected (REJECTED, CONFLICT, FAILED); 3 not found; 4 server unreachable;\n"
-    "5 deadline exceeded (the command may still be applied: see `leftfold result`).";
+    "2 command rejected (REJECTED, CONFLICT, FAILED); 3 not found (result, events, view row,\n"
+    "projector); 4 server unreachable; 5 deadline exceeded (the command may still be applied:\n"
+    "see `leftfold result`; or the view did not reach the consistency token in time).";
 
 struct GlobalOptions {
   // Default: $LEFTFOLD_SERVER, else 127.0.0.1:50051.
@@ -83,7 +85,11 @@ struct TailOptions {
   std::vector<std::string> aggregate_ids;
   std::vector<std::string> command_ids;
   std::string correlation_id;
+  // Replay every partition from offset 0 (the gateway's from_start), then go on live.
   bool from_start = false;
+  // With from_start: stop once the replay reached the end offsets the partitions had when it
+  // started (the gateway's stop_at_end): exactly the items that existed then.
+  bool to_end = false;
   // Stop after this many items; 0: until Ctrl-C.
   int64_t count = 0;
 };
@@ -93,11 +99,64 @@ struct InspectOptions {
   std::string aggregate_type;
   std::string aggregate_id;
   std::optional<int64_t> at_version;
-  // The replay is over once no event arrived for this long (see docs/cli.md, "inspect").
-  absl::Duration idle = absl::Seconds(1);
   absl::Duration timeout = absl::Seconds(30);
 };
 int RunInspect(const GlobalOptions& global, const InspectOptions& options);
+
+// What a query waits for before it reads (at most one of the two).
+struct ConsistencyOptions {
+  // Wait for this command's events: its result (GetResult) gives the token.
+  std::string after_command_id;
+  // The aggregate type of after_command_id; empty: every type the CLI knows is asked.
+  std::string aggregate_type;
+  // A token as `send` prints it (see ParseToken).
+  std::string token;
+};
+
+// `get VIEW KEY`: ViewQuery.Get, optionally after a consistency token.
+struct GetOptions {
+  std::string view;
+  std::string key;
+  ConsistencyOptions consistency;
+  // The whole call: finding the command's result and the view's wait for the token.
+  absl::Duration timeout = absl::Seconds(10);
+};
+int RunGet(const GlobalOptions& global, const GetOptions& options);
+
+// `scan VIEW`: ViewQuery.Scan, one page or (--all) every page.
+struct ScanOptions {
+  std::string view;
+  std::string prefix;
+  std::string start;
+  std::string end;
+  // Rows per page (the request's limit); 0: the server's default (100).
+  uint32_t limit = 0;
+  // Base64, as printed after a page that has more rows.
+  std::string page_token;
+  bool all = false;
+  ConsistencyOptions consistency;
+  absl::Duration timeout = absl::Seconds(10);
+};
+int RunScan(const GlobalOptions& global, const ScanOptions& options);
+
+// `projector status [NAME]`: ViewQuery.Lag of one projector or of every known one.
+struct ProjectorStatusOptions {
+  std::string name;  // empty: KnownProjectors()
+  absl::Duration timeout = absl::Seconds(10);
+};
+int RunProjectorStatus(const GlobalOptions& global, const ProjectorStatusOptions& options);
+
+// The projectors `projector status` asks for when no name is given (the ViewQuery API has no
+// "list projectors" call).
+std::vector<std::string> KnownProjectors();
+
+// A consistency token in any form `leftfold send` prints it:
+//   "topic:partition:offset,..."                      (also the gateway's metadata format)
+//   "topic/partition@offset,..."                       (send --wait, human output)
+//   a whole `send --wait` line: "ACCEPTED ... positions bank.account.events/1@0 command ..."
+//   a `send --wait --json` CommandResult, or a JSON array of Position objects.
+// INVALID_ARGUMENT naming the bad part; an empty token is an error too.
+absl::StatusOr<std::vector<v1::Position>> ParseToken(const std::string& text);
 
 struct TopicsOptions {
   std::string action;  // list | describe | create
@@ -139,8 +198,8 @@ class InterruptScope {
   static bool interrupted();
 };
 
-// The partition count of `topic` (a results or events topic the gateway routes for
-// `aggregate_type`), from --partitions or discovered by probing the gateway; see partitions.cc.
+// The partition count of `aggregate_type`'s topics, from --partitions or else from the
+// `leftfold-partitions` initial metadata of a (cancelled) live event subscription.
 absl::StatusOr<int32_t> PartitionCount(const GlobalOptions& global,
                                        const std::shared_ptr<grpc::Channel>& channel,
                                        const std::string& aggregate_type);

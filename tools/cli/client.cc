@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "cli.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -166,65 +167,50 @@ std::string TopicName(const GlobalOptions& global, const std::string& aggregate_
   return events ? topics.events : topics.results;
 }
 
-namespace {
-
-// The gateway's API has no call that lists partitions. But a replay whose `from` names a
-// partition that does not exist fails with INVALID_ARGUMENT "position <topic>:<p> names no
-// partition", naming the FIRST such position in request order. So one replay from partitions
-// 0..kMaxPartitions-1 (in order) fails at once and names exactly the partition count.
-constexpr int32_t kMaxPartitions = 10000;
-
-absl::StatusOr<int32_t> ProbePartitionCount(const std::shared_ptr<grpc::Channel>& channel,
-                                            const std::string& type, const std::string& topic) {
-  auto stub = v1::CommandGateway::NewStub(channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::EventFilter filter;
-  filter.add_aggregate_types(type);
-  // Matches nothing, in case the replay should start after all.
-  filter.add_aggregate_ids("\x01leftfold-cli-partition-probe");
-  for (int32_t p = 0; p < kMaxPartitions; ++p) {
-    v1::Position* from = filter.add_from();
-    from->set_topic(topic);
-    from->set_partition(p);
-    from->set_offset(0);
-  }
-  auto reader = stub->SubscribeEvents(&ctx, filter);
-  v1::EventEnvelope ignored;
-  while (reader->Read(&ignored)) {
-  }
-  // Read to the end (no cancel): a cancel could mask the status the server already sent.
-  grpc::Status s = reader->Finish();
-  const std::string& message = s.error_message();
-  const std::string marker = " names no partition";
-  size_t at = message.find(marker);
-  size_t colon = at == std::string::npos ? std::string::npos : message.rfind(':', at);
-  int32_t count = 0;
-  if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT && colon != std::string::npos &&
-      absl::SimpleAtoi(message.substr(colon + 1, at - colon - 1), &count) && count > 0) {
-    return count;
-  }
-  std::string hint;
-  if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-    hint = " (is --topic-prefix right? or pass --partitions)";
-  } else if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    hint =
-        absl::StrCat(" (no answer; more than ", kMaxPartitions, " partitions? pass --partitions)");
-  }
-  return absl::Status(
-      static_cast<absl::StatusCode>(s.error_code()),
-      absl::StrCat("discovering the partitions of ", topic, ": ", s.error_message(), hint));
-}
-
-}  // namespace
-
 absl::StatusOr<int32_t> PartitionCount(const GlobalOptions& global,
                                        const std::shared_ptr<grpc::Channel>& channel,
                                        const std::string& aggregate_type) {
   if (global.partitions > 0) return global.partitions;
-  // The four topics of a type are co-partitioned, so the events topic answers for all.
-  return ProbePartitionCount(channel, aggregate_type,
-                             TopicName(global, aggregate_type, /*events=*/true));
+  // The four topics of a type are co-partitioned, so the events topic answers for all. A live
+  // subscription's initial metadata carries "topic:count,..."; it is cancelled right after.
+  const std::string topic = TopicName(global, aggregate_type, /*events=*/true);
+  auto stub = v1::CommandGateway::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::EventFilter filter;
+  filter.add_aggregate_types(aggregate_type);
+  auto reader = stub->SubscribeEvents(&ctx, filter);
+  reader->WaitForInitialMetadata();
+  std::string counts;
+  const auto& md = ctx.GetServerInitialMetadata();
+  if (auto it = md.find("leftfold-partitions"); it != md.end()) {
+    counts.assign(it->second.data(), it->second.size());
+  }
+  ctx.TryCancel();
+  v1::EventEnvelope ignored;
+  while (reader->Read(&ignored)) {
+  }
+  grpc::Status s = reader->Finish();
+  if (counts.empty()) {
+    if (s.ok() || s.error_code() == grpc::StatusCode::CANCELLED) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the gateway at ", global.server,
+                       " does not tell partition counts (an older gateway?): pass --partitions"));
+    }
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                        absl::StrCat("asking the partitions of ", topic, ": ", s.error_message()));
+  }
+  for (absl::string_view entry : absl::StrSplit(counts, ',')) {
+    size_t colon = entry.rfind(':');
+    int32_t n = 0;
+    if (colon != absl::string_view::npos && entry.substr(0, colon) == topic &&
+        absl::SimpleAtoi(entry.substr(colon + 1), &n) && n > 0) {
+      return n;
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("the gateway reported partitions '", counts,
+                                                 "', none for ", topic,
+                                                 " (is --topic-prefix right?)"));
 }
 
 }  // namespace leftfold::cli

@@ -1,18 +1,12 @@
 // `leftfold inspect TYPE ID`: replays one aggregate's events through the gateway and folds them.
 //
-// Where the replay ends: the gateway's event stream has no "caught up" marker, and events carry
-// no offsets. What it does give: initial metadata once the replay consumer is open (every later
-// record of the partition is read), and a replay paced only by its reader. So the CLI replays
-// the one partition the aggregate id hashes to, from offset 0, and stops when
-//   - the stream has been open and quiet for --idle (default 1s): the backlog is drained, or
-//   - the event of --at-version N arrived (nothing later matters).
-// A partition with a long backlog of OTHER aggregates' events can keep the stream quiet for
-// longer than --idle before this aggregate's events arrive; raise --idle for such topics.
-#include <condition_variable>
-#include <deque>
+// Where the replay ends: an aggregate's events all live in the partition its id hashes to, so the
+// CLI replays that one partition from offset 0 with the gateway's stop_at_end: the gateway ends
+// the stream (OK) once it has read the partition up to the end offset it had when the replay
+// opened (also sent as `leftfold-end-offsets` initial metadata). Nothing is guessed from pauses:
+// every event committed before the call is listed, none after. --at-version N stops earlier, at
+// the event of version N.
 #include <iostream>
-#include <mutex>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -25,85 +19,17 @@
 #include "output.h"
 
 namespace leftfold::cli {
-namespace {
-
-// Reads a stream on its own thread so the caller can wait with a timeout.
-class EventPump {
- public:
-  EventPump(v1::CommandGateway::Stub& stub, const v1::EventFilter& filter) {
-    thread_ = std::thread([this, &stub, filter] {
-      auto reader = stub.SubscribeEvents(&ctx_, filter);
-      reader->WaitForInitialMetadata();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        open_ = true;
-      }
-      cv_.notify_all();
-      v1::EventEnvelope e;
-      while (reader->Read(&e)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        queue_.push_back(e);
-        cv_.notify_all();
-      }
-      grpc::Status s = reader->Finish();
-      std::lock_guard<std::mutex> lock(mu_);
-      status_ = s;
-      ended_ = true;
-      cv_.notify_all();
-    });
-  }
-  ~EventPump() {
-    ctx_.TryCancel();
-    thread_.join();
-  }
-
-  grpc::ClientContext& ctx() { return ctx_; }
-
-  // False when the stream ended or `deadline` passed first.
-  bool WaitOpen(std::chrono::steady_clock::time_point deadline) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, deadline, [&] { return open_ || ended_; });
-    return open_ && !ended_;
-  }
-
-  enum class Next { kEvent, kIdle, kEnded };
-  Next Pop(std::chrono::steady_clock::time_point until, v1::EventEnvelope& out) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, until, [&] { return !queue_.empty() || ended_; });
-    if (!queue_.empty()) {
-      out = std::move(queue_.front());
-      queue_.pop_front();
-      return Next::kEvent;
-    }
-    return ended_ ? Next::kEnded : Next::kIdle;
-  }
-
-  grpc::Status status() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return status_;
-  }
-
- private:
-  grpc::ClientContext ctx_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-  bool ended_ = false;
-  std::deque<v1::EventEnvelope> queue_;
-  grpc::Status status_;
-  std::thread thread_;
-};
-
-}  // namespace
 
 int RunInspect(const GlobalOptions& global, const InspectOptions& options) {
   const AggregateDefinition* definition = FindAggregate(options.aggregate_type);
   std::shared_ptr<grpc::Channel> channel = Connect(global);
   absl::StatusOr<int32_t> partitions = PartitionCount(global, channel, options.aggregate_type);
   if (!partitions.ok()) {
-    return ReportLocalError(
-        global, partitions.status(),
-        partitions.status().code() == absl::StatusCode::kUnavailable ? kUnavailable : kUsage);
+    absl::StatusCode c = partitions.status().code();
+    return ReportLocalError(global, partitions.status(),
+                            c == absl::StatusCode::kUnavailable        ? kUnavailable
+                            : c == absl::StatusCode::kDeadlineExceeded ? kDeadline
+                                                                       : kUsage);
   }
   // An aggregate's events all live in the partition its id hashes to.
   int32_t partition = internal::log::PartitionForKey(options.aggregate_id, *partitions);
@@ -116,41 +42,38 @@ int RunInspect(const GlobalOptions& global, const InspectOptions& options) {
   from->set_topic(topic);
   from->set_partition(partition);
   from->set_offset(0);
+  filter.set_stop_at_end(true);  // the other partitions start at their end: nothing to read
 
   auto stub = v1::CommandGateway::NewStub(channel);
-  auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options.timeout);
   std::vector<v1::EventEnvelope> events;
-  bool timed_out = false;
   {
-    EventPump pump(*stub, filter);
-    InterruptScope interrupt(&pump.ctx());
-    if (!pump.WaitOpen(deadline)) {
-      grpc::Status s = pump.status();
-      if (s.ok()) s = grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "replay did not start");
-      return ReportError(global, s);
-    }
-    for (;;) {
-      auto until = std::min(
-          deadline, std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(options.idle));
-      v1::EventEnvelope e;
-      EventPump::Next next = pump.Pop(until, e);
-      if (next == EventPump::Next::kEnded) {
-        grpc::Status s = pump.status();
-        if (InterruptScope::interrupted()) return 130;
-        return ReportError(global, s);
-      }
-      if (next == EventPump::Next::kIdle) {
-        timed_out = std::chrono::steady_clock::now() >= deadline;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + options.timeout));
+    InterruptScope interrupt(&ctx);
+    auto reader = stub->SubscribeEvents(&ctx, filter);
+    v1::EventEnvelope e;
+    bool stopped_early = false;
+    while (reader->Read(&e)) {
+      events.push_back(e);
+      if (options.at_version.has_value() && e.version() >= *options.at_version) {
+        stopped_early = true;
+        ctx.TryCancel();
         break;
       }
-      events.push_back(std::move(e));
-      if (options.at_version.has_value() && events.back().version() >= *options.at_version) break;
     }
-  }
-  if (timed_out) {
-    std::cerr << "warning: --timeout reached while events were still arriving; the list may be "
-                 "incomplete"
-              << std::endl;
+    while (reader->Read(&e)) {
+    }
+    grpc::Status s = reader->Finish();
+    if (!s.ok() && !stopped_early) {
+      if (InterruptScope::interrupted()) return 130;
+      if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        s = grpc::Status(s.error_code(),
+                         absl::StrCat("replay of ", topic, " partition ", partition,
+                                      " not finished within --timeout (", events.size(),
+                                      " events so far): ", s.error_message()));
+      }
+      return ReportError(global, s);
+    }
   }
   if (events.empty()) {
     return ReportLocalError(

@@ -4,6 +4,9 @@
 //   leftfold send bank.account acc-1 OpenAccount '{"owner": "alice"}' --wait
 //   leftfold tail events --type bank.account --from-start --count 10
 //   leftfold inspect bank.account acc-1
+//   leftfold get account_balances acc-1 --after <command id>
+//   leftfold scan account_balances --prefix by_owner/alice/
+//   leftfold projector status
 //   leftfold topics list --brokers 127.0.0.1:9092
 #include <cstdlib>
 #include <iostream>
@@ -38,6 +41,20 @@ CLI::Validator DurationValidator() {
       "DURATION");
 }
 
+// --after / --token / --type of get and scan.
+void AddConsistencyOptions(CLI::App* cmd, leftfold::cli::ConsistencyOptions& options) {
+  CLI::Option* after = cmd->add_option(
+      "--after", options.after_command_id,
+      "read your writes: wait until the view applied this command's events (the positions of "
+      "its result, from GetResult; waits for the result too)");
+  cmd->add_option("--token", options.token,
+                  "wait until the view applied these positions: topic:partition:offset,... or "
+                  "whatever `send --wait [--json]` printed")
+      ->excludes(after);
+  cmd->add_option("--type", options.aggregate_type,
+                  "aggregate type of the --after command (default: every type the CLI knows)");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,7 +70,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{
       "leftfold: send commands to a leftfold gateway, watch results and events, "
-      "inspect aggregates, manage Kafka topics."};
+      "inspect aggregates, query projector views, manage Kafka topics."};
   app.footer(leftfold::cli::kExitCodesHelp);
   app.require_subcommand(1);
   app.fallthrough();  // global options may also follow the subcommand
@@ -117,26 +134,72 @@ int main(int argc, char** argv) {
   tail_cmd->add_option("--command-id", tail.command_ids, "command id (repeatable)");
   tail_cmd->add_option("--correlation-id", tail.correlation_id, "correlation id");
   tail_cmd->add_flag("--from-start", tail.from_start,
-                     "replay from the first record of every partition (needs --type)");
+                     "replay from the first record of every partition, then go on live");
+  tail_cmd->add_flag("--to-end", tail.to_end,
+                     "with --from-start: stop at the end offsets the replay started with "
+                     "(exactly the items that existed then)");
   tail_cmd->add_option("--count", tail.count, "stop after N items")->check(CLI::PositiveNumber);
 
   // inspect
   leftfold::cli::InspectOptions inspect;
   int64_t at_version = 0;
-  std::string inspect_idle = "1s";
   std::string inspect_timeout = "30s";
   CLI::App* inspect_cmd = app.add_subcommand(
-      "inspect", "an aggregate's events and its state folded from them (known types only)");
+      "inspect",
+      "an aggregate's events (all committed before the call, no more) and its state folded "
+      "from them (known types only)");
   inspect_cmd->add_option("TYPE", inspect.aggregate_type, "aggregate type")->required();
   inspect_cmd->add_option("ID", inspect.aggregate_id, "aggregate id")->required();
   CLI::Option* at_opt =
       inspect_cmd->add_option("--at-version", at_version, "fold only up to this version")
           ->check(CLI::NonNegativeNumber);
-  inspect_cmd
-      ->add_option("--idle", inspect_idle, "the replay is over after this long without an event")
+  inspect_cmd->add_option("--timeout", inspect_timeout, "give up after this long")
       ->check(DurationValidator())
       ->capture_default_str();
-  inspect_cmd->add_option("--timeout", inspect_timeout, "give up after this long")
+
+  // get
+  leftfold::cli::GetOptions get;
+  std::string get_timeout = "10s";
+  CLI::App* get_cmd = app.add_subcommand(
+      "get", "one row of a projector's view (ViewQuery.Get) as JSON; exit 3 if there is none");
+  get_cmd->add_option("VIEW", get.view, "view (projector) name, e.g. account_balances")->required();
+  get_cmd->add_option("KEY", get.key, "row key")->required();
+  AddConsistencyOptions(get_cmd, get.consistency);
+  get_cmd->add_option("--timeout", get_timeout, "deadline of the whole call, waits included")
+      ->check(DurationValidator())
+      ->capture_default_str();
+
+  // scan
+  leftfold::cli::ScanOptions scan;
+  std::string scan_timeout = "10s";
+  CLI::App* scan_cmd = app.add_subcommand(
+      "scan", "rows of a projector's view in key order (ViewQuery.Scan), one JSON per line");
+  scan_cmd->add_option("VIEW", scan.view, "view (projector) name")->required();
+  CLI::Option* prefix_opt = scan_cmd->add_option("--prefix", scan.prefix, "keys starting with P");
+  scan_cmd->add_option("--start", scan.start, "first key (inclusive)")->excludes(prefix_opt);
+  scan_cmd->add_option("--end", scan.end, "last key (exclusive)")->excludes(prefix_opt);
+  scan_cmd->add_option("--limit", scan.limit, "rows per page (server default 100, max 10000)")
+      ->check(CLI::PositiveNumber);
+  scan_cmd->add_option("--page-token", scan.page_token,
+                       "continue a scan where the previous page said");
+  scan_cmd->add_flag("--all", scan.all, "every page, not only the first");
+  AddConsistencyOptions(scan_cmd, scan.consistency);
+  scan_cmd->add_option("--timeout", scan_timeout, "deadline of the whole scan")
+      ->check(DurationValidator())
+      ->capture_default_str();
+
+  // projector
+  leftfold::cli::ProjectorStatusOptions projector_status;
+  std::string projector_timeout = "10s";
+  CLI::App* projector_cmd = app.add_subcommand(
+      "projector",
+      "projectors of the server: `status` (per partition checkpoint, end, lag, halted reason). "
+      "`rebuild` is not offered: the runtime cannot rebuild a view yet");
+  projector_cmd->require_subcommand(1);
+  CLI::App* status_cmd = projector_cmd->add_subcommand(
+      "status", "ViewQuery.Lag of NAME, or of every projector the CLI knows that runs there");
+  status_cmd->add_option("NAME", projector_status.name, "projector name, e.g. account_balances");
+  status_cmd->add_option("--timeout", projector_timeout, "call deadline")
       ->check(DurationValidator())
       ->capture_default_str();
 
@@ -185,9 +248,20 @@ int main(int argc, char** argv) {
   }
   if (inspect_cmd->parsed()) {
     if (at_opt->count() > 0) inspect.at_version = at_version;
-    ParseTimeout(inspect_idle, inspect.idle);
     ParseTimeout(inspect_timeout, inspect.timeout);
     return leftfold::cli::RunInspect(global, inspect);
+  }
+  if (get_cmd->parsed()) {
+    ParseTimeout(get_timeout, get.timeout);
+    return leftfold::cli::RunGet(global, get);
+  }
+  if (scan_cmd->parsed()) {
+    ParseTimeout(scan_timeout, scan.timeout);
+    return leftfold::cli::RunScan(global, scan);
+  }
+  if (status_cmd->parsed()) {
+    ParseTimeout(projector_timeout, projector_status.timeout);
+    return leftfold::cli::RunProjectorStatus(global, projector_status);
   }
   if (topics_cmd->parsed()) return leftfold::cli::RunTopics(global, topics);
   return ExitCode::kUsage;

@@ -10,49 +10,25 @@
 namespace leftfold::cli {
 namespace {
 
-// --from-start: position 0 of every partition of each type's topic. The gateway starts unlisted
-// partitions at their end, so each must be named: the count comes from PartitionCount.
-template <typename Filter>
-absl::Status AddFromStart(const GlobalOptions& global,
-                          const std::shared_ptr<grpc::Channel>& channel, const TailOptions& options,
-                          Filter& filter) {
-  if (options.aggregate_types.empty()) {
-    return absl::InvalidArgumentError("--from-start needs --type (the topics to replay)");
-  }
-  for (const std::string& type : options.aggregate_types) {
-    absl::StatusOr<int32_t> partitions = PartitionCount(global, channel, type);
-    if (!partitions.ok()) return partitions.status();
-    for (int32_t p = 0; p < *partitions; ++p) {
-      v1::Position* from = filter.add_from();
-      from->set_topic(TopicName(global, type, options.events));
-      from->set_partition(p);
-      from->set_offset(0);
-    }
-  }
-  return absl::OkStatus();
-}
-
 template <typename Filter>
 void FillFilter(const TailOptions& options, Filter& filter) {
   for (const auto& t : options.aggregate_types) filter.add_aggregate_types(t);
   for (const auto& id : options.aggregate_ids) filter.add_aggregate_ids(id);
   for (const auto& id : options.command_ids) filter.add_command_ids(id);
   filter.set_correlation_id(options.correlation_id);
+  // The gateway replays every partition of the subscribed topics from 0 and, with stop_at_end,
+  // ends the stream itself at the end offsets it had when the replay opened.
+  filter.set_from_start(options.from_start);
+  filter.set_stop_at_end(options.from_start && options.to_end);
 }
 
 template <typename Item, typename Filter, typename Open, typename Print>
-int Stream(const GlobalOptions& global, const std::shared_ptr<grpc::Channel>& channel,
-           const TailOptions& options, Open open, Print print) {
+int Stream(const GlobalOptions& global, const TailOptions& options, Open open, Print print) {
   Filter filter;
   FillFilter(options, filter);
-  if (options.from_start) {
-    absl::Status s = AddFromStart(global, channel, options, filter);
-    if (!s.ok()) {
-      int code = s.code() == absl::StatusCode::kUnavailable        ? kUnavailable
-                 : s.code() == absl::StatusCode::kDeadlineExceeded ? kDeadline
-                                                                   : kUsage;
-      return ReportLocalError(global, s, code);
-    }
+  if (options.to_end && !options.from_start) {
+    return ReportLocalError(global, absl::InvalidArgumentError("--to-end needs --from-start"),
+                            kUsage);
   }
   grpc::ClientContext ctx;
   InterruptScope interrupt(&ctx);
@@ -79,18 +55,17 @@ int Stream(const GlobalOptions& global, const std::shared_ptr<grpc::Channel>& ch
 }  // namespace
 
 int RunTail(const GlobalOptions& global, const TailOptions& options) {
-  std::shared_ptr<grpc::Channel> channel = Connect(global);
-  auto stub = v1::CommandGateway::NewStub(channel);
+  auto stub = v1::CommandGateway::NewStub(Connect(global));
   if (options.events) {
     return Stream<v1::EventEnvelope, v1::EventFilter>(
-        global, channel, options,
+        global, options,
         [&](grpc::ClientContext* ctx, const v1::EventFilter& f) {
           return stub->SubscribeEvents(ctx, f);
         },
         [&](const v1::EventEnvelope& e) { PrintEvent(global, e); });
   }
   return Stream<v1::CommandResult, v1::ResultFilter>(
-      global, channel, options,
+      global, options,
       [&](grpc::ClientContext* ctx, const v1::ResultFilter& f) {
         return stub->SubscribeResults(ctx, f);
       },

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <random>
 #include <utility>
 
@@ -50,6 +51,26 @@ grpc::Status StatusForResult(const CommandResult& r) {
       return grpc::Status(grpc::StatusCode::INTERNAL,
                           absl::StrCat("result without outcome for command ", r.command_id()));
   }
+}
+
+std::string FormatOffsets(const std::vector<log::TopicPartitionOffset>& offsets) {
+  std::string out;
+  for (const log::TopicPartitionOffset& o : offsets) {
+    absl::StrAppend(&out, out.empty() ? "" : ",", o.tp.topic, ":", o.tp.partition, ":", o.offset);
+  }
+  return out;
+}
+
+std::string FormatPartitionCounts(const std::vector<log::TopicPartitionOffset>& offsets) {
+  std::vector<std::pair<std::string, int32_t>> counts;  // in topic order of `offsets`
+  for (const log::TopicPartitionOffset& o : offsets) {
+    if (counts.empty() || counts.back().first != o.tp.topic) counts.push_back({o.tp.topic, 0});
+    counts.back().second = std::max(counts.back().second, o.tp.partition + 1);
+  }
+  std::string out;
+  for (const auto& [topic, n] : counts)
+    absl::StrAppend(&out, out.empty() ? "" : ",", topic, ":", n);
+  return out;
 }
 
 void ResultCache::Put(const std::string& key, const CommandResult& result) {
@@ -146,8 +167,33 @@ struct Gateway::Impl::ReplaySource {
   SinkPtr<EventEnvelope> event_sink;
   std::vector<std::string> topics;
   std::vector<internal::log::TopicPartitionOffset> from;
+  bool from_start = false;
+  bool stop_at_end = false;
   std::unique_ptr<internal::log::Consumer> consumer;
   PositionMap next;
+  PositionMap start;
+  // stop_at_end: the partitions not yet read up to their end offset at subscription time.
+  PositionMap pending_ends;
+  // stop_at_end: every partition's end offset at subscription time; records at or past it are
+  // not delivered (a batch may reach beyond it).
+  PositionMap ends;
+
+  // Drops the partitions read up to their end. The consumer's Position (which, unlike the last
+  // record, moves past transaction markers) is trusted only once a record of the partition was
+  // read: before that the Kafka consumer answers with the high watermark, which would end a
+  // replay whose records are not fetched yet. Cost: see README, "Known limits".
+  void UpdateCaughtUp() {
+    for (auto it = pending_ends.begin(); it != pending_ends.end();) {
+      const internal::log::TopicPartition& tp = it->first;
+      int64_t end = it->second;
+      bool done = start[tp] >= end || next[tp] >= end;
+      if (!done && next[tp] > start[tp]) {
+        absl::StatusOr<int64_t> pos = consumer->Position(tp);
+        done = pos.ok() && *pos >= end;
+      }
+      it = done ? pending_ends.erase(it) : std::next(it);
+    }
+  }
 
   bool done() const { return events ? event_sink->done() : result_sink->done(); }
   size_t room() const { return events ? event_sink->room() : result_sink->room(); }
@@ -156,6 +202,20 @@ struct Gateway::Impl::ReplaySource {
       event_sink->End(s);
     } else {
       result_sink->End(s);
+    }
+  }
+  void EndWhenDrained(const grpc::Status& s) {
+    if (events) {
+      event_sink->EndWhenDrained(s);
+    } else {
+      result_sink->EndWhenDrained(s);
+    }
+  }
+  void SendInitialMetadata(const std::vector<std::pair<std::string, std::string>>& metadata) {
+    if (events) {
+      event_sink->SendInitialMetadata(metadata);
+    } else {
+      result_sink->SendInitialMetadata(metadata);
     }
   }
 };
@@ -199,6 +259,23 @@ absl::Status Gateway::Impl::Start() {
   // Live subscribers must not see the lookback as "new"; a slow log only delays start-up.
   if (!results_tail_->WaitCaughtUp(absl::Seconds(10))) {
     LogWarning("gateway", "results reader not caught up after 10s; starting anyway");
+  }
+  {
+    std::vector<std::string> all = results_topics_;
+    all.insert(all.end(), events_topics_.begin(), events_topics_.end());
+    // Only informative (live subscriptions' leftfold-partitions): a failure here must not stop a
+    // gateway whose tails already started.
+    absl::StatusOr<std::vector<internal::log::TopicPartitionOffset>> ends =
+        internal::gateway::EndOffsets(log_.admin(), all);
+    if (!ends.ok()) {
+      LogWarning("gateway", "partition counts unknown; live subscriptions will report 0",
+                 {{"error", ends.status().ToString()}});
+    } else {
+      for (const auto& e : *ends) {
+        int32_t& n = partition_counts_[e.tp.topic];
+        n = std::max(n, e.tp.partition + 1);
+      }
+    }
   }
   replay_thread_ = std::thread([this] { RunReplay(); });
   timer_thread_ = std::thread([this] { RunTimer(); });
@@ -535,7 +612,18 @@ grpc::ServerWriteReactor<Msg>* Gateway::Impl::Subscribe(grpc::CallbackServerCont
   }
   if (topics.empty()) topics = events ? events_topics_ : results_topics_;
 
-  if (filter.from().empty()) {
+  if (filter.from().empty() && !filter.from_start()) {
+    if (filter.stop_at_end()) {
+      reactor->sink()->End(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                        "stop_at_end: only for a replay (from or from_start)"));
+      return reactor;
+    }
+    std::string counts;
+    for (const std::string& t : topics) {
+      auto it = partition_counts_.find(t);
+      absl::StrAppend(&counts, counts.empty() ? "" : ",", t, ":",
+                      it == partition_counts_.end() ? 0 : it->second);
+    }
     absl::MutexLock lock(&subs_mu_);
     if constexpr (std::is_same_v<Msg, EventEnvelope>) {
       event_subs_.push_back(reactor->sink());
@@ -544,7 +632,7 @@ grpc::ServerWriteReactor<Msg>* Gateway::Impl::Subscribe(grpc::CallbackServerCont
     }
     // Under subs_mu_, so it precedes any write: a client that waits for the initial metadata
     // knows it will see every record read from then on.
-    reactor->sink()->SendInitialMetadata();
+    reactor->sink()->SendInitialMetadata({{internal::gateway::kPartitionsMetadata, counts}});
     return reactor;
   }
   auto source = std::make_unique<ReplaySource>();
@@ -556,6 +644,8 @@ grpc::ServerWriteReactor<Msg>* Gateway::Impl::Subscribe(grpc::CallbackServerCont
   }
   source->topics = std::move(topics);
   source->from = internal::gateway::FromPositions(filter.from());
+  source->from_start = filter.from_start();
+  source->stop_at_end = filter.stop_at_end();
   absl::MutexLock lock(&replay_mu_);
   if (replay_stop_) {
     source->End(NotAccepting());
@@ -588,8 +678,14 @@ void Gateway::Impl::RunReplay() {
     for (auto& src : active) {
       if (src->done()) continue;
       if (src->consumer == nullptr) {
+        // One read of the end offsets gives both the start (from_start aside) and the
+        // subscription-time ends the client is told.
+        absl::StatusOr<std::vector<internal::log::TopicPartitionOffset>> ends =
+            internal::gateway::EndOffsets(log_.admin(), src->topics);
         absl::StatusOr<std::vector<internal::log::TopicPartitionOffset>> start =
-            internal::gateway::StartOffsets(log_.admin(), src->topics, 0, src->from);
+            ends.ok() ? internal::gateway::StartOffsetsFrom(
+                            *ends, src->from_start ? internal::gateway::kFromStart : 0, src->from)
+                      : ends;
         absl::StatusOr<std::unique_ptr<internal::log::Consumer>> consumer =
             start.ok() ? internal::gateway::OpenAssigned(log_, *start)
                        : absl::StatusOr<std::unique_ptr<internal::log::Consumer>>(start.status());
@@ -598,11 +694,25 @@ void Gateway::Impl::RunReplay() {
           continue;
         }
         src->consumer = *std::move(consumer);
-        for (const auto& s : *start) src->next[s.tp] = s.offset;
-        if (src->events) {
-          src->event_sink->SendInitialMetadata();
-        } else {
-          src->result_sink->SendInitialMetadata();
+        for (const auto& s : *start) {
+          src->next[s.tp] = s.offset;
+          src->start[s.tp] = s.offset;
+        }
+        if (src->stop_at_end) {
+          for (const auto& e : *ends) src->pending_ends[e.tp] = src->ends[e.tp] = e.offset;
+        }
+        src->SendInitialMetadata(
+            {{internal::gateway::kPartitionsMetadata,
+              internal::gateway::FormatPartitionCounts(*ends)},
+             {internal::gateway::kStartOffsetsMetadata, internal::gateway::FormatOffsets(*start)},
+             {internal::gateway::kEndOffsetsMetadata, internal::gateway::FormatOffsets(*ends)}});
+      }
+      if (src->stop_at_end) {
+        // Before the poll too: a replay with nothing to read ends at once.
+        src->UpdateCaughtUp();
+        if (src->pending_ends.empty()) {
+          src->EndWhenDrained(grpc::Status::OK);
+          continue;
         }
       }
       size_t room = src->room();
@@ -616,6 +726,7 @@ void Gateway::Impl::RunReplay() {
       progressed |= !batch->empty();
       for (const internal::log::Record& r : *batch) {
         internal::log::TopicPartition tp{r.topic, r.partition};
+        if (src->stop_at_end && r.offset >= src->ends[tp]) continue;
         if (src->events) {
           EventEnvelope e;
           if (e.ParseFromString(r.value) && src->event_sink->filter().Matches(e)) {

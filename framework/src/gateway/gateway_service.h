@@ -26,6 +26,15 @@ namespace leftfold::internal::gateway {
 
 inline constexpr char kCommandIdMetadata[] = "leftfold-command-id";
 inline constexpr char kResultMetadata[] = "leftfold-result-bin";
+// Initial metadata of a subscription (see ResultFilter in gateway_service.proto).
+inline constexpr char kPartitionsMetadata[] = "leftfold-partitions";
+inline constexpr char kStartOffsetsMetadata[] = "leftfold-start-offsets";
+inline constexpr char kEndOffsetsMetadata[] = "leftfold-end-offsets";
+
+// "topic:partition:offset,..." (the format of kStartOffsetsMetadata / kEndOffsetsMetadata).
+std::string FormatOffsets(const std::vector<log::TopicPartitionOffset>& offsets);
+// "topic:count,..." for every topic of `offsets` (kPartitionsMetadata).
+std::string FormatPartitionCounts(const std::vector<log::TopicPartitionOffset>& offsets);
 
 // A 128-bit random id in UUID layout (8-4-4-4-12 hex).
 std::string NewCommandId();
@@ -103,6 +112,9 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   absl::flat_hash_map<std::string, internal::AggregateTopics> routed_;
   std::vector<std::string> results_topics_;
   std::vector<std::string> events_topics_;
+  // "topic:count,..." of the results / events topics, for live subscriptions' initial metadata.
+  // Written by Start before accepting_ turns true, read-only afterwards.
+  absl::flat_hash_map<std::string, int32_t> partition_counts_;
 
   internal::gateway::CommandProducer producer_;
   std::unique_ptr<internal::gateway::LogTail> results_tail_;

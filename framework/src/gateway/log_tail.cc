@@ -10,36 +10,54 @@
 
 namespace leftfold::internal::gateway {
 
-absl::StatusOr<std::vector<log::TopicPartitionOffset>> StartOffsets(
-    log::Admin& admin, const std::vector<std::string>& topics, int64_t lookback,
-    const std::vector<log::TopicPartitionOffset>& from) {
-  for (const log::TopicPartitionOffset& f : from) {
-    if (std::find(topics.begin(), topics.end(), f.tp.topic) == topics.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("position topic '", f.tp.topic, "' is not one of the subscribed topics"));
-    }
-  }
+absl::StatusOr<std::vector<log::TopicPartitionOffset>> EndOffsets(
+    log::Admin& admin, const std::vector<std::string>& topics) {
   std::vector<log::TopicPartitionOffset> out;
   for (const std::string& topic : topics) {
     absl::StatusOr<std::vector<int64_t>> ends =
         admin.EndOffsets(topic, log::Isolation::kReadCommitted);
     if (!ends.ok()) return ends.status();
     for (int32_t p = 0; p < static_cast<int32_t>(ends->size()); ++p) {
-      log::TopicPartitionOffset tpo{{topic, p}, std::max<int64_t>(0, (*ends)[p] - lookback)};
-      for (const log::TopicPartitionOffset& f : from) {
-        if (f.tp == tpo.tp) tpo.offset = std::max<int64_t>(0, f.offset);
-      }
-      out.push_back(std::move(tpo));
+      out.push_back({{topic, p}, (*ends)[p]});
     }
   }
+  return out;
+}
+
+absl::StatusOr<std::vector<log::TopicPartitionOffset>> StartOffsetsFrom(
+    const std::vector<log::TopicPartitionOffset>& ends, int64_t lookback,
+    const std::vector<log::TopicPartitionOffset>& from) {
   for (const log::TopicPartitionOffset& f : from) {
-    bool known = std::any_of(out.begin(), out.end(), [&](const auto& o) { return o.tp == f.tp; });
+    bool topic_known = std::any_of(ends.begin(), ends.end(),
+                                   [&](const auto& e) { return e.tp.topic == f.tp.topic; });
+    if (!topic_known) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("position topic '", f.tp.topic, "' is not one of the subscribed topics"));
+    }
+    bool known = std::any_of(ends.begin(), ends.end(), [&](const auto& e) { return e.tp == f.tp; });
     if (!known) {
       return absl::InvalidArgumentError(
           absl::StrCat("position ", f.tp.topic, ":", f.tp.partition, " names no partition"));
     }
   }
+  std::vector<log::TopicPartitionOffset> out;
+  for (const log::TopicPartitionOffset& e : ends) {
+    // end - lookback cannot overflow: end >= 0 and lookback <= INT64_MAX.
+    log::TopicPartitionOffset tpo{e.tp, std::max<int64_t>(0, e.offset - lookback)};
+    for (const log::TopicPartitionOffset& f : from) {
+      if (f.tp == tpo.tp) tpo.offset = std::max<int64_t>(0, f.offset);
+    }
+    out.push_back(std::move(tpo));
+  }
   return out;
+}
+
+absl::StatusOr<std::vector<log::TopicPartitionOffset>> StartOffsets(
+    log::Admin& admin, const std::vector<std::string>& topics, int64_t lookback,
+    const std::vector<log::TopicPartitionOffset>& from) {
+  absl::StatusOr<std::vector<log::TopicPartitionOffset>> ends = EndOffsets(admin, topics);
+  if (!ends.ok()) return ends.status();
+  return StartOffsetsFrom(*ends, lookback, from);
 }
 
 absl::StatusOr<std::unique_ptr<log::Consumer>> OpenAssigned(

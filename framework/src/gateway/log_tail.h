@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,8 +32,19 @@ namespace leftfold::internal::gateway {
 using PositionMap = std::map<log::TopicPartition, int64_t>;
 using RecordHandler = std::function<void(const log::Record&, const PositionMap& next)>;
 
-// Start offsets for every partition of `topics`: `from` where listed, else the read_committed
-// end minus `lookback` (not below 0). INVALID_ARGUMENT for a `from` outside `topics`.
+// The read_committed end offset of every partition of `topics`, in topic then partition order.
+absl::StatusOr<std::vector<log::TopicPartitionOffset>> EndOffsets(
+    log::Admin& admin, const std::vector<std::string>& topics);
+
+// Start offsets for the partitions of `ends` (as EndOffsets returns them): `from` where listed,
+// else the end minus `lookback` (not below 0; kFromStart: offset 0). INVALID_ARGUMENT for a
+// `from` naming a topic or partition outside `ends`.
+inline constexpr int64_t kFromStart = std::numeric_limits<int64_t>::max();
+absl::StatusOr<std::vector<log::TopicPartitionOffset>> StartOffsetsFrom(
+    const std::vector<log::TopicPartitionOffset>& ends, int64_t lookback,
+    const std::vector<log::TopicPartitionOffset>& from = {});
+
+// EndOffsets, then StartOffsetsFrom.
 absl::StatusOr<std::vector<log::TopicPartitionOffset>> StartOffsets(
     log::Admin& admin, const std::vector<std::string>& topics, int64_t lookback,
     const std::vector<log::TopicPartitionOffset>& from = {});

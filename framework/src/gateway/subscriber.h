@@ -18,6 +18,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -93,9 +94,12 @@ class Sink {
   }
 
   // Tells the client the subscription is live: everything read after this call reaches it.
-  void SendInitialMetadata() {
+  // `metadata` goes with it (leftfold-partitions, leftfold-end-offsets, ...).
+  void SendInitialMetadata(const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
     absl::MutexLock lock(&mu_);
-    if (!finished_) reactor_->StartSendInitialMetadata();
+    if (finished_) return;
+    for (const auto& [key, value] : metadata) ctx_->AddInitialMetadata(key, value);
+    reactor_->StartSendInitialMetadata();
   }
 
   // How many more messages fit (the replay pump reads no more than this).
@@ -114,6 +118,18 @@ class Sink {
     if (!finished_) FinishLocked(status);
   }
 
+  // Ends the stream with `status` once everything queued so far has been written (a replay that
+  // reached its end offsets). Nothing may be offered afterwards. No-op once ended.
+  void EndWhenDrained(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    if (finished_) return;
+    if (!writing_ && queue_.empty()) {
+      FinishLocked(status);
+    } else {
+      drained_status_ = status;
+    }
+  }
+
   // From the reactor's OnWriteDone.
   void WriteDone(bool ok) {
     absl::MutexLock lock(&mu_);
@@ -123,7 +139,11 @@ class Sink {
       FinishLocked(grpc::Status(grpc::StatusCode::CANCELLED, "stream write failed"));
       return;
     }
-    if (!queue_.empty()) WriteNextLocked();
+    if (!queue_.empty()) {
+      WriteNextLocked();
+    } else if (drained_status_.has_value()) {
+      FinishLocked(*drained_status_);
+    }
   }
 
  private:
@@ -185,6 +205,8 @@ class Sink {
   std::deque<Item> queue_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // Set by EndWhenDrained: how the stream ends once the queue is empty.
+  std::optional<grpc::Status> drained_status_ ABSL_GUARDED_BY(mu_);
   // The message being written; untouched until OnWriteDone.
   Msg current_ ABSL_GUARDED_BY(mu_);
   log::TopicPartition current_tp_ ABSL_GUARDED_BY(mu_);

@@ -1,6 +1,9 @@
 // The `leftfold` CLI end to end: a real leftfold-dev server (embedded log, temp data dir, free
 // port) as a child process, the real `leftfold` binary run against it, stdout and exit codes
 // checked. Plus the message-name resolution in-process.
+#include "cli.h"
+
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <string>
@@ -212,7 +215,7 @@ TEST_F(CliTest, InspectFoldsTheBalance) {
   ASSERT_EQ(Cli({"send", "bank.account", id, "Withdraw", R"({"amount": 30})", "--wait"}).exit_code,
             0);
 
-  RunResult r = Cli({"inspect", "bank.account", id, "--idle", "500ms"});
+  RunResult r = Cli({"inspect", "bank.account", id});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("v1 bank.v1.AccountOpened"));
   EXPECT_THAT(r.out, HasSubstr("v2 bank.v1.Deposited"));
@@ -231,8 +234,38 @@ TEST_F(CliTest, InspectFoldsTheBalance) {
   EXPECT_THAT(json.out, HasSubstr(R"("version":3,"state":{"owner":"gina","balance":"120")"));
 }
 
+// Exact, not idle-guessed: right after the last send, inspect lists every event, and the replay
+// ends by itself (the gateway's stop_at_end) long before --timeout.
+TEST_F(CliTest, InspectListsExactlyTheCommittedEvents) {
+  std::string id = UniqueName("acc");
+  ASSERT_EQ(
+      Cli({"send", "bank.account", id, "OpenAccount", R"({"owner": "ina"})", "--wait"}).exit_code,
+      0);
+  constexpr int kDeposits = 20;
+  for (int i = 1; i <= kDeposits; ++i) {
+    ASSERT_EQ(Cli({"send", "bank.account", id, "Deposit", absl::StrCat(R"({"amount": )", i, "}"),
+                   "--wait"})
+                  .exit_code,
+              0);
+  }
+  absl::Time start = absl::Now();
+  RunResult r = Cli({"--json", "inspect", "bank.account", id, "--timeout", "30s"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(15)) << "the replay should end by itself";
+  // 1 + 2 + ... + 20 = 210.
+  EXPECT_THAT(r.out, HasSubstr(absl::StrCat(R"("version":)", kDeposits + 1,
+                                            R"(,"state":{"owner":"ina","balance":"210")")));
+  size_t events = 0;
+  for (size_t at = r.out.find("\"aggregateId\":\"" + id); at != std::string::npos;
+       at = r.out.find("\"aggregateId\":\"" + id, at + 1)) {
+    ++events;
+  }
+  // One in the header, one per event.
+  EXPECT_EQ(events, 1u + kDeposits + 1) << r.out;
+}
+
 TEST_F(CliTest, InspectOfAnAggregateWithoutEventsIsExitThree) {
-  RunResult r = Cli({"inspect", "bank.account", UniqueName("never"), "--idle", "300ms"});
+  RunResult r = Cli({"inspect", "bank.account", UniqueName("never")});
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
 }
 
@@ -243,8 +276,10 @@ TEST_F(CliTest, TailFromStartReplaysTheAggregatesEventsAndResults) {
   ASSERT_EQ(Cli({"send", "bank.account", id, "Deposit", R"({"amount": 7})", "--wait"}).exit_code,
             0);
 
+  // --to-end: the replay stops by itself after exactly the existing items (no --count, no idle
+  // guess); the exit code says it ended cleanly.
   RunResult events =
-      Cli({"tail", "events", "--type", "bank.account", "--id", id, "--from-start", "--count", "2"});
+      Cli({"tail", "events", "--type", "bank.account", "--id", id, "--from-start", "--to-end"});
   ASSERT_EQ(events.exit_code, 0) << events.out << events.err;
   std::vector<std::string> lines = absl::StrSplit(events.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 2u) << events.out;
@@ -252,13 +287,172 @@ TEST_F(CliTest, TailFromStartReplaysTheAggregatesEventsAndResults) {
   EXPECT_THAT(lines[1], HasSubstr(R"(v2 bank.v1.Deposited {"amount":"7","reference":""})"));
 
   RunResult results = Cli({"--json", "tail", "results", "--type", "bank.account", "--id", id,
-                           "--from-start", "--count", "2"});
+                           "--from-start", "--to-end"});
   ASSERT_EQ(results.exit_code, 0) << results.out << results.err;
   lines = absl::StrSplit(results.out, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 2u) << results.out;
   leftfold::v1::CommandResult second;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines[1], &second).ok()) << lines[1];
   EXPECT_EQ(second.version(), 2);
+
+  // Without --type the replay covers every routed type; --count still stops early.
+  RunResult all = Cli({"tail", "events", "--id", id, "--from-start", "--count", "1"});
+  ASSERT_EQ(all.exit_code, 0) << all.out << all.err;
+  EXPECT_THAT(all.out, HasSubstr("v1 bank.v1.AccountOpened"));
+  EXPECT_EQ(Cli({"tail", "events", "--to-end"}).exit_code, 1);
+}
+
+// --- view queries (account_balances of leftfold-dev) ---
+
+// Read-your-writes: get --after the deposit's command id sees the new balance, whatever the
+// projector's lag; the same with --token fed what `send --wait` printed.
+TEST_F(CliTest, GetAfterACommandSeesItsEffect) {
+  std::string id = UniqueName("acc");
+  ASSERT_EQ(Cli({"send", "bank.account", id, "OpenAccount",
+                 R"({"owner": "ryw", "initialDeposit": 100})", "--wait"})
+                .exit_code,
+            0);
+  std::string deposit = "dep-" + id;
+  ASSERT_EQ(Cli({"send", "bank.account", id, "Deposit", R"({"amount": 23})", "--wait",
+                 "--command-id", deposit})
+                .exit_code,
+            0);
+  RunResult r = Cli({"get", "account_balances", id, "--after", deposit});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("balance":"123")"));
+  EXPECT_THAT(r.out, HasSubstr(R"("owner":"ryw")"));
+
+  // The human `send --wait` line as the token.
+  RunResult sent = Cli({"send", "bank.account", id, "Withdraw", R"({"amount": 3})", "--wait"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  RunResult by_line = Cli({"--json", "get", "account_balances", id, "--token", sent.out});
+  ASSERT_EQ(by_line.exit_code, 0) << by_line.out << by_line.err;
+  EXPECT_THAT(by_line.out, HasSubstr(R"("key":")" + id + R"(")"));
+  EXPECT_THAT(by_line.out, HasSubstr(R"("@type":"type.googleapis.com/bank.v1.Account")"));
+  EXPECT_THAT(by_line.out, HasSubstr(R"("balance":"120")"));
+
+  // The `send --wait --json` result as the token.
+  RunResult sent_json =
+      Cli({"--json", "send", "bank.account", id, "Deposit", R"({"amount": 5})", "--wait"});
+  ASSERT_EQ(sent_json.exit_code, 0) << sent_json.out << sent_json.err;
+  RunResult by_json = Cli({"get", "account_balances", id, "--token", sent_json.out});
+  ASSERT_EQ(by_json.exit_code, 0) << by_json.out << by_json.err;
+  EXPECT_THAT(by_json.out, HasSubstr(R"("balance":"125")"));
+}
+
+// --after also waits for a result that does not exist yet (a command sent without --wait).
+TEST_F(CliTest, GetAfterASubmittedCommandWaitsForItsResult) {
+  std::string id = UniqueName("acc");
+  std::string open = "open-" + id;
+  ASSERT_EQ(Cli({"send", "bank.account", id, "OpenAccount",
+                 R"({"owner": "sub", "initialDeposit": 42})", "--command-id", open})
+                .exit_code,
+            0);
+  RunResult r = Cli({"get", "account_balances", id, "--after", open, "--type", "bank.account"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr(R"("balance":"42")"));
+}
+
+TEST_F(CliTest, GetOfAMissingKeyIsExitThree) {
+  RunResult r = Cli({"get", "account_balances", UniqueName("nobody")});
+  EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+  RunResult view = Cli({"get", "no_such_view", "k"});
+  EXPECT_EQ(view.exit_code, 3) << view.out << view.err;
+}
+
+TEST_F(CliTest, GetWaitingForAPositionNeverReachedIsExitFive) {
+  RunResult r = Cli({"get", "account_balances", "x", "--token", "bank.account.events:0:999999999",
+                     "--timeout", "500ms"});
+  EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
+  RunResult bad = Cli({"get", "account_balances", "x", "--token", "bank.account.events:zero:1"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out << bad.err;
+  EXPECT_THAT(bad.err, HasSubstr("partition is not a number"));
+}
+
+TEST_F(CliTest, ScanByOwnerPrefixListsTheOwnersAccounts) {
+  std::string owner = UniqueName("owner");
+  std::vector<std::string> ids = {UniqueName("a1"), UniqueName("a2")};
+  std::string last;
+  for (const std::string& id : ids) {
+    last = "open-" + id;
+    ASSERT_EQ(Cli({"send", "bank.account", id, "OpenAccount",
+                   absl::StrCat(R"({"owner": ")", owner, R"(", "initialDeposit": 10})"), "--wait",
+                   "--command-id", last})
+                  .exit_code,
+              0);
+  }
+  ASSERT_EQ(Cli({"send", "bank.account", UniqueName("other"), "OpenAccount",
+                 R"({"owner": "someone-else"})", "--wait"})
+                .exit_code,
+            0);
+  std::string prefix = "by_owner/" + owner + "/";
+  // The accounts may live in different partitions: --after waits for one command's partition
+  // only, so wait for the first one's too.
+  ASSERT_EQ(Cli({"get", "account_balances", ids[0], "--after", "open-" + ids[0]}).exit_code, 0);
+  RunResult r = Cli({"--json", "scan", "account_balances", "--prefix", prefix, "--after", last});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  std::vector<std::string> expected = {prefix + ids[0], prefix + ids[1]};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_THAT(lines[0], HasSubstr(R"("key":")" + expected[0] + R"(")"));
+  EXPECT_THAT(lines[1], HasSubstr(R"("key":")" + expected[1] + R"(")"));
+  EXPECT_THAT(lines[0], HasSubstr(R"("owner":")" + owner + R"(")"));
+
+  // A page at a time: --limit 1 prints one row and the token of the next page.
+  RunResult page = Cli({"--json", "scan", "account_balances", "--prefix", prefix, "--limit", "1"});
+  ASSERT_EQ(page.exit_code, 0) << page.out << page.err;
+  lines = absl::StrSplit(page.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << page.out;
+  EXPECT_THAT(lines[0], HasSubstr(expected[0]));
+  const std::string marker = R"({"nextPageToken":")";
+  ASSERT_EQ(lines[1].rfind(marker, 0), 0u) << lines[1];
+  std::string token = lines[1].substr(marker.size(), lines[1].size() - marker.size() - 2);
+  RunResult next =
+      Cli({"scan", "account_balances", "--prefix", prefix, "--limit", "1", "--page-token", token});
+  ASSERT_EQ(next.exit_code, 0) << next.out << next.err;
+  EXPECT_THAT(next.out, HasSubstr(expected[1] + "\t{"));
+  EXPECT_THAT(next.out, Not(HasSubstr(expected[0])));
+
+  // --all follows the pages.
+  RunResult all = Cli({"scan", "account_balances", "--prefix", prefix, "--limit", "1", "--all"});
+  ASSERT_EQ(all.exit_code, 0) << all.out << all.err;
+  lines = absl::StrSplit(all.out, '\n', absl::SkipEmpty());
+  EXPECT_EQ(lines.size(), 2u) << all.out;
+}
+
+// The projector catches up with every event: lag 0 on every partition, eventually (polled with a
+// deadline; the last command's --after makes it quick).
+TEST_F(CliTest, ProjectorStatusShowsAccountBalancesCaughtUp) {
+  std::string id = UniqueName("acc");
+  ASSERT_EQ(Cli({"send", "bank.account", id, "OpenAccount", R"({"owner": "lag"})", "--wait",
+                 "--command-id", "open-" + id})
+                .exit_code,
+            0);
+  ASSERT_EQ(Cli({"get", "account_balances", id, "--after", "open-" + id}).exit_code, 0);
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  RunResult r;
+  bool caught_up = false;
+  while (!caught_up && absl::Now() < deadline) {
+    r = Cli({"projector", "status"});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    caught_up = absl::StrContains(r.out, "account_balances (lag 0)");
+  }
+  EXPECT_TRUE(caught_up) << r.out;
+  // One line per partition of the events topic (leftfold-dev runs with --partitions 3).
+  for (int p = 0; p < 3; ++p) {
+    EXPECT_THAT(r.out, HasSubstr(absl::StrCat("bank.account.events/", p, "  checkpoint ")));
+  }
+  EXPECT_THAT(r.out, Not(HasSubstr("HALTED")));
+
+  RunResult json = Cli({"--json", "projector", "status", "account_balances"});
+  ASSERT_EQ(json.exit_code, 0) << json.out << json.err;
+  EXPECT_THAT(json.out, HasSubstr(R"({"projector":"account_balances","partitions":[)"));
+  EXPECT_EQ(Cli({"projector", "status", "no_such_projector"}).exit_code, 3);
+  RunResult help = Cli({"projector", "--help"});
+  EXPECT_THAT(help.out, HasSubstr("rebuild"));
+  EXPECT_EQ(Cli({"projector", "rebuild", "account_balances"}).exit_code, 1);
 }
 
 TEST_F(CliTest, TopicsOnTheEmbeddedLogSayTheServerManagesThem) {
@@ -266,6 +460,44 @@ TEST_F(CliTest, TopicsOnTheEmbeddedLogSayTheServerManagesThem) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("--brokers"));
   EXPECT_THAT(r.err, HasSubstr("manages its topics"));
+}
+
+// In-process: every form `send` prints a token in is accepted by `get --token`.
+TEST(ConsistencyToken, AcceptsWhatSendPrints) {
+  auto colon = cli::ParseToken("bank.account.events:1:7,bank.account.events:2:0");
+  ASSERT_TRUE(colon.ok()) << colon.status();
+  ASSERT_EQ(colon->size(), 2u);
+  EXPECT_EQ((*colon)[0].topic(), "bank.account.events");
+  EXPECT_EQ((*colon)[0].partition(), 1);
+  EXPECT_EQ((*colon)[0].offset(), 7);
+
+  auto line = cli::ParseToken(
+      "ACCEPTED bank.account/acc-1 version 2 events 2 positions "
+      "bank.account.events/1@5,bank.account.events/1@6 command abc\n");
+  ASSERT_TRUE(line.ok()) << line.status();
+  ASSERT_EQ(line->size(), 2u);
+  EXPECT_EQ((*line)[1].offset(), 6);
+
+  auto json = cli::ParseToken(
+      R"({"commandId":"c","outcome":"ACCEPTED","eventPositions":[{"topic":"t.events",)"
+      R"("partition":2,"offset":"9"}],"eventCount":1})");
+  ASSERT_TRUE(json.ok()) << json.status();
+  ASSERT_EQ(json->size(), 1u);
+  EXPECT_EQ((*json)[0].partition(), 2);
+  EXPECT_EQ((*json)[0].offset(), 9);
+
+  auto array = cli::ParseToken(R"([{"topic":"t.events","partition":0,"offset":"3"}])");
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_EQ((*array)[0].offset(), 3);
+
+  EXPECT_EQ(cli::ParseToken("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cli::ParseToken("t.events:1").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cli::ParseToken(R"({"outcome":"REJECTED"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(cli::ParseToken("REJECTED bank.account/a version 1 FAILED_PRECONDITION: x command c")
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 // In-process: the name resolution the send subcommand uses.

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -400,6 +401,128 @@ TEST_F(GatewayTest, ShutdownDrainsInFlightExecuteAndEndsStreams) {
   late.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
   v1::SubmitAck ack;
   EXPECT_FALSE(stub->Submit(&late, Command("j-2", "accept"), &ack).ok());
+}
+
+std::string InitialValue(const grpc::ClientContext& ctx, const std::string& key) {
+  auto md = ctx.GetServerInitialMetadata();
+  auto it = md.find(key);
+  return it == md.end() ? "" : std::string(it->second.data(), it->second.size());
+}
+
+// from_start replays every partition from 0; the initial metadata names the partition count and
+// the subscription-time ends; stop_at_end ends the stream exactly there, so a command executed
+// after the subscription opened is not part of the replay.
+TEST_F(GatewayTest, FromStartReplayStopsAtTheSubscriptionTimeEndOffsets) {
+  auto stub = StartGateway();
+  StartProcessor();
+  std::set<std::string> before;
+  for (int i = 0; i < 6; ++i) {
+    CommandResult r;
+    ASSERT_TRUE(Execute(*stub, Command(absl::StrCat("k-", i), "accept:2"), &r).ok());
+    before.insert(r.command_id());
+  }
+  auto ends = transport_->log_internal().admin().EndOffsets(
+      topics_.events, internal::log::Isolation::kReadCommitted);
+  ASSERT_TRUE(ends.ok()) << ends.status();
+  ASSERT_EQ(ends->size(), 2u);
+
+  v1::EventFilter filter;
+  filter.add_aggregate_types(type_);
+  filter.set_from_start(true);
+  filter.set_stop_at_end(true);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = stub->SubscribeEvents(&ctx, filter);
+  reader->WaitForInitialMetadata();
+  EXPECT_EQ(InitialValue(ctx, "leftfold-partitions"), topics_.events + ":2");
+  EXPECT_EQ(InitialValue(ctx, "leftfold-start-offsets"),
+            absl::StrCat(topics_.events, ":0:0,", topics_.events, ":1:0"));
+  EXPECT_EQ(
+      InitialValue(ctx, "leftfold-end-offsets"),
+      absl::StrCat(topics_.events, ":0:", (*ends)[0], ",", topics_.events, ":1:", (*ends)[1]));
+
+  // Written after the replay started: past its end offsets, so not part of it.
+  CommandResult after;
+  ASSERT_TRUE(Execute(*stub, Command("k-0", "accept"), &after).ok());
+
+  std::map<std::string, int> events_per_command;
+  v1::EventEnvelope e;
+  while (reader->Read(&e)) ++events_per_command[e.command_id()];
+  grpc::Status s = reader->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  EXPECT_EQ(events_per_command.size(), before.size());
+  for (const std::string& id : before) EXPECT_EQ(events_per_command[id], 2) << id;
+  EXPECT_FALSE(events_per_command.contains(after.command_id()));
+}
+
+// `from` overrides from_start per partition; a replay of nothing ends at once.
+TEST_F(GatewayTest, FromOverridesFromStartAndAnEmptyReplayEndsAtOnce) {
+  auto stub = StartGateway();
+  StartProcessor();
+  std::map<int32_t, std::set<std::string>> by_partition;
+  for (int i = 0; i < 8; ++i) {
+    std::string id = absl::StrCat("m-", i);
+    CommandResult r;
+    ASSERT_TRUE(Execute(*stub, Command(id, "accept"), &r).ok());
+    by_partition[internal::log::PartitionForKey(id, 2)].insert(r.command_id());
+  }
+  ASSERT_EQ(by_partition.size(), 2u) << "the ids should cover both partitions";
+  auto ends = transport_->log_internal().admin().EndOffsets(
+      topics_.results, internal::log::Isolation::kReadCommitted);
+  ASSERT_TRUE(ends.ok()) << ends.status();
+
+  // Partition 0 starts at its end: only partition 1's results come.
+  v1::ResultFilter filter;
+  filter.set_from_start(true);
+  filter.set_stop_at_end(true);
+  v1::Position* from = filter.add_from();
+  from->set_topic(topics_.results);
+  from->set_partition(0);
+  from->set_offset((*ends)[0]);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = stub->SubscribeResults(&ctx, filter);
+  std::set<std::string> seen;
+  CommandResult r;
+  while (reader->Read(&r)) seen.insert(r.command_id());
+  grpc::Status s = reader->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(seen, by_partition[1]);
+  EXPECT_EQ(InitialValue(ctx, "leftfold-start-offsets"),
+            absl::StrCat(topics_.results, ":0:", (*ends)[0], ",", topics_.results, ":1:0"));
+
+  // Both partitions from their end: nothing to read, the stream ends OK without any item.
+  v1::ResultFilter empty;
+  empty.set_stop_at_end(true);
+  for (int32_t p = 0; p < 2; ++p) {
+    v1::Position* f = empty.add_from();
+    f->set_topic(topics_.results);
+    f->set_partition(p);
+    f->set_offset((*ends)[p]);
+  }
+  grpc::ClientContext empty_ctx;
+  empty_ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto none = stub->SubscribeResults(&empty_ctx, empty);
+  EXPECT_FALSE(none->Read(&r));
+  EXPECT_TRUE(none->Finish().ok());
+}
+
+TEST_F(GatewayTest, LiveSubscriptionTellsThePartitionCountAndRefusesStopAtEnd) {
+  auto stub = StartGateway();
+  grpc::ClientContext ctx;
+  auto live = stub->SubscribeEvents(&ctx, v1::EventFilter());
+  live->WaitForInitialMetadata();
+  EXPECT_EQ(InitialValue(ctx, "leftfold-partitions"), topics_.events + ":2");
+  ctx.TryCancel();
+  live->Finish();
+
+  v1::EventFilter bad;
+  bad.set_stop_at_end(true);
+  grpc::ClientContext bad_ctx;
+  auto refused = stub->SubscribeEvents(&bad_ctx, bad);
+  v1::EventEnvelope e;
+  EXPECT_FALSE(refused->Read(&e));
+  EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 }  // namespace
