@@ -24,6 +24,10 @@
 #include "leftfold/processor.h"
 #include "leftfold/projector.h"
 #include "balances.h"
+#include "clicks/clicks.h"
+#include "invoices/invoice_aggregate.h"
+#include "invoices/invoice_list.h"
+#include "invoices/invoices_sql.h"
 #include "projection/query_service.h"
 
 namespace {
@@ -33,6 +37,8 @@ constexpr char kComponent[] = "dev";
 struct Options {
   std::string listen = "127.0.0.1:50051";
   std::string data_dir = "leftfold-data";
+  // Empty: the PostgreSQL projection of invoices is not run.
+  std::string postgres;
   leftfold::TransportOptions transport;
 };
 
@@ -46,7 +52,8 @@ int Run(const Options& options) {
   }
 
   // Processors, one thread each.
-  std::vector<leftfold::AggregateDefinition> aggregates = {bank::AccountDefinition()};
+  std::vector<leftfold::AggregateDefinition> aggregates = {
+      bank::AccountDefinition(), clicks::ClicksAggregate(), invoices::InvoiceDefinition()};
   std::vector<std::string> types;
   std::vector<std::unique_ptr<leftfold::Processor>> processors;
   for (const leftfold::AggregateDefinition& definition : aggregates) {
@@ -72,12 +79,16 @@ int Run(const Options& options) {
   }
 
   // Projectors and the query service over their views.
-  std::vector<leftfold::Projector> projectors = {bank::BalancesProjector()};
+  std::vector<leftfold::Projector> projectors = {
+      bank::BalancesProjector(), clicks::ClickTotalsProjector(), invoices::InvoiceListProjector()};
+  if (!options.postgres.empty()) projectors.push_back(invoices::InvoicesSqlProjector());
   std::vector<std::unique_ptr<leftfold::ProjectorRuntime>> runtimes;
   leftfold::internal::projection::ViewQueryService queries;
   for (const leftfold::Projector& projector : projectors) {
     auto runtime = leftfold::ProjectorRuntime::Start(
-        *transport, projector, {.store_dir = options.data_dir + "/views/" + projector.name()});
+        *transport, projector,
+        {.store_dir = options.data_dir + "/views/" + projector.name(),
+         .postgres_uri = options.postgres});
     if (!runtime.ok()) {
       leftfold::LogError(kComponent, "cannot start projector",
                          {{"projector", projector.name()}, {"error", runtime.status().ToString()}});
@@ -145,6 +156,8 @@ int main(int argc, char** argv) {
                  "Kafka bootstrap servers; empty: the embedded log under --data-dir");
   app.add_option("--data-dir", options.data_dir, "embedded log and state stores")
       ->capture_default_str();
+  app.add_option("--postgres", options.postgres,
+                 "PostgreSQL URI: also run the invoices SQL projection into it");
   app.add_option("--topic-prefix", options.transport.topic_prefix, "prefix of every topic name");
   app.add_option("--partitions", options.transport.partitions, "partitions of created topics")
       ->capture_default_str();
