@@ -15,12 +15,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "bank/bank_aggregate.h"
+#include "bank/transfer.h"
 #include "common/signals.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
 #include "leftfold/gateway.h"
 #include "leftfold/logging.h"
+#include "leftfold/process_manager.h"
 #include "leftfold/processor.h"
 #include "leftfold/projector.h"
 #include "balances.h"
@@ -53,7 +55,8 @@ int Run(const Options& options) {
 
   // Processors, one thread each.
   std::vector<leftfold::AggregateDefinition> aggregates = {
-      bank::AccountDefinition(), clicks::ClicksAggregate(), invoices::InvoiceDefinition()};
+      bank::AccountDefinition(), bank::TransferDefinition(), clicks::ClicksAggregate(),
+      invoices::InvoiceDefinition()};
   std::vector<std::string> types;
   std::vector<std::unique_ptr<leftfold::Processor>> processors;
   for (const leftfold::AggregateDefinition& definition : aggregates) {
@@ -111,8 +114,23 @@ int Run(const Options& options) {
     return 1;
   }
 
+  // Process managers: the bank transfer (debit, credit, refund on failure).
+  auto transfers = leftfold::ProcessManager::Create(*transport, bank::TransferProcess());
+  if (!transfers.ok()) {
+    leftfold::LogError(kComponent, "cannot create process manager",
+                       {{"error", transfers.status().ToString()}});
+    return 1;
+  }
+
   std::vector<std::thread> threads;
   std::atomic<bool> failed{false};
+  threads.emplace_back([&failed, pm = transfers->get()] {
+    absl::Status s = pm->Run();
+    if (!s.ok()) {
+      failed = true;
+      kill(getpid(), SIGTERM);
+    }
+  });
   for (auto& processor : processors) {
     threads.emplace_back([&failed, p = processor.get()] {
       absl::Status s = p->Run();
@@ -134,6 +152,7 @@ int Run(const Options& options) {
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   (*gateway)->Stop();
   for (auto& processor : processors) processor->Stop();
+  (*transfers)->Stop();
   for (std::thread& t : threads) t.join();
   for (auto& runtime : runtimes) {
     if (absl::Status s = runtime->Stop(); !s.ok()) {

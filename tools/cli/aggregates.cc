@@ -3,6 +3,9 @@
 #include <map>
 
 #include "bank/bank_aggregate.h"
+#include "bank/transfer.h"
+#include "clicks/clicks.h"
+#include "invoices/invoice_aggregate.h"
 
 namespace leftfold::cli {
 namespace {
@@ -10,7 +13,11 @@ namespace {
 const std::map<std::string, AggregateDefinition>& Registry() {
   static const auto* registry = [] {
     auto* m = new std::map<std::string, AggregateDefinition>();
-    for (AggregateDefinition d : {bank::AccountDefinition()}) m->emplace(d.type(), d);
+    for (AggregateDefinition d :
+         {bank::AccountDefinition(), bank::TransferDefinition(),
+          AggregateDefinition(clicks::ClicksAggregate()), invoices::InvoiceDefinition()}) {
+      m->emplace(d.type(), d);
+    }
     return m;
   }();
   return *registry;
