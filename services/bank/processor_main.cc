@@ -26,8 +26,10 @@ int main(int argc, char** argv) {
                  "Kafka bootstrap servers; empty: the embedded log in --data-dir");
   app.add_option("--data-dir", transport_options.embedded_dir, "embedded log directory")
       ->capture_default_str();
-  app.add_option("--state-dir", options.state_dir, "RocksDB snapshot stores")->capture_default_str();
-  app.add_option("--group", options.group, "consumer group (default: <prefix>bank.account.processor)");
+  app.add_option("--state-dir", options.state_dir, "RocksDB snapshot stores")
+      ->capture_default_str();
+  app.add_option("--group", options.group,
+                 "consumer group (default: <prefix>bank.account.processor)");
   app.add_option("--instance-id", options.instance_id, "this instance's id (default: host-pid)");
   app.add_option("--topic-prefix", transport_options.topic_prefix, "prefix of every topic name");
   app.add_option("--partitions", transport_options.partitions, "partitions of created topics")

@@ -14,22 +14,22 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "balances.h"
 #include "bank/bank_aggregate.h"
 #include "bank/transfer.h"
+#include "clicks/clicks.h"
 #include "common/signals.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
+#include "invoices/invoice_aggregate.h"
+#include "invoices/invoice_list.h"
+#include "invoices/invoices_sql.h"
 #include "leftfold/gateway.h"
 #include "leftfold/logging.h"
 #include "leftfold/process_manager.h"
 #include "leftfold/processor.h"
 #include "leftfold/projector.h"
-#include "balances.h"
-#include "clicks/clicks.h"
-#include "invoices/invoice_aggregate.h"
-#include "invoices/invoice_list.h"
-#include "invoices/invoices_sql.h"
 #include "projection/query_service.h"
 
 namespace {
@@ -49,7 +49,8 @@ int Run(const Options& options) {
   transport_options.embedded_dir = options.data_dir + "/log";
   auto transport = leftfold::Transport::Open(transport_options);
   if (!transport.ok()) {
-    leftfold::LogError(kComponent, "cannot open the log", {{"error", transport.status().ToString()}});
+    leftfold::LogError(kComponent, "cannot open the log",
+                       {{"error", transport.status().ToString()}});
     return 1;
   }
 
@@ -62,7 +63,8 @@ int Run(const Options& options) {
   for (const leftfold::AggregateDefinition& definition : aggregates) {
     types.push_back(definition.type());
     auto processor = leftfold::Processor::Create(
-        *transport, definition, {.state_dir = options.data_dir + "/state", .group = "", .instance_id = "dev"});
+        *transport, definition,
+        {.state_dir = options.data_dir + "/state", .group = "", .instance_id = "dev"});
     if (!processor.ok()) {
       leftfold::LogError(kComponent, "cannot create processor",
                          {{"type", definition.type()}, {"error", processor.status().ToString()}});
@@ -73,7 +75,8 @@ int Run(const Options& options) {
 
   auto gateway = leftfold::Gateway::Create(*transport, {.aggregate_types = types});
   if (!gateway.ok()) {
-    leftfold::LogError(kComponent, "cannot create gateway", {{"error", gateway.status().ToString()}});
+    leftfold::LogError(kComponent, "cannot create gateway",
+                       {{"error", gateway.status().ToString()}});
     return 1;
   }
   if (absl::Status s = (*gateway)->Start(); !s.ok()) {
@@ -168,8 +171,7 @@ int Run(const Options& options) {
 int main(int argc, char** argv) {
   leftfold::services::BlockTerminationSignals();
   Options options;
-  CLI::App app{
-      "leftfold-dev: gateway, example processors, projectors and queries in one process."};
+  CLI::App app{"leftfold-dev: gateway, example processors, projectors and queries in one process."};
   app.add_option("--listen", options.listen, "gRPC address")->capture_default_str();
   app.add_option("--brokers", options.transport.brokers,
                  "Kafka bootstrap servers; empty: the embedded log under --data-dir");

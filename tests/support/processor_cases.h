@@ -42,8 +42,7 @@ inline void ExpectContiguousVersions(const std::vector<v1::EventEnvelope>& event
 TEST_P(ProcessorTest, AcceptsRejectsAndPublishesEventsResultsSnapshots) {
   ProcessorHarness h(brokers());
   h.StartProcessor();
-  h.Send({BankCommand("c1", "acc-1", Open("alice", 100)),
-          BankCommand("c2", "acc-1", DepositOf(50)),
+  h.Send({BankCommand("c1", "acc-1", Open("alice", 100)), BankCommand("c2", "acc-1", DepositOf(50)),
           BankCommand("c3", "acc-1", WithdrawOf(500)),  // insufficient funds
           BankCommand("c4", "acc-2", DepositOf(5)),     // never opened
           BankCommand("c5", "acc-1", WithdrawOf(30))});
@@ -137,17 +136,19 @@ TEST_P(ProcessorTest, ThrowingHandlerBecomesFailedResult) {
   ProcessorHarness h(brokers(), 1);
   AggregateDefinition throwing =
       Aggregate<bank::v1::Account>(bank::kAccountType)
-          .Decide<bank::v1::OpenAccount>(
-              [](const bank::v1::Account&, const bank::v1::OpenAccount& open,
-                 Emit& emit) -> absl::Status {
-                if (open.owner() == "boom") throw std::runtime_error("handler exploded");
-                bank::v1::AccountOpened e;
-                e.set_owner(open.owner());
-                emit(e);
-                return absl::OkStatus();
-              })
+          .Decide<bank::v1::OpenAccount>([](const bank::v1::Account&,
+                                            const bank::v1::OpenAccount& open,
+                                            Emit& emit) -> absl::Status {
+            if (open.owner() == "boom") throw std::runtime_error("handler exploded");
+            bank::v1::AccountOpened e;
+            e.set_owner(open.owner());
+            emit(e);
+            return absl::OkStatus();
+          })
           .Apply<bank::v1::AccountOpened>(
-              [](bank::v1::Account& s, const bank::v1::AccountOpened& e) { s.set_owner(e.owner()); });
+              [](bank::v1::Account& s, const bank::v1::AccountOpened& e) {
+                s.set_owner(e.owner());
+              });
   h.StartProcessor({}, throwing);
   h.Send({BankCommand("b", "acc-1", Open("boom")), BankCommand("fine", "acc-2", Open("erin"))});
   auto results = h.Results(2);
@@ -166,7 +167,7 @@ TEST_P(ProcessorTest, RestartAndWipedStoreContinueFromTheLog) {
   // Wipe the local stores: snapshots and the dedup index must come back from the log.
   std::filesystem::remove_all(h.state_dir());
   h.StartProcessor();
-  h.Send({BankCommand("d", "acc-1", DepositOf(10)),   // duplicate of an old command
+  h.Send({BankCommand("d", "acc-1", DepositOf(10)),  // duplicate of an old command
           BankCommand("w", "acc-1", WithdrawOf(15))});
   h.Results(4);
   std::map<std::string, std::vector<v1::CommandResult>> by_id;
@@ -194,13 +195,13 @@ TEST_P(ProcessorTest, NewDefinitionVersionRebuildsStatesFromEvents) {
   AggregateDefinition v2 =
       Aggregate<bank::v1::Account>(bank::kAccountType)
           .Version(2)
-          .Decide<bank::v1::Deposit>([](const bank::v1::Account&, const bank::v1::Deposit& d,
-                                        Emit& emit) -> absl::Status {
-            bank::v1::Deposited e;
-            e.set_amount(d.amount());
-            emit(e);
-            return absl::OkStatus();
-          })
+          .Decide<bank::v1::Deposit>(
+              [](const bank::v1::Account&, const bank::v1::Deposit& d, Emit& emit) -> absl::Status {
+                bank::v1::Deposited e;
+                e.set_amount(d.amount());
+                emit(e);
+                return absl::OkStatus();
+              })
           .Apply<bank::v1::AccountOpened>(
               [](bank::v1::Account& s, const bank::v1::AccountOpened& e) {
                 s.set_owner(e.owner());

@@ -96,7 +96,8 @@ class ProcessorHarness {
       ASSERT_TRUE(producer.ok()) << producer.status();
       producer_ = *std::move(producer);
     }
-    for (const v1::CommandEnvelope& command : commands) SendRaw(command.aggregate_id(), command.SerializeAsString());
+    for (const v1::CommandEnvelope& command : commands)
+      SendRaw(command.aggregate_id(), command.SerializeAsString());
     ASSERT_TRUE(producer_->Flush(absl::Seconds(30)).ok());
   }
 
@@ -119,7 +120,8 @@ class ProcessorHarness {
     auto consumer = log.NewConsumer({});
     EXPECT_TRUE(consumer.ok()) << consumer.status();
     std::vector<internal::log::TopicPartitionOffset> assignment;
-    for (int32_t p = 0; p < transport_->options().partitions; ++p) assignment.push_back({{topic, p}, 0});
+    for (int32_t p = 0; p < transport_->options().partitions; ++p)
+      assignment.push_back({{topic, p}, 0});
     EXPECT_TRUE((*consumer)->Assign(assignment).ok());
     while (absl::Now() < deadline) {
       auto batch = (*consumer)->Poll(10000, absl::Milliseconds(100));

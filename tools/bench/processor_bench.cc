@@ -162,8 +162,9 @@ absl::Status RunRestore(const Config& config) {
     snapshot.set_version(3);
     snapshot.set_definition_version(1);
     snapshot.mutable_state()->PackFrom(account);
-    absl::Status s = (*producer)->Produce(
-        {.topic = topics.snapshots, .key = snapshot.aggregate_id(), .value = snapshot.SerializeAsString()});
+    absl::Status s = (*producer)->Produce({.topic = topics.snapshots,
+                                           .key = snapshot.aggregate_id(),
+                                           .value = snapshot.SerializeAsString()});
     if (!s.ok()) return s;
   }
   if (absl::Status s = (*producer)->Flush(absl::Minutes(10)); !s.ok()) return s;
@@ -227,10 +228,11 @@ absl::Status RunMemory(const Config& config) {
   (*processor)->Stop();
   thread.join();
   if (!run_status.ok()) return run_status;
-  std::printf("memory: %lld distinct aggregates opened (cache %zu states) in %.1f s; RSS before "
-              "%ld MiB, peak while processing %ld MiB\n",
-              static_cast<long long>(config.commands), options.cache_size,
-              absl::ToDoubleSeconds(took), before, peak);
+  std::printf(
+      "memory: %lld distinct aggregates opened (cache %zu states) in %.1f s; RSS before "
+      "%ld MiB, peak while processing %ld MiB\n",
+      static_cast<long long>(config.commands), options.cache_size, absl::ToDoubleSeconds(took),
+      before, peak);
   return absl::OkStatus();
 }
 
@@ -325,9 +327,11 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
   app.add_option("--partitions", config.partitions, "partitions per topic")->capture_default_str();
-  app.add_option("--max-batch", config.max_batch, "commands per transaction")->capture_default_str();
+  app.add_option("--max-batch", config.max_batch, "commands per transaction")
+      ->capture_default_str();
   app.add_option("--seed", config.seed, "workload seed")->capture_default_str();
-  app.add_option("--dir", config.dir, "scratch directory (embedded log, state)")->capture_default_str();
+  app.add_option("--dir", config.dir, "scratch directory (embedded log, state)")
+      ->capture_default_str();
   app.add_option("--scenario", config.scenario,
                  "throughput (vs passthrough), restore (--commands snapshots into a fresh "
                  "instance) or memory (peak RSS, default cache)")
@@ -370,13 +374,14 @@ int Main(int argc, char** argv) {
     passthrough.push_back(*base);
   }
   Summary p = Summarize(processor), b = Summarize(passthrough);
-  std::printf("\nbackend=%s mode=%s workload=%s commands=%lld partitions=%d max_batch=%zu runs=%d\n",
-              config.backend.c_str(), config.mode.c_str(), config.workload.c_str(),
-              static_cast<long long>(config.commands), config.partitions, config.max_batch,
-              config.runs);
+  std::printf(
+      "\nbackend=%s mode=%s workload=%s commands=%lld partitions=%d max_batch=%zu runs=%d\n",
+      config.backend.c_str(), config.mode.c_str(), config.workload.c_str(),
+      static_cast<long long>(config.commands), config.partitions, config.max_batch, config.runs);
   std::printf("| what | median cmd/s | min | max | CPU s / 100k cmds |\n|---|---|---|---|---|\n");
   std::printf("| processor | %.0f | %.0f | %.0f | %.2f |\n", p.median, p.min, p.max, p.cpu_median);
-  std::printf("| passthrough | %.0f | %.0f | %.0f | %.2f |\n", b.median, b.min, b.max, b.cpu_median);
+  std::printf("| passthrough | %.0f | %.0f | %.0f | %.2f |\n", b.median, b.min, b.max,
+              b.cpu_median);
   std::printf("processor / passthrough (medians): %.0f%%   peak RSS: %ld MiB\n",
               100.0 * p.median / b.median, PeakRssMiB());
   std::filesystem::remove_all(config.dir);

@@ -18,9 +18,12 @@ absl::StatusOr<Workload> ParseWorkload(const std::string& name) {
 
 std::string WorkloadName(Workload workload) {
   switch (workload) {
-    case Workload::kBankUniform: return "bank-uniform";
-    case Workload::kBankZipf: return "bank-zipf";
-    case Workload::kBankDup: return "bank-dup";
+    case Workload::kBankUniform:
+      return "bank-uniform";
+    case Workload::kBankZipf:
+      return "bank-zipf";
+    case Workload::kBankDup:
+      return "bank-dup";
   }
   return "?";
 }

@@ -11,9 +11,8 @@
 //   }
 #pragma once
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 
 namespace leftfold::internal::log {
 

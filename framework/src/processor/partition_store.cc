@@ -7,8 +7,8 @@
 #include "google/protobuf/util/time_util.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
-#include "rocksdb/table.h"
 #include "rocksdb/options.h"
+#include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 
 namespace leftfold::internal::processor {
@@ -40,7 +40,9 @@ std::string ExpiryKey(const v1::CommandResult& result) {
 absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return absl::InternalError(absl::StrCat("state store: cannot create ", dir, ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("state store: cannot create ", dir, ": ", ec.message()));
   rocksdb::Options options;
   options.create_if_missing = true;
   options.compression = rocksdb::kLZ4Compression;
@@ -87,7 +89,8 @@ absl::Status PartitionStore::LoadMeta() {
 absl::StatusOr<std::optional<v1::Snapshot>> PartitionStore::GetSnapshot(
     const std::string& aggregate_id) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), absl::StrCat(kSnapshotPrefix, aggregate_id), &value);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), absl::StrCat(kSnapshotPrefix, aggregate_id), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get snapshot"); !st.ok()) return st;
   v1::Snapshot snapshot;
@@ -100,7 +103,8 @@ absl::StatusOr<std::optional<v1::Snapshot>> PartitionStore::GetSnapshot(
 absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
     const std::string& command_id) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), absl::StrCat(kResultPrefix, command_id), &value);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), absl::StrCat(kResultPrefix, command_id), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get result"); !st.ok()) return st;
   v1::CommandResult result;

@@ -109,8 +109,7 @@ class ProcessorImpl final : public Processor {
   absl::Status RebuildFromEvents(log::Consumer& reader, int32_t partition, PartitionStore& store);
   // Reads `topic`/`partition` from `from` to its read_committed end, calling `fn` per record.
   absl::Status ReadToEnd(log::Consumer& reader, const std::string& topic, int32_t partition,
-                         int64_t from,
-                         const std::function<absl::Status(const log::Record&)>& fn);
+                         int64_t from, const std::function<absl::Status(const log::Record&)>& fn);
 
   absl::Status ProcessBatch(const std::vector<log::Record>& records);
   absl::Status Decide(const log::Record& record, StagedBatch& staged);
@@ -137,8 +136,8 @@ class ProcessorImpl final : public Processor {
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
-  std::atomic<int64_t> commands_{0}, committed_{0}, accepted_{0}, rejected_{0}, conflicts_{0}, failed_{0},
-      duplicates_{0}, transactions_{0}, aborted_{0}, restored_{0};
+  std::atomic<int64_t> commands_{0}, committed_{0}, accepted_{0}, rejected_{0}, conflicts_{0},
+      failed_{0}, duplicates_{0}, transactions_{0}, aborted_{0}, restored_{0};
 };
 
 absl::Status ProcessorImpl::Run() {
@@ -303,7 +302,8 @@ absl::Status ProcessorImpl::ReadToEnd(log::Consumer& reader, const std::string& 
 
 absl::Status ProcessorImpl::Restore(log::Consumer& reader, int32_t partition,
                                     PartitionStore& store) {
-  bool rebuild = store.definition_version() != 0 && store.definition_version() != definition_.version();
+  bool rebuild =
+      store.definition_version() != 0 && store.definition_version() != definition_.version();
   // Snapshots: the compacted changelog, from where this store left off.
   PartitionStore::Update update;
   update.replay = true;
@@ -317,7 +317,8 @@ absl::Status ProcessorImpl::Restore(log::Consumer& reader, int32_t partition,
   };
   if (!rebuild) {
     absl::Status s = ReadToEnd(
-        reader, topics_.snapshots, partition, store.snapshots_next(), [&](const log::Record& record) {
+        reader, topics_.snapshots, partition, store.snapshots_next(),
+        [&](const log::Record& record) {
           snapshots_next = record.offset + 1;
           v1::Snapshot snapshot;
           if (!snapshot.ParseFromString(record.value)) {
@@ -406,9 +407,9 @@ absl::Status ProcessorImpl::RebuildFromEvents(log::Consumer& reader, int32_t par
     std::unique_ptr<google::protobuf::Message> state = definition_.NewState();
     if (!snapshot.state().UnpackTo(state.get())) return absl::DataLossError("bad state");
     if (absl::Status a = definition_.Apply(*state, event.payload()); !a.ok()) {
-      return absl::Status(a.code(), absl::StrCat("rebuilding ", event.aggregate_id(), " at ",
-                                                 topics_.events, "/", partition, "@",
-                                                 record.offset, ": ", a.message()));
+      return absl::Status(
+          a.code(), absl::StrCat("rebuilding ", event.aggregate_id(), " at ", topics_.events, "/",
+                                 partition, "@", record.offset, ": ", a.message()));
     }
     snapshot.mutable_state()->PackFrom(*state);
     snapshot.set_version(event.version());
@@ -462,11 +463,20 @@ void ProcessorImpl::StageResult(const log::Record& record, v1::CommandResult res
   *result.mutable_processed_at() = TimeUtil::GetCurrentTime();
   if (result.aggregate_type().empty()) result.set_aggregate_type(definition_.type());
   switch (result.outcome()) {
-    case v1::CommandResult::ACCEPTED: accepted_.fetch_add(1); break;
-    case v1::CommandResult::REJECTED: rejected_.fetch_add(1); break;
-    case v1::CommandResult::CONFLICT: conflicts_.fetch_add(1); break;
-    case v1::CommandResult::FAILED: failed_.fetch_add(1); break;
-    default: break;
+    case v1::CommandResult::ACCEPTED:
+      accepted_.fetch_add(1);
+      break;
+    case v1::CommandResult::REJECTED:
+      rejected_.fetch_add(1);
+      break;
+    case v1::CommandResult::CONFLICT:
+      conflicts_.fetch_add(1);
+      break;
+    case v1::CommandResult::FAILED:
+      failed_.fetch_add(1);
+      break;
+    default:
+      break;
   }
   if (!result.command_id().empty()) {
     staged.result_by_command_id[result.command_id()] = staged.results.size();
@@ -640,7 +650,8 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
     offsets.push_back({{topics_.commands, partition}, next});
   }
   if (exactly_once()) {
-    if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok()) return s;
+    if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok())
+      return s;
     staged.offsets_sent = absl::Now();
     absl::Status s = producer_->CommitTransaction();
     for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
@@ -746,9 +757,9 @@ absl::StatusOr<std::unique_ptr<Processor>> Processor::Create(std::shared_ptr<Tra
   if (options.max_batch == 0) return absl::InvalidArgumentError("ProcessorOptions.max_batch is 0");
   const TransportOptions& t = transport->options();
   internal::AggregateTopics topics = internal::TopicsFor(t.topic_prefix, definition.type());
-  absl::StatusOr<int32_t> partitions = internal::EnsureTopics(
-      transport->log_internal().admin(), topics, t.partitions,
-      {.results_retention = options.dedup_window});
+  absl::StatusOr<int32_t> partitions =
+      internal::EnsureTopics(transport->log_internal().admin(), topics, t.partitions,
+                             {.results_retention = options.dedup_window});
   if (!partitions.ok()) return partitions.status();
   if (options.group.empty()) {
     options.group = absl::StrCat(t.topic_prefix, definition.type(), ".processor");

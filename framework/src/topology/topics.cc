@@ -16,10 +16,12 @@ absl::StatusOr<int32_t> EnsureTopics(log::Admin& admin, const AggregateTopics& t
                                      int32_t partitions, const TopicSettings& settings) {
   auto millis = [](absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); };
   std::vector<log::TopicSpec> specs = {
-      {topics.commands, partitions,
+      {topics.commands,
+       partitions,
        {{"cleanup.policy", "delete"}, {"retention.ms", millis(settings.commands_retention)}}},
       {topics.events, partitions, {{"cleanup.policy", "delete"}, {"retention.ms", "-1"}}},
-      {topics.results, partitions,
+      {topics.results,
+       partitions,
        {{"cleanup.policy", "delete"}, {"retention.ms", millis(settings.results_retention)}}},
       {topics.snapshots, partitions, {{"cleanup.policy", "compact"}}},
   };
@@ -44,10 +46,10 @@ absl::StatusOr<int32_t> EnsureTopics(log::Admin& admin, const AggregateTopics& t
     if (!ends.ok()) return ends.status();
   }
   if (mismatch) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "topics of one aggregate type must have the same partition count (they are "
-        "co-partitioned by aggregate id); found ",
-        counts));
+    return absl::FailedPreconditionError(
+        absl::StrCat("topics of one aggregate type must have the same partition count (they are "
+                     "co-partitioned by aggregate id); found ",
+                     counts));
   }
   return first;
 }

@@ -1,8 +1,8 @@
 // The four topics of an aggregate type (DESIGN.md, "Topics"): their names, their configuration,
 // and the start-up check that they exist and are co-partitioned.
 //
-//   AggregateTopics topics = TopicsFor("", "bank.account");   // topics.commands == "bank.account.commands"
-//   absl::Status s = EnsureTopics(log.admin(), topics, /*partitions=*/4);
+//   AggregateTopics topics = TopicsFor("", "bank.account");   // topics.commands ==
+//   "bank.account.commands" absl::Status s = EnsureTopics(log.admin(), topics, /*partitions=*/4);
 #pragma once
 
 #include <string>

@@ -19,7 +19,8 @@ struct KafkaDeleter {
 };
 using KafkaPtr = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
 
-KafkaPtr NewClient(rd_kafka_type_t type, std::initializer_list<std::pair<const char*, std::string>> props) {
+KafkaPtr NewClient(rd_kafka_type_t type,
+                   std::initializer_list<std::pair<const char*, std::string>> props) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   EXPECT_EQ(rd_kafka_conf_set(conf, "bootstrap.servers", testing::TestBrokers().c_str(), err,
@@ -66,8 +67,7 @@ void ProduceValues(rd_kafka_t* producer, const std::string& topic, const std::st
                    int count) {
   for (int i = 0; i < count; ++i) {
     std::string value = absl::StrCat(prefix, "-", i);
-    ASSERT_EQ(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()),
-                                RD_KAFKA_V_KEY("k", 1),
+    ASSERT_EQ(rd_kafka_producev(producer, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY("k", 1),
                                 RD_KAFKA_V_VALUE(value.data(), value.size()),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
               RD_KAFKA_RESP_ERR_NO_ERROR);
@@ -78,8 +78,9 @@ TEST(KafkaBroker, ReadCommittedSeesExactlyTheCommittedTransactions) {
   ASSERT_FALSE(testing::TestBrokers().empty()) << "LEFTFOLD_TEST_BROKERS is not set";
   const std::string topic = testing::UniqueName("smoke");
 
-  KafkaPtr producer = NewClient(RD_KAFKA_PRODUCER, {{"transactional.id", testing::UniqueName("smoke-txn")},
-                                                    {"linger.ms", "1"}});
+  KafkaPtr producer =
+      NewClient(RD_KAFKA_PRODUCER,
+                {{"transactional.id", testing::UniqueName("smoke-txn")}, {"linger.ms", "1"}});
   CreateTopic(producer.get(), topic, 1);
   ExpectNoError(rd_kafka_init_transactions(producer.get(), 30000), "init_transactions");
 
@@ -97,13 +98,15 @@ TEST(KafkaBroker, ReadCommittedSeesExactlyTheCommittedTransactions) {
   ProduceValues(producer.get(), topic, "end", 1);
   ExpectNoError(rd_kafka_commit_transaction(producer.get(), 30000), "commit end marker");
 
-  KafkaPtr consumer = NewClient(RD_KAFKA_CONSUMER, {{"group.id", testing::UniqueName("smoke-group")},
-                                                    {"isolation.level", "read_committed"},
-                                                    {"auto.offset.reset", "earliest"},
-                                                    {"enable.auto.commit", "false"}});
+  KafkaPtr consumer =
+      NewClient(RD_KAFKA_CONSUMER, {{"group.id", testing::UniqueName("smoke-group")},
+                                    {"isolation.level", "read_committed"},
+                                    {"auto.offset.reset", "earliest"},
+                                    {"enable.auto.commit", "false"}});
   rd_kafka_poll_set_consumer(consumer.get());
   rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(assignment, topic.c_str(), 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_topic_partition_list_add(assignment, topic.c_str(), 0)->offset =
+      RD_KAFKA_OFFSET_BEGINNING;
   ASSERT_EQ(rd_kafka_assign(consumer.get(), assignment), RD_KAFKA_RESP_ERR_NO_ERROR);
   rd_kafka_topic_partition_list_destroy(assignment);
 

@@ -1,5 +1,6 @@
-#include "gtest/gtest.h"
 #include "log/errors.h"
+
+#include "gtest/gtest.h"
 
 namespace leftfold::internal::log {
 namespace {
