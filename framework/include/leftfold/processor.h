@@ -45,6 +45,9 @@ struct ProcessorOptions {
   // Consumer group of the instances that share the work. Default: "<prefix><type>.processor".
   std::string group;
   // Distinguishes instances of the group (part of the transactional id). Default: "<host>-<pid>".
+  // Set it to a stable name per instance (e.g. the pod name) and the instance becomes a static
+  // Kafka group member: a restart gets its partitions back at once, not after the session
+  // timeout; a stopped one keeps them unprocessed until that timeout.
   std::string instance_id;
   // Most commands per transaction. Default: 500.
   size_t max_batch = 500;

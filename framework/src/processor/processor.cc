@@ -75,8 +75,9 @@ struct StagedBatch {
 class ProcessorImpl final : public Processor {
  public:
   ProcessorImpl(std::shared_ptr<Transport> transport, AggregateDefinition definition,
-                ProcessorOptions options, AggregateTopics topics)
-      : transport_(std::move(transport)),
+                ProcessorOptions options, AggregateTopics topics, bool static_member)
+      : static_member_(static_member),
+        transport_(std::move(transport)),
         log_(transport_->log_internal()),
         definition_(std::move(definition)),
         options_(std::move(options)),
@@ -120,6 +121,10 @@ class ProcessorImpl final : public Processor {
   absl::Status ApplyCommitted(StagedBatch& staged);
   void Rewind(const StagedBatch& staged);
 
+  // A user-given instance id makes this a static group member (Kafka's group.instance.id): a
+  // restart with the same id gets its partitions back at once instead of after the session
+  // timeout. Generated ids (host-pid) are never reused, so they stay dynamic members.
+  bool static_member_;
   std::shared_ptr<Transport> transport_;
   log::Log& log_;
   AggregateDefinition definition_;
@@ -148,7 +153,12 @@ absl::Status ProcessorImpl::Run() {
        .transaction_timeout = options_.transaction_timeout});
   if (!producer.ok()) return producer.status();
   producer_ = *std::move(producer);
-  absl::StatusOr<std::unique_ptr<log::Consumer>> consumer = log_.NewConsumer({.group_id = group});
+  log::ConsumerOptions consumer_options{.group_id = group};
+  if (static_member_) {
+    consumer_options.kafka_properties["group.instance.id"] =
+        absl::StrCat(group, "-", options_.instance_id);
+  }
+  absl::StatusOr<std::unique_ptr<log::Consumer>> consumer = log_.NewConsumer(consumer_options);
   if (!consumer.ok()) return consumer.status();
   consumer_ = *std::move(consumer);
 
@@ -764,9 +774,11 @@ absl::StatusOr<std::unique_ptr<Processor>> Processor::Create(std::shared_ptr<Tra
   if (options.group.empty()) {
     options.group = absl::StrCat(t.topic_prefix, definition.type(), ".processor");
   }
+  bool static_member = !options.instance_id.empty();
   if (options.instance_id.empty()) options.instance_id = internal::processor::DefaultInstanceId();
   return std::make_unique<internal::processor::ProcessorImpl>(
-      std::move(transport), std::move(definition), std::move(options), std::move(topics));
+      std::move(transport), std::move(definition), std::move(options), std::move(topics),
+      static_member);
 }
 
 }  // namespace leftfold
