@@ -101,6 +101,7 @@ int Run(const Options& options) {
       return 1;
     }
     queries.AddProjector((*runtime)->runner_internal(), (*runtime)->view());
+    queries.AddRebuild(**runtime);  // `leftfold projector rebuild NAME`
     runtimes.push_back(*std::move(runtime));
   }
 

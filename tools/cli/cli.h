@@ -146,6 +146,14 @@ struct ProjectorStatusOptions {
 };
 int RunProjectorStatus(const GlobalOptions& global, const ProjectorStatusOptions& options);
 
+// `projector rebuild NAME`: ViewQuery.Rebuild; a progress bar on stderr (a TTY redraws one line,
+// otherwise a line per second), the final progress on stdout (JSON with --json).
+struct ProjectorRebuildOptions {
+  std::string name;
+  absl::Duration timeout = absl::Hours(24);
+};
+int RunProjectorRebuild(const GlobalOptions& global, const ProjectorRebuildOptions& options);
+
 // The projectors `projector status` asks for when no name is given (the ViewQuery API has no
 // "list projectors" call).
 std::vector<std::string> KnownProjectors();

@@ -7,6 +7,7 @@
 //   leftfold get account_balances acc-1 --after <command id>
 //   leftfold scan account_balances --prefix by_owner/alice/
 //   leftfold projector status
+//   leftfold projector rebuild account_balances
 //   leftfold topics list --brokers 127.0.0.1:9092
 #include <cstdlib>
 #include <iostream>
@@ -193,13 +194,25 @@ int main(int argc, char** argv) {
   std::string projector_timeout = "10s";
   CLI::App* projector_cmd = app.add_subcommand(
       "projector",
-      "projectors of the server: `status` (per partition checkpoint, end, lag, halted reason). "
-      "`rebuild` is not offered: the runtime cannot rebuild a view yet");
+      "projectors of the server: `status` (per partition checkpoint, end, lag, halted reason), "
+      "`rebuild` (rebuild a RocksDB view from offset 0 while it serves, then swap it in)");
   projector_cmd->require_subcommand(1);
   CLI::App* status_cmd = projector_cmd->add_subcommand(
       "status", "ViewQuery.Lag of NAME, or of every projector the CLI knows that runs there");
   status_cmd->add_option("NAME", projector_status.name, "projector name, e.g. account_balances");
   status_cmd->add_option("--timeout", projector_timeout, "call deadline")
+      ->check(DurationValidator())
+      ->capture_default_str();
+
+  leftfold::cli::ProjectorRebuildOptions projector_rebuild;
+  std::string rebuild_timeout = "24h";
+  CLI::App* rebuild_cmd = projector_cmd->add_subcommand(
+      "rebuild",
+      "ViewQuery.Rebuild of NAME: progress bar on stderr (events, events/s, ETA); an interrupted "
+      "rebuild resumes where it stopped");
+  rebuild_cmd->add_option("NAME", projector_rebuild.name, "projector name, e.g. account_balances")
+      ->required();
+  rebuild_cmd->add_option("--timeout", rebuild_timeout, "call deadline")
       ->check(DurationValidator())
       ->capture_default_str();
 
@@ -262,6 +275,10 @@ int main(int argc, char** argv) {
   if (status_cmd->parsed()) {
     ParseTimeout(projector_timeout, projector_status.timeout);
     return leftfold::cli::RunProjectorStatus(global, projector_status);
+  }
+  if (rebuild_cmd->parsed()) {
+    ParseTimeout(rebuild_timeout, projector_rebuild.timeout);
+    return leftfold::cli::RunProjectorRebuild(global, projector_rebuild);
   }
   if (topics_cmd->parsed()) return leftfold::cli::RunTopics(global, topics);
   return ExitCode::kUsage;

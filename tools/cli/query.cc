@@ -1,7 +1,10 @@
-// `leftfold get`, `leftfold scan` and `leftfold projector status`: the ViewQuery service
+// `leftfold get`, `leftfold scan`, `leftfold projector status|rebuild`: the ViewQuery service
 // (proto/leftfold/v1/query_service.proto), with consistency tokens from `send` or from a command
 // id (`get --after`, read-your-writes).
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
 
 #include "absl/strings/escaping.h"
@@ -330,6 +333,63 @@ int RunProjectorStatus(const GlobalOptions& global, const ProjectorStatusOptions
                                          absl::StrJoin(names, ", "), ") runs at ", global.server,
                                          "; name one: leftfold projector status NAME")),
         kNotFound);
+  }
+  return kOk;
+}
+
+namespace {
+
+// "[#########...........]  45.0%  4500/10000 events  1234 ev/s  ETA 4s"
+std::string ProgressLine(const v1::RebuildProgress& p) {
+  constexpr int kWidth = 30;
+  double fraction =
+      p.events_total() <= 0 ? 1.0 : static_cast<double>(p.events_done()) / p.events_total();
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  const int filled = static_cast<int>(fraction * kWidth);
+  std::string eta =
+      p.eta_seconds() < 0
+          ? std::string("?")
+          : absl::FormatDuration(absl::Seconds(static_cast<int64_t>(p.eta_seconds())));
+  char head[64];
+  std::snprintf(head, sizeof(head), "%5.1f%%", fraction * 100);
+  return absl::StrCat("[", std::string(filled, '#'), std::string(kWidth - filled, '.'), "] ", head,
+                      "  ", p.events_done(), "/", p.events_total(), " events  ",
+                      static_cast<int64_t>(p.events_per_second()), " ev/s  ETA ", eta,
+                      p.swapped() ? "  swapped" : "");
+}
+
+}  // namespace
+
+int RunProjectorRebuild(const GlobalOptions& global, const ProjectorRebuildOptions& options) {
+  auto stub = v1::ViewQuery::NewStub(Connect(global));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(DeadlineAfter(options.timeout));
+  InterruptScope interrupt(&ctx);
+  v1::RebuildRequest request;
+  request.set_projector(options.name);
+  std::unique_ptr<grpc::ClientReader<v1::RebuildProgress>> reader = stub->Rebuild(&ctx, request);
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  absl::Time last_line = absl::InfinitePast();
+  v1::RebuildProgress progress, last;
+  bool any = false;
+  while (reader->Read(&progress)) {
+    any = true;
+    last = progress;
+    if (tty) {
+      std::cerr << "\r" << ProgressLine(progress) << std::flush;
+    } else if (progress.swapped() || absl::Now() - last_line >= absl::Seconds(1)) {
+      last_line = absl::Now();
+      std::cerr << ProgressLine(progress) << std::endl;
+    }
+  }
+  if (tty && any) std::cerr << std::endl;
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return ReportError(global, s);
+  if (global.json) {
+    std::cout << ToJson(last) << std::endl;
+  } else {
+    std::cout << options.name << " rebuilt: " << last.events_done() << " events, view swapped"
+              << std::endl;
   }
   return kOk;
 }

@@ -197,6 +197,20 @@ struct PartitionLag {
   absl::Status halted;      // non-OK when the partition stopped on a poison event
 };
 
+// Where a view rebuild stands (ProjectorRuntime::Rebuild). "Events" count offsets: a
+// transaction marker counts as one, so the numbers are close to, not exactly, events.
+struct RebuildProgress {
+  int64_t events_done = 0;   // applied into the shadow view (resumed work included); monotone
+  int64_t events_total = 0;  // the live view's checkpoints the shadow must reach; grows while the
+                             // live view moves
+  double events_per_second = 0;               // applied by this run
+  absl::Duration eta = absl::ZeroDuration();  // InfiniteDuration() before a rate is known
+  bool swapped = false;                       // the last report: the shadow now serves as the view
+  double fraction() const {
+    return events_total <= 0 ? 1.0 : static_cast<double>(events_done) / events_total;
+  }
+};
+
 namespace internal::projection {
 class Runner;
 }  // namespace internal::projection
@@ -219,7 +233,18 @@ class ProjectorRuntime {
   // DEADLINE_EXCEEDED when `deadline` passes first. Positions on other topics are ignored.
   absl::Status WaitFor(const std::vector<v1::Position>& positions, absl::Time deadline) const;
   // The view (RocksDB store), for queries in this process; nullptr for a SQL projector.
+  // The same object before, during and after a Rebuild.
   const View* view() const;
+
+  // Rebuilds the view from offset 0 into a shadow store next to it, while the live view keeps
+  // serving and updating, then swaps the shadow in atomically (the runner pauses for the last
+  // few events and the swap). Blocks until done; `on_progress` is called on this thread after
+  // each shadow batch and once more with swapped = true. A rebuild interrupted by a crash or an
+  // error resumes from the shadow's own checkpoints at the next call. UNIMPLEMENTED for a SQL
+  // projector; FAILED_PRECONDITION while another rebuild of this view runs.
+  absl::Status Rebuild(std::function<void(const RebuildProgress&)> on_progress = nullptr);
+  // True when a rebuild was started and not finished (the next Rebuild resumes it).
+  bool RebuildPending() const;
 
   // For the query service.
   internal::projection::Runner& runner_internal() const { return *runner_; }
@@ -227,6 +252,7 @@ class ProjectorRuntime {
  private:
   ProjectorRuntime() = default;
   std::shared_ptr<Transport> transport_;
+  std::string store_dir_;  // RocksDB views only
   std::unique_ptr<internal::store::ProjectionStore> store_;
   std::unique_ptr<internal::projection::Runner> runner_;
 };

@@ -1,7 +1,9 @@
 // ProjectorRuntime: the public face of projection::Runner, wiring a Transport and a view store.
 #include "absl/strings/str_cat.h"
+#include "leftfold/logging.h"
 #include "leftfold/projector.h"
 #include "leftfold/transport.h"
+#include "projection/rebuilder.h"
 #include "projection/runner.h"
 #include "store/pg_store.h"
 #include "store/rocks_view_store.h"
@@ -30,6 +32,11 @@ absl::StatusOr<std::unique_ptr<ProjectorRuntime>> ProjectorRuntime::Start(
     auto store = internal::store::RocksViewStore::Open(dir, projector.name());
     if (!store.ok()) return store.status();
     runtime->store_ = *std::move(store);
+    runtime->store_dir_ = dir;
+    if (internal::store::RocksViewStore::HasShadow(dir)) {
+      LogWarning("projector", "an interrupted rebuild waits; the next Rebuild resumes it",
+                 {{"projector", projector.name()}});
+    }
   }
   runtime->runner_ = std::make_unique<internal::projection::Runner>(
       transport->log_internal(), std::move(projector), *runtime->store_,
@@ -57,6 +64,21 @@ absl::StatusOr<std::vector<PartitionLag>> ProjectorRuntime::Lag() const { return
 absl::Status ProjectorRuntime::WaitFor(const std::vector<v1::Position>& positions,
                                        absl::Time deadline) const {
   return runner_->WaitFor(positions, deadline);
+}
+
+absl::Status ProjectorRuntime::Rebuild(std::function<void(const RebuildProgress&)> on_progress) {
+  auto* rocks = dynamic_cast<internal::store::RocksViewStore*>(store_.get());
+  if (rocks == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat("projector ", runner_->projector().name(),
+                     " writes SQL: rebuild it by truncating its tables and its checkpoints"));
+  }
+  internal::projection::Rebuilder rebuilder(transport_->log_internal(), *runner_, *rocks);
+  return rebuilder.Run(on_progress);
+}
+
+bool ProjectorRuntime::RebuildPending() const {
+  return !store_dir_.empty() && internal::store::RocksViewStore::HasShadow(store_dir_);
 }
 
 const View* ProjectorRuntime::view() const {

@@ -1,11 +1,14 @@
 #include "projection/query_service.h"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/status_grpc.h"
 #include "absl/time/time.h"
+#include "common/status_grpc.h"
 
 namespace leftfold::internal::projection {
 namespace {
@@ -24,7 +27,148 @@ grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context, const abs
   return reactor;
 }
 
+v1::RebuildProgress ToProto(const RebuildProgress& p) {
+  v1::RebuildProgress out;
+  out.set_events_done(p.events_done);
+  out.set_events_total(p.events_total);
+  out.set_events_per_second(p.events_per_second);
+  out.set_eta_seconds(p.eta == absl::InfiniteDuration() ? -1 : absl::ToDoubleSeconds(p.eta));
+  out.set_swapped(p.swapped);
+  return out;
+}
+
+// Streams a rebuild's progress. The rebuild thread reports; only the latest progress waits while
+// a write is in flight (a slow client sees fewer updates, never a backlog). Shared between gRPC
+// (until OnDone) and the rebuild thread, which may outlive the call.
+class RebuildReactor : public grpc::ServerWriteReactor<v1::RebuildProgress> {
+ public:
+  static std::shared_ptr<RebuildReactor> Create() {
+    std::shared_ptr<RebuildReactor> r(new RebuildReactor());
+    r->self_ = r;
+    return r;
+  }
+
+  void Progress(const RebuildProgress& p) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_) return;
+      pending_ = ToProto(p);
+    }
+    Pump();
+  }
+  void Finished(const absl::Status& s) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (done_) return;
+      final_ = s;
+    }
+    Pump();
+  }
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      // The client left: stop streaming; the rebuild itself goes on.
+      if (!ok && !final_) final_ = absl::CancelledError("client went away");
+    }
+    Pump();
+  }
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+    }
+    self_.reset();  // may delete this
+  }
+
+ private:
+  RebuildReactor() = default;
+
+  // Starts the next write or the Finish, outside the lock: gRPC may react inline.
+  void Pump() {
+    std::optional<absl::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_ || finish_called_ || done_) return;
+      if (pending_) {
+        current_ = std::move(*pending_);
+        pending_.reset();
+        writing_ = true;
+      } else if (final_) {
+        finish_called_ = true;
+        finish = final_;
+      } else {
+        return;
+      }
+    }
+    if (finish) {
+      Finish(internal::ToGrpcStatus(*finish));
+    } else {
+      StartWrite(&current_);
+    }
+  }
+
+  absl::Mutex mu_;
+  std::optional<v1::RebuildProgress> pending_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> final_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_called_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  v1::RebuildProgress current_;  // the write in flight
+  std::shared_ptr<RebuildReactor> self_;
+};
+
 }  // namespace
+
+ViewQueryService::~ViewQueryService() {
+  std::list<std::thread> threads;
+  {
+    absl::MutexLock lock(&rebuild_mu_);
+    threads.swap(rebuild_threads_);
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+void ViewQueryService::AddRebuild(const std::string& projector, RebuildFn rebuild) {
+  rebuilds_[projector] = std::move(rebuild);
+}
+
+void ViewQueryService::AddRebuild(ProjectorRuntime& runtime) {
+  AddRebuild(runtime.runner_internal().projector().name(),
+             [&runtime](std::function<void(const RebuildProgress&)> on_progress) {
+               return runtime.Rebuild(std::move(on_progress));
+             });
+}
+
+grpc::ServerWriteReactor<v1::RebuildProgress>* ViewQueryService::Rebuild(
+    grpc::CallbackServerContext*, const v1::RebuildRequest* request) {
+  std::shared_ptr<RebuildReactor> reactor = RebuildReactor::Create();
+  const std::string name = request->projector();
+  auto it = rebuilds_.find(name);
+  if (it == rebuilds_.end()) {
+    reactor->Finished(
+        entries_.count(name)
+            ? absl::UnimplementedError(absl::StrCat("projector ", name, " cannot be rebuilt here"))
+            : absl::NotFoundError(absl::StrCat("no projector named '", name, "' runs here")));
+    return reactor.get();
+  }
+  absl::MutexLock lock(&rebuild_mu_);
+  if (!rebuilding_.insert(name).second) {
+    reactor->Finished(
+        absl::FailedPreconditionError(absl::StrCat("a rebuild of ", name, " is running already")));
+    return reactor.get();
+  }
+  RebuildReactor* raw = reactor.get();
+  rebuild_threads_.emplace_back([this, name, fn = it->second, reactor = std::move(reactor)] {
+    absl::Status s = fn([&reactor](const RebuildProgress& p) { reactor->Progress(p); });
+    {
+      absl::MutexLock lock(&rebuild_mu_);
+      rebuilding_.erase(name);
+    }
+    reactor->Finished(s);
+  });
+  return raw;
+}
 
 void ViewQueryService::AddProjector(const Runner& runner, const View* view) {
   entries_[runner.projector().name()] = Entry{&runner, view};

@@ -151,12 +151,17 @@ absl::Status Runner::RunLoop() {
                  {{"projector", projector_.name()}, {"error", records.status().ToString()}});
       continue;
     }
-    if (!pending_seek_.empty()) {
-      std::vector<log::TopicPartition> tps(pending_seek_.begin(), pending_seek_.end());
-      SeekToCheckpoints(tps).IgnoreError();
+    absl::Status s;
+    {
+      // Not across the backoff below: a rebuild's swap waits for this lock.
+      absl::MutexLock batch_lock(&batch_mu_);
+      if (!pending_seek_.empty()) {
+        std::vector<log::TopicPartition> tps(pending_seek_.begin(), pending_seek_.end());
+        SeekToCheckpoints(tps).IgnoreError();
+      }
+      if (records->empty()) continue;
+      s = ProcessBatch(*records);
     }
-    if (records->empty()) continue;
-    absl::Status s = ProcessBatch(*records);
     if (absl::IsCancelled(s)) return absl::OkStatus();  // simulated crash
     if (!s.ok()) {
       // The store refused the batch: nothing of it counts. Rewind to what the store holds.
@@ -266,7 +271,12 @@ absl::Status Runner::ProcessBatch(std::vector<log::Record>& records) {
   }
 }
 
-absl::Status Runner::Apply(const log::Record& record, store::Batch& batch) {
+absl::Status Runner::WhilePaused(const std::function<absl::Status()>& fn) {
+  absl::MutexLock lock(&batch_mu_);
+  return fn();
+}
+
+absl::Status Runner::Apply(const log::Record& record, store::Batch& batch) const {
   const bool state = snapshot_topics_.count(record.topic) > 0;
   v1::EventEnvelope envelope;
   if (state) {

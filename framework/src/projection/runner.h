@@ -73,13 +73,19 @@ class Runner {
   int64_t events_applied() const { return events_applied_.load(); }
   const Projector& projector() const { return projector_; }
   const std::vector<std::string>& topics() const { return topics_; }
+  const RunnerOptions& options() const { return options_; }
+
+  // Runs `fn` while no batch is in flight and none starts (the polling thread waits before its
+  // next batch): the rebuilder swaps the store under it. Keep `fn` short: the view stops moving.
+  absl::Status WhilePaused(const std::function<absl::Status()>& fn);
+  // Runs the projector's handler for one record into `batch` (no checkpoint): shared with the
+  // rebuilder so a rebuilt view is made by exactly the same code.
+  absl::Status Apply(const log::Record& record, store::Batch& batch) const;
 
  private:
   void Run();
   absl::Status RunLoop();
   absl::Status ProcessBatch(std::vector<log::Record>& records);
-  // Applies one record to the batch. `state`: a snapshot topic.
-  absl::Status Apply(const log::Record& record, store::Batch& batch);
   absl::Status DeadLetter(const log::Record& record, const absl::Status& error);
   absl::Status SeekToCheckpoints(const std::vector<log::TopicPartition>& tps);
 
@@ -101,6 +107,8 @@ class Runner {
   std::atomic<int64_t> events_applied_{0};
   std::thread thread_;
 
+  // Held by the polling thread around each batch (seeks included); WhilePaused takes it.
+  absl::Mutex batch_mu_;
   mutable absl::Mutex mu_;
   std::set<log::TopicPartition> assigned_ ABSL_GUARDED_BY(mu_);
   std::map<log::TopicPartition, absl::Status> halted_ ABSL_GUARDED_BY(mu_);

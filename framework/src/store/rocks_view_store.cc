@@ -1,6 +1,10 @@
 #include "store/rocks_view_store.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <utility>
 
@@ -15,6 +19,56 @@ namespace {
 
 constexpr char kRowPrefix = 'r';
 constexpr char kCheckpointPrefix = 'c';
+// In a shadow dir: written (and fsynced) once the shadow holds the whole view, before the renames.
+constexpr char kCompleteMarker[] = "LEFTFOLD_REBUILD_COMPLETE";
+
+std::string OldDir(const std::string& dir) { return dir + ".old"; }
+
+// Makes renames inside `dir`'s parent durable.
+void SyncParent(const std::string& dir) {
+  std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  if (parent.empty()) parent = ".";
+  int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+absl::Status Rename(const std::string& from, const std::string& to) {
+  std::error_code ec;
+  std::filesystem::rename(from, to, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("view store: rename ", from, " -> ", to, ": ", ec.message()));
+  }
+  SyncParent(to);
+  return absl::OkStatus();
+}
+
+bool Exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+
+// Finishes a swap a crash interrupted, so that `dir` holds exactly one consistent view: a complete
+// shadow replaces the live dir; the old dir of a finished swap is deleted.
+absl::Status RecoverSwap(const std::string& dir) {
+  const std::string shadow = RocksViewStore::ShadowDir(dir);
+  const std::string old = OldDir(dir);
+  std::error_code ec;
+  // With the live dir in place, an old dir is the leftover of a finished swap.
+  if (Exists(old) && Exists(dir)) std::filesystem::remove_all(old, ec);
+  if (Exists(shadow + "/" + kCompleteMarker)) {
+    if (Exists(dir)) {
+      if (absl::Status s = Rename(dir, old); !s.ok()) return s;
+    }
+    if (absl::Status s = Rename(shadow, dir); !s.ok()) return s;
+    std::filesystem::remove_all(old, ec);
+  }
+  // The marker moved with the shadow into place; it means nothing there.
+  std::filesystem::remove(std::filesystem::path(dir) / kCompleteMarker, ec);
+  return absl::OkStatus();
+}
 
 std::string RowKey(absl::string_view key) { return absl::StrCat(std::string(1, kRowPrefix), key); }
 std::string CheckpointKey(const log::TopicPartition& tp) {
@@ -29,17 +83,24 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
 // A View over the committed rows, or (with a batch) over the batch's pending writes on top.
 class RocksView : public View {
  public:
-  RocksView(const std::string& name, rocksdb::DB* db, rocksdb::WriteBatchWithIndex* batch)
-      : name_(name), db_(db), batch_(batch) {}
+  // `mu` (nullptr for a batch's view): held shared around every read of `*db`, which SwapIn
+  // replaces under it.
+  RocksView(const std::string& name, absl::Mutex* mu, rocksdb::DB* const* db,
+            rocksdb::WriteBatchWithIndex* batch)
+      : name_(name), mu_(mu), db_(db), batch_(batch) {}
 
   const std::string& name() const override { return name_; }
 
  protected:
   absl::StatusOr<std::optional<std::string>> GetRaw(absl::string_view key) const override {
+    std::optional<absl::ReaderMutexLock> lock;
+    if (mu_) lock.emplace(mu_);
+    rocksdb::DB* db = *db_;
+    if (db == nullptr) return Closed();
     std::string value;
     const std::string k = RowKey(key);
-    rocksdb::Status s = batch_ ? batch_->GetFromBatchAndDB(db_, rocksdb::ReadOptions(), k, &value)
-                               : db_->Get(rocksdb::ReadOptions(), k, &value);
+    rocksdb::Status s = batch_ ? batch_->GetFromBatchAndDB(db, rocksdb::ReadOptions(), k, &value)
+                               : db->Get(rocksdb::ReadOptions(), k, &value);
     if (s.IsNotFound()) return std::optional<std::string>();
     if (!s.ok()) return FromRocks(s, "get");
     return std::optional<std::string>(std::move(value));
@@ -53,8 +114,12 @@ class RocksView : public View {
     return FromRocks(batch_->Delete(RowKey(key)), "delete");
   }
   absl::StatusOr<ScanPage> ScanRaw(const ScanRange& range) const override {
+    std::optional<absl::ReaderMutexLock> lock;
+    if (mu_) lock.emplace(mu_);
+    rocksdb::DB* db = *db_;
+    if (db == nullptr) return Closed();
     ScanPlan plan(range);
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
     if (batch_) it.reset(batch_->NewIteratorWithBase(it.release()));
     ScanPage page;
     for (it->Seek(RowKey(plan.lower())); it->Valid(); it->Next()) {
@@ -82,8 +147,12 @@ class RocksView : public View {
     return absl::FailedPreconditionError(
         absl::StrCat("view ", name_, " is read-only here: only a projector's handlers write it"));
   }
+  absl::Status Closed() const {
+    return absl::UnavailableError(absl::StrCat("view ", name_, " is closed (a swap failed)"));
+  }
   const std::string& name_;
-  rocksdb::DB* db_;
+  absl::Mutex* mu_;
+  rocksdb::DB* const* db_;
   rocksdb::WriteBatchWithIndex* batch_;
 };
 
@@ -93,7 +162,7 @@ class RocksBatch : public Batch {
       : db_(db),
         watermarks_(watermarks),
         batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
-        view_(name, db, &batch_) {}
+        view_(name, nullptr, &db_, &batch_) {}
 
   View* view() override { return &view_; }
   SqlView* sql() override { return nullptr; }
@@ -123,6 +192,20 @@ class RocksBatch : public Batch {
 
 absl::StatusOr<std::unique_ptr<RocksViewStore>> RocksViewStore::Open(const std::string& dir,
                                                                      const std::string& view_name) {
+  if (absl::Status s = RecoverSwap(dir); !s.ok()) return s;
+  return OpenAt(dir, view_name);
+}
+
+absl::StatusOr<std::unique_ptr<RocksViewStore>> RocksViewStore::OpenShadow(
+    const std::string& dir, const std::string& view_name) {
+  if (absl::Status s = RecoverSwap(dir); !s.ok()) return s;
+  return OpenAt(ShadowDir(dir), view_name);
+}
+
+bool RocksViewStore::HasShadow(const std::string& dir) { return Exists(ShadowDir(dir)); }
+
+absl::StatusOr<std::unique_ptr<RocksViewStore>> RocksViewStore::OpenAt(
+    const std::string& dir, const std::string& view_name) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);  // RocksDB creates the last level only
   if (ec) {
@@ -141,8 +224,13 @@ absl::StatusOr<std::unique_ptr<RocksViewStore>> RocksViewStore::Open(const std::
   }
   std::unique_ptr<RocksViewStore> store(new RocksViewStore());
   store->name_ = view_name;
-  store->db_.reset(raw);
-  store->committed_ = std::make_unique<RocksView>(store->name_, raw, nullptr);
+  store->dir_ = dir;
+  {
+    absl::MutexLock lock(&store->db_mu_);
+    store->db_ = raw;
+  }
+  store->committed_ =
+      std::make_unique<RocksView>(store->name_, &store->db_mu_, &store->db_, nullptr);
   absl::StatusOr<Checkpoints> checkpoints = store->LoadCheckpoints();
   if (!checkpoints.ok()) return checkpoints.status();
   store->watermarks_.Advance(*checkpoints);
@@ -151,11 +239,66 @@ absl::StatusOr<std::unique_ptr<RocksViewStore>> RocksViewStore::Open(const std::
 
 RocksViewStore::~RocksViewStore() {
   committed_.reset();
-  if (db_) db_->Close().PermitUncheckedError();
+  absl::MutexLock lock(&db_mu_);
+  CloseDb();
+}
+
+void RocksViewStore::CloseDb() {
+  if (db_ == nullptr) return;
+  db_->Close().PermitUncheckedError();
+  delete db_;
+  db_ = nullptr;
+}
+
+absl::Status RocksViewStore::SwapIn(std::unique_ptr<RocksViewStore> shadow) {
+  if (shadow == nullptr || shadow->dir_ != ShadowDir(dir_)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("view store ", name_, ": SwapIn needs the shadow at ", ShadowDir(dir_)));
+  }
+  {
+    // Flushes the shadow's memtable so the renamed dir reopens without replaying a WAL.
+    absl::MutexLock lock(&shadow->db_mu_);
+    shadow->CloseDb();
+  }
+  shadow.reset();
+  const std::string shadow_dir = ShadowDir(dir_);
+  {
+    std::ofstream marker(shadow_dir + "/" + kCompleteMarker);
+    marker << "complete\n";
+    if (!marker.flush()) {
+      return absl::InternalError(absl::StrCat("view store ", name_, ": cannot mark ", shadow_dir));
+    }
+  }
+  {
+    int fd = ::open((shadow_dir + "/" + kCompleteMarker).c_str(), O_RDONLY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+    fd = ::open(shadow_dir.c_str(), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
+    }
+  }
+  // From here on a crash is finished by RecoverSwap at the next open.
+  absl::MutexLock lock(&db_mu_);
+  CloseDb();
+  if (absl::Status s = RecoverSwap(dir_); !s.ok()) return s;
+  rocksdb::Options options;
+  options.create_if_missing = false;
+  rocksdb::DB* raw = nullptr;
+  if (rocksdb::Status s = rocksdb::DB::Open(options, dir_, &raw); !s.ok()) {
+    return FromRocks(s, absl::StrCat("reopen ", dir_, " after the swap"));
+  }
+  db_ = raw;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Checkpoints> RocksViewStore::LoadCheckpoints() {
   Checkpoints out;
+  absl::ReaderMutexLock lock(&db_mu_);
+  if (db_ == nullptr) return absl::UnavailableError(absl::StrCat("view store ", name_, " closed"));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   const std::string prefix(1, kCheckpointPrefix);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
@@ -174,7 +317,11 @@ absl::StatusOr<Checkpoints> RocksViewStore::LoadCheckpoints() {
 }
 
 absl::StatusOr<std::unique_ptr<Batch>> RocksViewStore::Begin() {
-  return std::unique_ptr<Batch>(new RocksBatch(name_, db_.get(), &watermarks_));
+  // The runtime thread is the only writer and SwapIn runs while it is paused, so the batch may
+  // keep the pointer without the lock.
+  absl::ReaderMutexLock lock(&db_mu_);
+  if (db_ == nullptr) return absl::UnavailableError(absl::StrCat("view store ", name_, " closed"));
+  return std::unique_ptr<Batch>(new RocksBatch(name_, db_, &watermarks_));
 }
 
 }  // namespace leftfold::internal::store

@@ -9,12 +9,21 @@
 // Key layout: "r" + row key for rows, "c" + topic + "/" + partition for checkpoints (value:
 // decimal next offset). Owned by the caller; committed() and LoadCheckpoints are thread-safe,
 // Begin/Commit belong to the runtime thread.
+//
+// Rebuild (projection/rebuilder.h): a shadow store in ShadowDir(dir) is filled from offset 0, then
+// SwapIn() replaces this store's database by the shadow's. committed() stays the same object
+// across the swap (readers hold a shared lock), so a View handed to the query service keeps
+// working. The swap is crash-safe: the shadow is marked complete (a file, fsynced) before
+// "dir" -> "dir.old" and "dir.rebuild" -> "dir" are renamed, and Open() finishes an interrupted
+// swap; an incomplete shadow is left for the next rebuild to resume.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "store/projection_store.h"
 
 namespace rocksdb {
@@ -27,18 +36,39 @@ class RocksViewStore : public ProjectionStore {
  public:
   static absl::StatusOr<std::unique_ptr<RocksViewStore>> Open(const std::string& dir,
                                                               const std::string& view_name);
+  // The shadow store of a rebuild of the view at `dir`: created empty, or reopened as left by an
+  // interrupted rebuild (its own checkpoints say where to resume).
+  static absl::StatusOr<std::unique_ptr<RocksViewStore>> OpenShadow(const std::string& dir,
+                                                                    const std::string& view_name);
+  static std::string ShadowDir(const std::string& dir) { return dir + ".rebuild"; }
+  // True when a rebuild of the view at `dir` was started and not swapped in yet.
+  static bool HasShadow(const std::string& dir);
   ~RocksViewStore() override;
+
+  // Replaces this store's rows and checkpoints by those of `shadow` (from OpenShadow on this
+  // store's dir), atomically for readers and crash-safely on disk. No Batch of this store may be
+  // alive (the caller pauses the runner). On error the store may be unusable (queries fail
+  // UNAVAILABLE); reopening the dir recovers a consistent view.
+  absl::Status SwapIn(std::unique_ptr<RocksViewStore> shadow);
 
   absl::StatusOr<Checkpoints> LoadCheckpoints() override;
   absl::StatusOr<std::unique_ptr<Batch>> Begin() override;
   // Read-only view of the committed rows (Put/Delete fail with FAILED_PRECONDITION).
   const View& committed() const { return *committed_; }
   const std::string& name() const { return name_; }
+  const std::string& dir() const { return dir_; }
 
  private:
   RocksViewStore() = default;
+  static absl::StatusOr<std::unique_ptr<RocksViewStore>> OpenAt(const std::string& dir,
+                                                                const std::string& view_name);
+  void CloseDb();
+
   std::string name_;
-  std::unique_ptr<rocksdb::DB> db_;
+  std::string dir_;
+  // Exclusive only while SwapIn replaces the database; queries and LoadCheckpoints hold it shared.
+  mutable absl::Mutex db_mu_;
+  rocksdb::DB* db_ ABSL_GUARDED_BY(db_mu_) = nullptr;  // owned
   std::unique_ptr<View> committed_;
 };
 
