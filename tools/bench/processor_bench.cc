@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "CLI/CLI.hpp"
@@ -67,24 +68,34 @@ long PeakRssMiB() {
   return usage.ru_maxrss / 1024;
 }
 
-absl::Status Preload(Transport& transport, const std::string& topic, const Config& config) {
+// Produces `count` records made by `make(i)` (key, value) to `topic`, waiting for delivery.
+absl::Status ProduceAll(Transport& transport, const std::string& topic, int64_t count,
+                        const std::function<std::pair<std::string, std::string>(int64_t)>& make) {
   auto producer = transport.log_internal().NewProducer({});
   if (!producer.ok()) return producer.status();
+  absl::Status failure;
+  for (int64_t i = 0; i < count; ++i) {
+    auto [key, value] = make(i);
+    absl::Status s =
+        (*producer)->Produce({.topic = topic, .key = std::move(key), .value = std::move(value)},
+                             [&failure](absl::StatusOr<internal::log::TopicPartitionOffset> r) {
+                               if (!r.ok() && failure.ok()) failure = r.status();
+                             });
+    if (!s.ok()) return s;
+  }
+  if (absl::Status s = (*producer)->Flush(absl::Minutes(10)); !s.ok()) return s;
+  return failure;
+}
+
+// The configured workload's commands.
+absl::Status Preload(Transport& transport, const std::string& topic, const Config& config) {
   absl::StatusOr<Workload> workload = ParseWorkload(config.workload);
   if (!workload.ok()) return workload.status();
   WorkloadGenerator generator(*workload, config.seed);
-  absl::Status failure;
-  for (int64_t i = 0; i < config.commands; ++i) {
+  return ProduceAll(transport, topic, config.commands, [&generator](int64_t) {
     v1::CommandEnvelope command = generator.Next();
-    absl::Status s = (*producer)->Produce(
-        {.topic = topic, .key = command.aggregate_id(), .value = command.SerializeAsString()},
-        [&failure](absl::StatusOr<internal::log::TopicPartitionOffset> r) {
-          if (!r.ok() && failure.ok()) failure = r.status();
-        });
-    if (!s.ok()) return s;
-  }
-  if (absl::Status s = (*producer)->Flush(absl::Minutes(5)); !s.ok()) return s;
-  return failure;
+    return std::pair(command.aggregate_id(), command.SerializeAsString());
+  });
 }
 
 absl::StatusOr<std::shared_ptr<Transport>> OpenTransport(const Config& config, int run,
@@ -98,31 +109,48 @@ absl::StatusOr<std::shared_ptr<Transport>> OpenTransport(const Config& config, i
   return Transport::Open(options);
 }
 
-// The processor with the bank aggregate, from the first command to the last committed result.
-absl::StatusOr<RunResult> RunProcessor(const Config& config, int run) {
-  auto transport = OpenTransport(config, run, "processor");
+// A bank account processor on a fresh transport (topics created), not yet running.
+struct BenchProcessor {
+  std::shared_ptr<Transport> transport;
+  std::unique_ptr<Processor> processor;
+  internal::AggregateTopics topics;
+};
+
+absl::StatusOr<BenchProcessor> SetUpProcessor(const Config& config, int run,
+                                              const std::string& what, ProcessorOptions options) {
+  auto transport = OpenTransport(config, run, what);
   if (!transport.ok()) return transport.status();
-  ProcessorOptions options;
-  options.state_dir = absl::StrCat(config.dir, "/processor-", run, "/state");
-  options.max_batch = config.max_batch;
-  options.guarantee = config.mode == "at_least_once" ? ProcessorOptions::Guarantee::kAtLeastOnce
-                                                     : ProcessorOptions::Guarantee::kExactlyOnce;
+  options.state_dir = absl::StrCat(config.dir, "/", what, "-", run, "/state");
   auto processor = Processor::Create(*transport, bank::AccountDefinition(), options);
   if (!processor.ok()) return processor.status();
   internal::AggregateTopics topics =
       internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
-  if (absl::Status s = Preload(**transport, topics.commands, config); !s.ok()) return s;
+  return BenchProcessor{*std::move(transport), *std::move(processor), std::move(topics)};
+}
+
+// The processor with the bank aggregate, from the first command to the last committed result.
+absl::StatusOr<RunResult> RunProcessor(const Config& config, int run) {
+  ProcessorOptions options;
+  options.max_batch = config.max_batch;
+  options.guarantee = config.mode == "at_least_once" ? ProcessorOptions::Guarantee::kAtLeastOnce
+                                                     : ProcessorOptions::Guarantee::kExactlyOnce;
+  absl::StatusOr<BenchProcessor> bench = SetUpProcessor(config, run, "processor", options);
+  if (!bench.ok()) return bench.status();
+  std::unique_ptr<Processor>& processor = bench->processor;
+  if (absl::Status s = Preload(*bench->transport, bench->topics.commands, config); !s.ok()) {
+    return s;
+  }
 
   double cpu0 = CpuSeconds();
   absl::Time start = absl::Now();
   absl::Status run_status;
-  std::thread thread([&] { run_status = (*processor)->Run(); });
-  while ((*processor)->stats().committed < config.commands && run_status.ok()) {
+  std::thread thread([&] { run_status = processor->Run(); });
+  while (processor->stats().committed < config.commands && run_status.ok()) {
     absl::SleepFor(absl::Milliseconds(5));  // a progress probe, not synchronisation
   }
   absl::Duration took = absl::Now() - start;
   double cpu = CpuSeconds() - cpu0;
-  (*processor)->Stop();
+  processor->Stop();
   thread.join();
   if (!run_status.ok()) return run_status;
   return RunResult{config.commands / absl::ToDoubleSeconds(took),
@@ -140,43 +168,34 @@ long CurrentRssMiB() {
 
 // Restore: a fresh instance (empty state dir) catching up with `commands` snapshots.
 absl::Status RunRestore(const Config& config) {
-  auto transport = OpenTransport(config, 0, "restore");
-  if (!transport.ok()) return transport.status();
-  ProcessorOptions options;
-  options.state_dir = absl::StrCat(config.dir, "/restore-0/state");
-  auto processor = Processor::Create(*transport, bank::AccountDefinition(), options);
-  if (!processor.ok()) return processor.status();
-  internal::AggregateTopics topics =
-      internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
-  auto producer = (*transport)->log_internal().NewProducer({});
-  if (!producer.ok()) return producer.status();
+  absl::StatusOr<BenchProcessor> bench = SetUpProcessor(config, 0, "restore", {});
+  if (!bench.ok()) return bench.status();
+  std::unique_ptr<Processor>& processor = bench->processor;
   bank::v1::Account account;
   account.set_owner("owner-of-a-restored-account");
   account.set_balance(1234);
   account.set_open(true);
   absl::Time produce_start = absl::Now();
-  for (int64_t i = 0; i < config.commands; ++i) {
-    v1::Snapshot snapshot;
-    snapshot.set_aggregate_type(bank::kAccountType);
-    snapshot.set_aggregate_id(absl::StrCat("acct-", i));
-    snapshot.set_version(3);
-    snapshot.set_definition_version(1);
-    snapshot.mutable_state()->PackFrom(account);
-    absl::Status s = (*producer)->Produce({.topic = topics.snapshots,
-                                           .key = snapshot.aggregate_id(),
-                                           .value = snapshot.SerializeAsString()});
-    if (!s.ok()) return s;
-  }
-  if (absl::Status s = (*producer)->Flush(absl::Minutes(10)); !s.ok()) return s;
+  absl::Status produced = ProduceAll(
+      *bench->transport, bench->topics.snapshots, config.commands, [&account](int64_t i) {
+        v1::Snapshot snapshot;
+        snapshot.set_aggregate_type(bank::kAccountType);
+        snapshot.set_aggregate_id(absl::StrCat("acct-", i));
+        snapshot.set_version(3);
+        snapshot.set_definition_version(1);
+        snapshot.mutable_state()->PackFrom(account);
+        return std::pair(snapshot.aggregate_id(), snapshot.SerializeAsString());
+      });
+  if (!produced.ok()) return produced;
   std::printf("preloaded %lld snapshots in %.1f s\n", static_cast<long long>(config.commands),
               absl::ToDoubleSeconds(absl::Now() - produce_start));
   absl::Time start = absl::Now();
   absl::Status run_status;
-  std::thread thread([&] { run_status = (*processor)->Run(); });
-  while (!(*processor)->ready() && run_status.ok()) absl::SleepFor(absl::Milliseconds(5));
+  std::thread thread([&] { run_status = processor->Run(); });
+  while (!processor->ready() && run_status.ok()) absl::SleepFor(absl::Milliseconds(5));
   absl::Duration took = absl::Now() - start;
-  int64_t restored = (*processor)->stats().restored_snapshots;
-  (*processor)->Stop();
+  int64_t restored = processor->stats().restored_snapshots;
+  processor->Stop();
   thread.join();
   if (!run_status.ok()) return run_status;
   std::printf("restore: %lld snapshots in %.2f s (%.0f snapshots/s), backend=%s partitions=%d\n",
@@ -187,45 +206,35 @@ absl::Status RunRestore(const Config& config) {
 
 // Memory: the processor over a many-aggregate workload with the default cache; RSS sampled.
 absl::Status RunMemory(const Config& config) {
-  auto transport = OpenTransport(config, 0, "memory");
-  if (!transport.ok()) return transport.status();
   ProcessorOptions options;
-  options.state_dir = absl::StrCat(config.dir, "/memory-0/state");
-  auto processor = Processor::Create(*transport, bank::AccountDefinition(), options);
-  if (!processor.ok()) return processor.status();
-  internal::AggregateTopics topics =
-      internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
-  {
-    // One open per account: `commands` distinct aggregates, far more than the cache holds.
-    auto producer = (*transport)->log_internal().NewProducer({});
-    if (!producer.ok()) return producer.status();
-    for (int64_t i = 0; i < config.commands; ++i) {
-      bank::v1::OpenAccount open;
-      open.set_owner(absl::StrCat("owner-", i % 1000, "-benchmark-customer"));
-      open.set_initial_deposit(100);
-      v1::CommandEnvelope command;
-      command.set_command_id(absl::StrCat("m-", i));
-      command.set_aggregate_type(bank::kAccountType);
-      command.set_aggregate_id(absl::StrCat("acct-", i));
-      command.mutable_payload()->PackFrom(open);
-      absl::Status s = (*producer)->Produce({.topic = topics.commands,
-                                             .key = command.aggregate_id(),
-                                             .value = command.SerializeAsString()});
-      if (!s.ok()) return s;
-    }
-    if (absl::Status s = (*producer)->Flush(absl::Minutes(10)); !s.ok()) return s;
-  }
+  absl::StatusOr<BenchProcessor> bench = SetUpProcessor(config, 0, "memory", options);
+  if (!bench.ok()) return bench.status();
+  std::unique_ptr<Processor>& processor = bench->processor;
+  // One open per account: `commands` distinct aggregates, far more than the cache holds.
+  absl::Status produced =
+      ProduceAll(*bench->transport, bench->topics.commands, config.commands, [](int64_t i) {
+        bank::v1::OpenAccount open;
+        open.set_owner(absl::StrCat("owner-", i % 1000, "-benchmark-customer"));
+        open.set_initial_deposit(100);
+        v1::CommandEnvelope command;
+        command.set_command_id(absl::StrCat("m-", i));
+        command.set_aggregate_type(bank::kAccountType);
+        command.set_aggregate_id(absl::StrCat("acct-", i));
+        command.mutable_payload()->PackFrom(open);
+        return std::pair(command.aggregate_id(), command.SerializeAsString());
+      });
+  if (!produced.ok()) return produced;
   long before = CurrentRssMiB();
   long peak = before;
   absl::Status run_status;
   absl::Time start = absl::Now();
-  std::thread thread([&] { run_status = (*processor)->Run(); });
-  while ((*processor)->stats().committed < config.commands && run_status.ok()) {
+  std::thread thread([&] { run_status = processor->Run(); });
+  while (processor->stats().committed < config.commands && run_status.ok()) {
     peak = std::max(peak, CurrentRssMiB());
     absl::SleepFor(absl::Milliseconds(20));  // sampling interval, not synchronisation
   }
   absl::Duration took = absl::Now() - start;
-  (*processor)->Stop();
+  processor->Stop();
   thread.join();
   if (!run_status.ok()) return run_status;
   std::printf(
