@@ -314,21 +314,29 @@ absl::Status ProcessorImpl::Restore(log::Consumer& reader, int32_t partition,
                                     PartitionStore& store) {
   bool rebuild =
       store.definition_version() != 0 && store.definition_version() != definition_.version();
-  // Snapshots: the compacted changelog, from where this store left off.
+  // What has been read and not yet written, and how far each changelog has been read; written
+  // in chunks so a large restore neither holds everything in memory nor starts over.
   PartitionStore::Update update;
   update.replay = true;
   int64_t snapshots_next = store.snapshots_next();
+  int64_t results_next = store.results_next();
   auto flush = [&]() -> absl::Status {
     update.snapshots_next = snapshots_next;
+    update.results_next = results_next;
     absl::Status s = store.Write(update);
     update.snapshots.clear();
     update.results.clear();
     return s;
   };
+  auto flush_when_full = [&]() -> absl::Status {
+    size_t pending = update.snapshots.size() + update.results.size();
+    return pending >= kRestoreChunk ? flush() : absl::OkStatus();
+  };
+
+  // Snapshots: the compacted changelog, from where this store left off.
   if (!rebuild) {
     absl::Status s = ReadToEnd(
-        reader, topics_.snapshots, partition, store.snapshots_next(),
-        [&](const log::Record& record) {
+        reader, topics_.snapshots, partition, snapshots_next, [&](const log::Record& record) {
           snapshots_next = record.offset + 1;
           v1::Snapshot snapshot;
           if (!snapshot.ParseFromString(record.value)) {
@@ -341,40 +349,28 @@ absl::Status ProcessorImpl::Restore(log::Consumer& reader, int32_t partition,
           }
           update.snapshots.push_back(std::move(snapshot));
           restored_.fetch_add(1);
-          if (update.snapshots.size() >= kRestoreChunk) return flush();
-          return absl::OkStatus();
+          return flush_when_full();
         });
     if (!s.ok() && !rebuild) return s;
-    if (!rebuild) {
-      if (absl::Status s2 = flush(); !s2.ok()) return s2;
-    }
   }
   if (rebuild) {
-    update = {};
+    update.snapshots.clear();
     if (absl::Status s = RebuildFromEvents(reader, partition, store); !s.ok()) return s;
+    snapshots_next = store.snapshots_next();  // the rebuild skipped the stale snapshots
   }
 
   // Results: the deduplication index, from the results topic (its retention is the window).
-  int64_t results_next = store.results_next();
-  PartitionStore::Update results_update;
-  absl::Status s = ReadToEnd(reader, topics_.results, partition, store.results_next(),
+  absl::Status s = ReadToEnd(reader, topics_.results, partition, results_next,
                              [&](const log::Record& record) -> absl::Status {
                                results_next = record.offset + 1;
                                v1::CommandResult result;
                                if (!result.ParseFromString(record.value)) return absl::OkStatus();
-                               results_update.results.push_back(std::move(result));
-                               if (results_update.results.size() >= kRestoreChunk) {
-                                 results_update.results_next = results_next;
-                                 absl::Status w = store.Write(results_update);
-                                 results_update.results.clear();
-                                 return w;
-                               }
-                               return absl::OkStatus();
+                               update.results.push_back(std::move(result));
+                               return flush_when_full();
                              });
   if (!s.ok()) return s;
-  results_update.results_next = results_next;
-  results_update.definition_version = definition_.version();
-  return store.Write(results_update);
+  update.definition_version = definition_.version();
+  return flush();
 }
 
 absl::Status ProcessorImpl::RebuildFromEvents(log::Consumer& reader, int32_t partition,
