@@ -10,6 +10,7 @@
 // returns the process exit code. Not thread-safe: one subcommand per process.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -179,8 +180,11 @@ int RunTopics(const GlobalOptions& global, const TopicsOptions& options);
 
 std::shared_ptr<grpc::Channel> Connect(const GlobalOptions& global);
 
-// The exit code of a failed call (see ExitCode).
+// The exit code of a failed call (see ExitCode). absl::StatusCode values are the same numbers.
 int ExitCodeFor(grpc::StatusCode code);
+
+// A call deadline `d` from now.
+std::chrono::system_clock::time_point DeadlineAfter(absl::Duration d);
 
 // "UNAVAILABLE" etc.
 std::string CodeName(int code);

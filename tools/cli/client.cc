@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "cli.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -54,6 +55,10 @@ std::string JsonEscape(const std::string& s) {
 
 std::shared_ptr<grpc::Channel> Connect(const GlobalOptions& global) {
   return grpc::CreateChannel(global.server, grpc::InsecureChannelCredentials());
+}
+
+std::chrono::system_clock::time_point DeadlineAfter(absl::Duration d) {
+  return absl::ToChronoTime(absl::Now() + d);
 }
 
 int ExitCodeFor(grpc::StatusCode code) {

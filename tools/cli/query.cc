@@ -99,23 +99,6 @@ absl::StatusOr<std::vector<v1::Position>> ParseJsonToken(const std::string& text
   return out;
 }
 
-std::chrono::system_clock::time_point DeadlineAfter(absl::Duration d) {
-  return absl::ToChronoTime(absl::Now() + d);
-}
-
-int ExitCodeOf(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kNotFound:
-      return kNotFound;
-    case absl::StatusCode::kUnavailable:
-      return kUnavailable;
-    case absl::StatusCode::kDeadlineExceeded:
-      return kDeadline;
-    default:
-      return kUsage;
-  }
-}
-
 // The event positions of `command_id`'s result. The result may not exist yet (a command sent
 // without --wait): GetResult is asked again until `deadline`; NOT_FOUND after it.
 absl::StatusOr<std::vector<v1::Position>> TokenOfCommand(const std::shared_ptr<grpc::Channel>& ch,
@@ -227,7 +210,9 @@ int RunGet(const GlobalOptions& global, const GetOptions& options) {
   request.set_key(options.key);
   absl::StatusOr<std::vector<v1::Position>> token =
       ResolveToken(channel, options.consistency, deadline);
-  if (!token.ok()) return ReportLocalError(global, token.status(), ExitCodeOf(token.status()));
+  if (!token.ok())
+    return ReportLocalError(global, token.status(),
+                            ExitCodeFor(static_cast<grpc::StatusCode>(token.status().code())));
   request.mutable_consistency_token()->Assign(token->begin(), token->end());
   auto stub = v1::ViewQuery::NewStub(channel);
   grpc::ClientContext ctx;
@@ -268,7 +253,9 @@ int RunScan(const GlobalOptions& global, const ScanOptions& options) {
   std::shared_ptr<grpc::Channel> channel = Connect(global);
   absl::StatusOr<std::vector<v1::Position>> token =
       ResolveToken(channel, options.consistency, deadline);
-  if (!token.ok()) return ReportLocalError(global, token.status(), ExitCodeOf(token.status()));
+  if (!token.ok())
+    return ReportLocalError(global, token.status(),
+                            ExitCodeFor(static_cast<grpc::StatusCode>(token.status().code())));
   // Every page passes it; after the first the view is past it and nothing waits.
   request.mutable_consistency_token()->Assign(token->begin(), token->end());
   auto stub = v1::ViewQuery::NewStub(channel);

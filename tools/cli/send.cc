@@ -29,10 +29,6 @@ std::string NewCommandId() {
                          lo >> 48, lo & 0xffffffffffffULL);
 }
 
-std::chrono::system_clock::time_point DeadlineAfter(absl::Duration d) {
-  return absl::ToChronoTime(absl::Now() + d);
-}
-
 std::string Metadata(const grpc::ClientContext& ctx, const char* key) {
   const auto& md = ctx.GetServerTrailingMetadata();
   auto it = md.find(key);
