@@ -18,10 +18,8 @@
 #include "bank/bank_aggregate.h"
 #include "bank/transfer.h"
 #include "clicks/clicks.h"
+#include "common/grpc_server.h"
 #include "common/signals.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/server_builder.h"
 #include "invoices/invoice_aggregate.h"
 #include "invoices/invoice_list.h"
 #include "invoices/invoices_sql.h"
@@ -105,16 +103,10 @@ int Run(const Options& options) {
     runtimes.push_back(*std::move(runtime));
   }
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService((*gateway)->service());
-  builder.RegisterService(&queries);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    leftfold::LogError(kComponent, "cannot listen", {{"address", options.listen}});
+  auto server =
+      leftfold::services::StartGrpcServer(options.listen, {(*gateway)->service(), &queries});
+  if (!server.ok()) {
+    leftfold::LogError(kComponent, "cannot serve", {{"error", server.status().ToString()}});
     return 1;
   }
 
@@ -153,7 +145,7 @@ int Run(const Options& options) {
   int sig = leftfold::services::WaitForTerminationSignal();
   leftfold::LogInfo(kComponent, "stopping", {{"signal", absl::StrCat(sig)}});
   (*gateway)->BeginShutdown();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   (*gateway)->Stop();
   for (auto& processor : processors) processor->Stop();
   (*transfers)->Stop();

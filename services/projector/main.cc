@@ -12,10 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "balances.h"
 #include "clicks/clicks.h"
+#include "common/grpc_server.h"
 #include "common/signals.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/server_builder.h"
 #include "invoices/invoice_list.h"
 #include "invoices/invoices_sql.h"
 #include "leftfold/logging.h"
@@ -92,15 +90,9 @@ int main(int argc, char** argv) {
     runtimes.push_back(*std::move(runtime));
   }
 
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&queries);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) {
-    leftfold::LogError(kComponent, "cannot listen", {{"address", listen}});
+  auto server = leftfold::services::StartGrpcServer(listen, {&queries});
+  if (!server.ok()) {
+    leftfold::LogError(kComponent, "cannot serve", {{"error", server.status().ToString()}});
     return 1;
   }
   leftfold::LogInfo(kComponent, "ready",
@@ -109,7 +101,7 @@ int main(int argc, char** argv) {
                      {"projectors", absl::StrJoin(selected, ",")}});
   int sig = leftfold::services::WaitForTerminationSignal();
   leftfold::LogInfo(kComponent, "stopping", {{"signal", absl::StrCat(sig)}});
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  (*server)->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
   int exit_code = 0;
   for (auto& runtime : runtimes) {
     if (absl::Status s = runtime->Stop(); !s.ok()) {
