@@ -14,11 +14,15 @@ uint64_t GetBigEndian(std::string_view in, int bytes) {
 }
 
 void PutVarint(uint64_t v, std::string* out) {
+  // Encoded on the stack and appended once: push_back per byte re-checks capacity each time.
+  char buf[10];
+  size_t n = 0;
   while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
+    buf[n++] = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  buf[n++] = static_cast<char>(v);
+  out->append(buf, n);
 }
 
 bool GetVarint(std::string_view* in, uint64_t* v) {
@@ -49,6 +53,35 @@ bool GetBytes(std::string_view* in, std::string* out) {
 }
 
 }  // namespace
+
+void AppendVarint(uint64_t v, std::string* out) { PutVarint(v, out); }
+
+SegmentReader::SegmentReader(std::string_view value, int64_t first_offset)
+    : rest_(value), first_(first_offset) {
+  ok_ = GetVarint(&rest_, &count_) && count_ <= rest_.size();  // each record takes >= 1 byte
+}
+
+bool SegmentReader::SkipTo(int64_t offset) {
+  while (ok_ && read_ < count_ && next_offset() < offset) {
+    uint64_t len = 0;
+    if (!GetVarint(&rest_, &len) || len > rest_.size()) return ok_ = false;
+    rest_.remove_prefix(len);
+    ++read_;
+  }
+  return ok_;
+}
+
+bool SegmentReader::Next(Record* out) {
+  uint64_t len = 0;
+  if (!has_next() || !GetVarint(&rest_, &len) || len > rest_.size() ||
+      !DecodeRecordValue(rest_.substr(0, len), out)) {
+    return ok_ = false;
+  }
+  out->offset = next_offset();
+  rest_.remove_prefix(len);
+  ++read_;
+  return true;
+}
 
 void AppendRecordKey(uint32_t topic_id, int32_t partition, int64_t offset, std::string* out) {
   PutBigEndian(topic_id, 4, out);

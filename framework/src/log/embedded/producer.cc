@@ -168,6 +168,10 @@ absl::Status EmbeddedProducer::CommitTransaction() {
       r.on_delivery(TopicPartitionOffset{{r.topic->name, r.partition}, (*offsets)[i]});
     }
   }
+  // The next transaction stages into this capacity instead of growing a vector again (unless a
+  // callback already started staging).
+  committed.clear();
+  if (staged_.empty() && staged_.capacity() < committed.capacity()) staged_.swap(committed);
   return absl::OkStatus();
 }
 

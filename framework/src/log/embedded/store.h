@@ -145,8 +145,9 @@ class LogStore {
   absl::Status CreateTopics(const std::vector<TopicSpec>& topics);
   absl::Status DeleteTopics(const std::vector<std::string>& topics);
 
-  // Appends `records` and writes `offsets` in ONE WriteBatch: all or nothing. A record with a
-  // reserved offset (>= 0) is written there; the others get the partition's next offsets, in
+  // Appends `records` and writes `offsets` in ONE WriteBatch: all or nothing. Each run of
+  // consecutive offsets of a partition becomes one segment (one RocksDB key, codec.h). A record
+  // with a reserved offset (>= 0) is written there; the others get the partition's next offsets, in
   // order. On success, releases `reservations` (they must cover exactly the reserved records)
   // and returns each record's offset, in order. ABORTED when a group offset is fenced;
   // NOT_FOUND when a topic was deleted meanwhile; on any error nothing is written or released.
@@ -200,8 +201,8 @@ class LogStore {
   const std::string dir_;
   const EmbeddedOptions options_;
   rocksdb::DB* db_ = nullptr;
-  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;  // default CF: topic metadata
-  rocksdb::ColumnFamilyHandle* records_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;     // default CF: topic metadata
+  rocksdb::ColumnFamilyHandle* records_cf_ = nullptr;  // "segments": records, one key per run
   rocksdb::ColumnFamilyHandle* offsets_cf_ = nullptr;
 
   mutable absl::Mutex mu_;

@@ -354,7 +354,9 @@ class KafkaConsumer final : public Consumer {
     if (!rk.ok()) return rk.status();
     rk_ = std::move(*rk);
     // Every callback (rebalance, errors) is served by consumer_poll on the owner thread.
-    return StatusFromCode("poll_set_consumer", rd_kafka_poll_set_consumer(rk_.get()));
+    absl::Status s = StatusFromCode("poll_set_consumer", rd_kafka_poll_set_consumer(rk_.get()));
+    if (s.ok()) queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
+    return s;
   }
 
   // For SendOffsetsToTransaction (KIP-447): null without a group.
@@ -387,6 +389,7 @@ class KafkaConsumer final : public Consumer {
     absl::Status s = StatusFromCode("assign", rd_kafka_assign(rk_.get(), list.get()));
     if (!s.ok()) return s;
     positions_.clear();
+    position_cache_.clear();
     for (const TopicPartitionOffset& p : partitions) {
       if (p.offset >= 0) positions_[p.tp] = p.offset;
     }
@@ -455,6 +458,7 @@ class KafkaConsumer final : public Consumer {
     // Leaves the group; the revoke callback runs here, on the owner thread.
     absl::Status s = StatusFromCode("close", rd_kafka_consumer_close(rk_.get()));
     closed_ = true;
+    queue_.reset();
     rk_.reset();
     return s;
   }
@@ -483,6 +487,7 @@ class KafkaConsumer final : public Consumer {
     } else {
       // Revoked (or lost): tell the owner while it still holds the partitions.
       if (listener_.on_revoked) listener_.on_revoked(tps);
+      position_cache_.clear();
       for (const TopicPartition& tp : tps) positions_.erase(tp);
       s = cooperative ? StatusFromError("incremental_unassign",
                                         rd_kafka_incremental_unassign(rk_.get(), partitions))
@@ -495,15 +500,36 @@ class KafkaConsumer final : public Consumer {
   ConsumerOptions options_;
   HandlePtr rk_;
   RebalanceListener listener_;
+  // The positions_ entry of a partition, found by librdkafka's topic handle without building a
+  // TopicPartition (a string) per record. Entries stay valid until the partition is erased.
+  std::pair<const TopicPartition, int64_t>& PositionSlot(rd_kafka_topic_t* rkt, int32_t partition) {
+    for (const PositionCacheEntry& e : position_cache_) {
+      if (e.rkt == rkt && e.partition == partition) return *e.slot;
+    }
+    auto it = positions_.try_emplace({rd_kafka_topic_name(rkt), partition}, 0).first;
+    position_cache_.push_back({rkt, partition, &*it});
+    return *it;
+  }
+
   // Next offsets we know of (Assign, Seek, Poll): librdkafka reports none until a record is read.
   std::map<TopicPartition, int64_t> positions_;
+  struct PositionCacheEntry {
+    rd_kafka_topic_t* rkt;
+    int32_t partition;
+    std::pair<const TopicPartition, int64_t>* slot;
+  };
+  // Cleared whenever positions_ loses entries (Assign, rebalance) and at the start of each Poll.
+  std::vector<PositionCacheEntry> position_cache_;
+  // The consumer queue (for its length only); released before rk_, declared after it.
+  RdPtr<rd_kafka_queue_t> queue_;
   absl::Status rebalance_error_;
   bool closed_ = false;
 };
 
-Record ToRecord(const rd_kafka_message_t* m) {
-  Record r;
-  r.topic = rd_kafka_topic_name(m->rkt);
+// Fills `r` from a consumed message. The topic name comes from the caller's per-partition cache
+// (no strlen per record); headers are parsed only when the message has some.
+void FillRecord(const rd_kafka_message_t* m, const std::string& topic, Record& r) {
+  r.topic = topic;
   r.partition = m->partition;
   r.offset = m->offset;
   if (m->key != nullptr) r.key.assign(static_cast<const char*>(m->key), m->key_len);
@@ -523,13 +549,14 @@ Record ToRecord(const rd_kafka_message_t* m) {
                                      : std::string(static_cast<const char*>(value), size)});
     }
   }
-  return r;
 }
 
 absl::StatusOr<std::vector<Record>> KafkaConsumer::Poll(size_t max_records,
                                                         absl::Duration timeout) {
   if (closed_) return ClosedError("poll");
   std::vector<Record> records;
+  // Topic handles are only known alive while their partitions are assigned: rebuilt per Poll.
+  position_cache_.clear();
   absl::Status error;
   absl::Time deadline = absl::Now() + timeout;
   while (records.size() < max_records) {
@@ -571,8 +598,15 @@ absl::StatusOr<std::vector<Record>> KafkaConsumer::Poll(size_t max_records,
       }
       continue;
     }
-    records.push_back(ToRecord(m.get()));
-    positions_[{records.back().topic, records.back().partition}] = records.back().offset + 1;
+    // Sized at the first record from what librdkafka has already queued (an idle Poll allocates
+    // nothing; a full one does not grow and move its records several times).
+    if (records.empty()) {
+      size_t queued = queue_ == nullptr ? 0 : rd_kafka_queue_length(queue_.get());
+      records.reserve(std::min(max_records, std::max<size_t>(queued + 1, 64)));
+    }
+    std::pair<const TopicPartition, int64_t>& position = PositionSlot(m->rkt, m->partition);
+    FillRecord(m.get(), position.first.topic, records.emplace_back());
+    position.second = m->offset + 1;
   }
   if (records.empty() && !error.ok()) return error;
   return records;
