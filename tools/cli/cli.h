@@ -173,6 +173,10 @@ struct TopicsOptions {
   std::vector<std::string> aggregate_types;  // list, create
   std::string topic;                         // describe
   int32_t partitions = 4;                    // create
+  // create: retention of new commands / results topics; zero: leftfold's defaults (7 days,
+  // 24 hours; the results retention is the processors' deduplication window).
+  absl::Duration commands_retention = absl::ZeroDuration();
+  absl::Duration results_retention = absl::ZeroDuration();
 };
 int RunTopics(const GlobalOptions& global, const TopicsOptions& options);
 

@@ -22,6 +22,9 @@ namespace {
 
 using leftfold::cli::ExitCode;
 
+// Kafka accepts more, but a typo (40000 for 4) would make a topic that cannot be shrunk.
+constexpr int kMaxPartitions = 10000;
+
 // "10s", "500ms", "2m" (absl durations), or a plain number of seconds.
 bool ParseTimeout(const std::string& text, absl::Duration& out) {
   double seconds = 0;
@@ -237,7 +240,25 @@ int main(int argc, char** argv) {
       ->add_option("--create-partitions", topics.partitions,
                    "create: partition count of new topics")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            int n = 0;
+            return absl::SimpleAtoi(text, &n) && n >= 1 && n <= kMaxPartitions
+                       ? ""
+                       : "a partition count is a whole number from 1 to " +
+                             std::to_string(kMaxPartitions) + ", got " + text;
+          },
+          "N"));
+  std::string commands_retention, results_retention;
+  topics_cmd
+      ->add_option("--commands-retention", commands_retention,
+                   "create: retention of new commands topics (default 7 days)")
+      ->check(DurationValidator());
+  topics_cmd
+      ->add_option("--results-retention", results_retention,
+                   "create: retention of new results topics, the deduplication window (default "
+                   "24h)")
+      ->check(DurationValidator());
 
   try {
     app.parse(argc, argv);
@@ -280,6 +301,10 @@ int main(int argc, char** argv) {
     ParseTimeout(rebuild_timeout, projector_rebuild.timeout);
     return leftfold::cli::RunProjectorRebuild(global, projector_rebuild);
   }
-  if (topics_cmd->parsed()) return leftfold::cli::RunTopics(global, topics);
+  if (topics_cmd->parsed()) {
+    if (!commands_retention.empty()) ParseTimeout(commands_retention, topics.commands_retention);
+    if (!results_retention.empty()) ParseTimeout(results_retention, topics.results_retention);
+    return leftfold::cli::RunTopics(global, topics);
+  }
   return ExitCode::kUsage;
 }

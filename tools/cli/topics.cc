@@ -6,12 +6,15 @@
 #include "topology/topics.h"
 
 #include <iostream>
+#include <map>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "aggregates.h"
 #include "cli.h"
 #include "log/log.h"
+#include "topic_configs.h"
 
 namespace leftfold::cli {
 namespace {
@@ -26,9 +29,13 @@ int Fail(const GlobalOptions& global, const absl::Status& s) {
   return ReportLocalError(global, s, code);
 }
 
-// One line (or JSON object) per topic: partitions, and end offsets (committed / all).
+constexpr absl::Duration kConfigTimeout = absl::Seconds(10);
+
+// One line (or JSON object) per topic: partitions, and end offsets (committed / all); with
+// `configs`, also the topic's own configuration (cleanup.policy, retention.ms, ...).
 absl::StatusOr<std::string> Describe(const GlobalOptions& global, lg::Admin& admin,
-                                     const std::string& topic) {
+                                     const std::string& topic,
+                                     const std::map<std::string, std::string>* configs = nullptr) {
   absl::StatusOr<int32_t> partitions = admin.PartitionCount(topic);
   if (!partitions.ok()) return partitions.status();
   absl::StatusOr<std::vector<int64_t>> committed =
@@ -38,15 +45,31 @@ absl::StatusOr<std::string> Describe(const GlobalOptions& global, lg::Admin& adm
       admin.EndOffsets(topic, lg::Isolation::kReadUncommitted);
   if (!all.ok()) return all.status();
   if (global.json) {
-    return absl::StrCat("{\"topic\":\"", topic, "\",\"partitions\":", *partitions,
-                        ",\"endOffsetsCommitted\":[", absl::StrJoin(*committed, ","),
-                        "],\"endOffsets\":[", absl::StrJoin(*all, ","), "]}");
+    std::string json = absl::StrCat("{\"topic\":\"", topic, "\",\"partitions\":", *partitions,
+                                    ",\"endOffsetsCommitted\":[", absl::StrJoin(*committed, ","),
+                                    "],\"endOffsets\":[", absl::StrJoin(*all, ","), "]");
+    if (configs != nullptr) {
+      absl::StrAppend(&json, ",\"configs\":{",
+                      absl::StrJoin(*configs, ",",
+                                    [](std::string* out, const auto& kv) {
+                                      absl::StrAppend(out, "\"", absl::CEscape(kv.first), "\":\"",
+                                                      absl::CEscape(kv.second), "\"");
+                                    }),
+                      "}");
+    }
+    return json + "}";
   }
   int64_t records = 0;
   for (int64_t e : *committed) records += e;
-  return absl::StrCat(topic, "  partitions ", *partitions, "  end offsets (read_committed) [",
-                      absl::StrJoin(*committed, " "), "]  (all) [", absl::StrJoin(*all, " "),
-                      "]  total ", records);
+  std::string line = absl::StrCat(
+      topic, "  partitions ", *partitions, "  end offsets (read_committed) [",
+      absl::StrJoin(*committed, " "), "]  (all) [", absl::StrJoin(*all, " "), "]  total ", records);
+  if (configs != nullptr) {
+    absl::StrAppend(
+        &line, "  configs ",
+        configs->empty() ? "(none)" : absl::StrJoin(*configs, " ", absl::PairFormatter("=")));
+  }
+  return line;
 }
 
 }  // namespace
@@ -72,16 +95,38 @@ int RunTopics(const GlobalOptions& global, const TopicsOptions& options) {
     if (options.topic.empty()) {
       return ReportLocalError(global, absl::InvalidArgumentError("describe needs a TOPIC"), kUsage);
     }
-    absl::StatusOr<std::string> line = Describe(global, admin, options.topic);
+    // Existence first, so an unknown topic is the usual NOT_FOUND from the Log admin.
+    if (absl::StatusOr<int32_t> n = admin.PartitionCount(options.topic); !n.ok()) {
+      return Fail(global, n.status());
+    }
+    absl::StatusOr<std::map<std::string, std::string>> configs =
+        TopicConfigs(options.brokers, options.topic, kConfigTimeout);
+    if (!configs.ok()) return Fail(global, configs.status());
+    absl::StatusOr<std::string> line = Describe(global, admin, options.topic, &*configs);
     if (!line.ok()) return Fail(global, line.status());
     std::cout << *line << std::endl;
     return kOk;
   }
   if (options.action == "create") {
+    internal::TopicSettings settings;
+    if (options.commands_retention > absl::ZeroDuration()) {
+      settings.commands_retention = options.commands_retention;
+    }
+    if (options.results_retention > absl::ZeroDuration()) {
+      settings.results_retention = options.results_retention;
+    }
     for (const std::string& type : types) {
       internal::AggregateTopics topics = internal::TopicsFor(global.topic_prefix, type);
-      absl::StatusOr<int32_t> n = internal::EnsureTopics(admin, topics, options.partitions);
+      absl::StatusOr<int32_t> n =
+          internal::EnsureTopics(admin, topics, options.partitions, settings);
       if (!n.ok()) return Fail(global, n.status());
+      if (*n != options.partitions) {
+        // Existing topics are left as they are: adding partitions would move keys to other
+        // partitions, away from their aggregates' events and snapshots.
+        std::cerr << "note: " << type << "'s topics already exist with " << *n
+                  << " partitions; --create-partitions " << options.partitions
+                  << " does not change them" << std::endl;
+      }
       if (global.json) {
         std::cout << "{\"aggregateType\":\"" << type << "\",\"partitions\":" << *n << "}"
                   << std::endl;

@@ -180,6 +180,12 @@ class ProcessDefinition {
 struct ProcessManagerOptions {
   // Consumer group of the instances that share the work. Default: "<prefix><name>.process".
   std::string group;
+  // Set it to a stable name per instance (e.g. the pod name) and the instance becomes a static
+  // Kafka group member (group.instance.id "<group>-<instance_id>"): a restart with the same id
+  // gets its partitions back at once, not after the session timeout; a stopped one keeps them
+  // unprocessed until that timeout. Two live instances must never share an id (the broker
+  // fences the older one). Default: empty, a dynamic member. The embedded log ignores it.
+  std::string instance_id;
   // Most records handled per batch (one produce + flush + offset commit). Default: 500.
   size_t max_batch = 500;
   // Longest wait in one poll; also bounds how long Stop() takes. Default: 100ms.

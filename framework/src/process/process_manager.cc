@@ -216,15 +216,24 @@ absl::Status ProcessManagerImpl::Run() {
   std::string group = options_.group.empty() ? absl::StrCat(transport_->options().topic_prefix,
                                                             definition_.name(), ".process")
                                              : options_.group;
-  absl::StatusOr<std::unique_ptr<log::Consumer>> consumer =
-      log.NewConsumer({.group_id = group, .isolation = log::Isolation::kReadCommitted});
+  log::ConsumerOptions consumer_options{.group_id = group,
+                                        .isolation = log::Isolation::kReadCommitted};
+  if (!options_.instance_id.empty()) {
+    // Static membership: a restart resumes at once instead of after the session timeout.
+    consumer_options.kafka_properties["group.instance.id"] =
+        absl::StrCat(group, "-", options_.instance_id);
+  }
+  absl::StatusOr<std::unique_ptr<log::Consumer>> consumer = log.NewConsumer(consumer_options);
   if (!consumer.ok()) return consumer.status();
   absl::StatusOr<std::unique_ptr<log::Producer>> producer = log.NewProducer({});
   if (!producer.ok()) return producer.status();
   std::vector<std::string> topics;
   for (const auto& [topic, source] : sources_) topics.push_back(topic);
   if (absl::Status s = (*consumer)->Subscribe(topics, {}); !s.ok()) return s;
-  LogInfo("process", "started", {{"process", definition_.name()}, {"group", group}});
+  LogInfo("process", "started",
+          {{"process", definition_.name()},
+           {"group", group},
+           {"instance_id", options_.instance_id.empty() ? "(dynamic)" : options_.instance_id}});
 
   absl::Status status;
   while (!stop_.load()) {

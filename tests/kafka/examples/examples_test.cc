@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "poll.h"
 #include "support/test_env.h"
 
 namespace leftfold::testing {
@@ -110,14 +111,11 @@ class DevServer {
   // last run.
   RunResult InspectUntil(const std::string& type, const std::string& id, const std::string& want,
                          absl::Duration timeout) const {
-    absl::Time deadline = absl::Now() + timeout;
-    RunResult r;
-    do {
-      r = Cli({"inspect", type, id, "--timeout", "30s"});
-      if (r.exit_code == 0 && absl::StrContains(r.out, want)) return r;
-      absl::SleepFor(absl::Milliseconds(200));  // pacing between polls, not synchronisation
-    } while (absl::Now() < deadline);
-    return r;
+    return RunUntilOutputContains(
+        [&] {
+          return Cli({"inspect", type, id, "--timeout", "30s"});
+        },
+        want, timeout);
   }
 
   std::string log_path() const { return absl::StrCat(dir_, "/server-", starts_, ".log"); }
