@@ -16,6 +16,7 @@
 #include "log/log.h"
 #include "processor/partition_store.h"
 #include "processor/state_cache.h"
+#include "processor/store_writer.h"
 #include "topology/topics.h"
 
 namespace leftfold {
@@ -69,7 +70,7 @@ struct StagedBatch {
   std::map<int32_t, std::vector<v1::Snapshot>> snapshots;
   absl::Status delivery_error;
   // Stage end times, for the debug log of slow batches.
-  absl::Time started, decided, events_flushed, offsets_sent, committed;
+  absl::Time started, decided, offsets_sent, events_flushed, committed;
 };
 
 class ProcessorImpl final : public Processor {
@@ -119,6 +120,10 @@ class ProcessorImpl final : public Processor {
   void StageResult(const log::Record& record, v1::CommandResult result, StagedBatch& staged);
   absl::Status Publish(StagedBatch& staged);
   absl::Status ApplyCommitted(StagedBatch& staged);
+  // Forgets pending entries of batches the writer has written.
+  void PrunePending();
+  // Waits for the writer, then forgets every pending entry.
+  absl::Status DrainWriter();
   void Rewind(const StagedBatch& staged);
 
   // A user-given instance id makes this a static group member (Kafka's group.instance.id): a
@@ -135,9 +140,21 @@ class ProcessorImpl final : public Processor {
   std::unique_ptr<log::Producer> producer_;
   std::unique_ptr<log::Consumer> consumer_;
   std::map<int32_t, OwnedPartition> owned_;
+  // Declared after owned_: destroyed first, so its last writes still find their stores open.
+  StoreWriter writer_{2};
+  // Committed batches the writer has not written yet, oldest first. Decide reads their results
+  // and states from here, not from the stores, which lag behind by those batches.
+  struct PendingBatch {
+    uint64_t seq = 0;
+    std::shared_ptr<const StoreWriter::Batch> batch;
+    std::vector<std::string> result_ids;
+    std::vector<std::string> state_keys;
+  };
+  std::deque<PendingBatch> pending_;
+  absl::flat_hash_map<std::string, std::pair<uint64_t, const v1::CommandResult*>> pending_results_;
+  absl::flat_hash_map<std::string, std::pair<uint64_t, StateCache::Entry>> pending_states_;
   // A restore failure inside the rebalance callback; Run returns it.
   absl::Status callback_error_;
-  absl::Time last_expiry_ = absl::Now();
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
@@ -150,7 +167,12 @@ absl::Status ProcessorImpl::Run() {
   absl::StatusOr<std::unique_ptr<log::Producer>> producer = log_.NewProducer(
       {.transactional_id =
            exactly_once() ? absl::StrCat(group, "-", options_.instance_id) : std::string(),
-       .transaction_timeout = options_.transaction_timeout});
+       .transaction_timeout = options_.transaction_timeout,
+       // A transaction begun right after a commit meets the broker still writing the previous
+       // one's markers: its first AddPartitions/AddOffsets call is answered
+       // CONCURRENT_TRANSACTIONS and retried after this backoff (librdkafka's default, 100 ms,
+       // was most of a batch's time under load).
+       .kafka_properties = {{"retry.backoff.ms", "5"}}});
   if (!producer.ok()) return producer.status();
   producer_ = *std::move(producer);
   log::ConsumerOptions consumer_options{.group_id = group};
@@ -192,15 +214,7 @@ absl::Status ProcessorImpl::Run() {
       break;
     }
     if (!owned_.empty()) ready_.store(true);
-    if (batch->empty()) {
-      if (absl::Now() - last_expiry_ > absl::Minutes(1)) {
-        last_expiry_ = absl::Now();
-        for (auto& [partition, owned] : owned_) {
-          (void)owned.store->ExpireResults(options_.dedup_window);
-        }
-      }
-      continue;
-    }
+    if (batch->empty()) continue;
     if (absl::Status s = ProcessBatch(*batch); !s.ok()) {
       result = s;
       break;
@@ -212,6 +226,7 @@ absl::Status ProcessorImpl::Run() {
   }
   (void)consumer_->Close();
   (void)producer_->Close();
+  if (absl::Status s = DrainWriter(); !s.ok() && result.ok()) result = s;
   owned_.clear();
   ready_.store(false);
   LogInfo(kComponent, "stopped", {{"type", definition_.type()}});
@@ -220,6 +235,7 @@ absl::Status ProcessorImpl::Run() {
 
 absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& partitions) {
   if (partitions.empty()) return absl::OkStatus();
+  if (absl::Status s = DrainWriter(); !s.ok()) return s;
   // One reader (no group) restores every partition, re-assigned per changelog.
   absl::StatusOr<std::unique_ptr<log::Consumer>> reader = log_.NewConsumer({});
   if (!reader.ok()) return reader.status();
@@ -227,7 +243,8 @@ absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& p
     std::string dir = (std::filesystem::path(options_.state_dir) / definition_.type() /
                        absl::StrCat("p", tp.partition))
                           .string();
-    absl::StatusOr<std::unique_ptr<PartitionStore>> store = PartitionStore::Open(dir);
+    absl::StatusOr<std::unique_ptr<PartitionStore>> store =
+        PartitionStore::Open(dir, {.dedup_window = options_.dedup_window});
     if (!store.ok()) return store.status();
     absl::Time start = absl::Now();
     if (absl::Status s = Restore(**reader, tp.partition, **store); !s.ok()) return s;
@@ -241,7 +258,8 @@ absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& p
 }
 
 void ProcessorImpl::OnRevoked(const std::vector<log::TopicPartition>& partitions) {
-  // Batches run to completion inside Poll's caller, so nothing is in flight here.
+  // Batches run to completion inside Poll's caller, so only the store writer may still be busy.
+  if (absl::Status s = DrainWriter(); !s.ok() && callback_error_.ok()) callback_error_ = s;
   for (const log::TopicPartition& tp : partitions) {
     owned_.erase(tp.partition);
     LogInfo(kComponent, "partition revoked",
@@ -448,6 +466,7 @@ absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
     return StateCache::Entry{it->second.version, it->second.state};
   }
   if (const StateCache::Entry* cached = cache_.Get(key)) return *cached;
+  if (auto it = pending_states_.find(key); it != pending_states_.end()) return it->second.second;
   std::shared_ptr<google::protobuf::Message> state = definition_.NewState();
   int64_t version = 0;
   absl::StatusOr<std::optional<v1::Snapshot>> snapshot =
@@ -526,6 +545,9 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
       it != staged.result_by_command_id.end()) {
     staged.in_batch_duplicates.emplace_back(staged.results.size(), it->second);
     original = &staged.results[it->second];
+  } else if (auto pending = pending_results_.find(command.command_id());
+             pending != pending_results_.end()) {
+    original = pending->second.second;
   } else {
     absl::StatusOr<std::optional<v1::CommandResult>> found =
         owned_.at(record.partition).store->GetResult(command.command_id());
@@ -607,11 +629,9 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
 }
 
 absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
-  // Events were queued during Decide; their positions go into the results, so wait for them.
-  if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
-  if (!staged.delivery_error.ok()) return staged.delivery_error;
-  staged.events_flushed = absl::Now();
-
+  // Round trips dominate a batch on Kafka, so the independent ones overlap: snapshots travel with
+  // the events, and the offsets go to the group coordinator while both are in flight. Only the
+  // results wait, for the events' positions.
   auto track = [&staged](std::map<int32_t, int64_t>* next) {
     return [next, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
       if (!delivered.ok()) {
@@ -622,17 +642,6 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
       n = std::max(n, delivered->offset + 1);
     };
   };
-  for (auto [duplicate, original] : staged.in_batch_duplicates) {
-    staged.results[duplicate] = staged.results[original];
-  }
-  for (size_t i = 0; i < staged.results.size(); ++i) {
-    absl::Status s = producer_->Produce({.topic = topics_.results,
-                                         .key = staged.result_keys[i],
-                                         .value = staged.results[i].SerializeAsString(),
-                                         .partition = staged.result_partitions[i]},
-                                        track(&staged.results_next));
-    if (!s.ok()) return s;
-  }
   google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
   for (auto& [key, state] : staged.states) {
     v1::Snapshot snapshot;
@@ -656,9 +665,29 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
     offsets.push_back({{topics_.commands, partition}, next});
   }
   if (exactly_once()) {
-    if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok())
+    if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok()) {
       return s;
-    staged.offsets_sent = absl::Now();
+    }
+  }
+  staged.offsets_sent = absl::Now();
+
+  if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
+  if (!staged.delivery_error.ok()) return staged.delivery_error;
+  staged.events_flushed = absl::Now();
+
+  for (auto [duplicate, original] : staged.in_batch_duplicates) {
+    staged.results[duplicate] = staged.results[original];
+  }
+  for (size_t i = 0; i < staged.results.size(); ++i) {
+    absl::Status s = producer_->Produce({.topic = topics_.results,
+                                         .key = staged.result_keys[i],
+                                         .value = staged.results[i].SerializeAsString(),
+                                         .partition = staged.result_partitions[i]},
+                                        track(&staged.results_next));
+    if (!s.ok()) return s;
+  }
+
+  if (exactly_once()) {
     absl::Status s = producer_->CommitTransaction();
     for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
       s = producer_->CommitTransaction();
@@ -673,7 +702,8 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
 }
 
 absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
-  // The transaction is durable in the log; now the local store and cache may follow.
+  // The transaction is durable in the log; now the local stores and the cache may follow. The
+  // stores are written on the writer's thread while the next batch is decided.
   std::map<int32_t, PartitionStore::Update> updates;
   for (auto& [partition, snapshots] : staged.snapshots) {
     updates[partition].snapshots = std::move(snapshots);
@@ -683,15 +713,52 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
   }
   for (auto [partition, next] : staged.snapshots_next) updates[partition].snapshots_next = next;
   for (auto [partition, next] : staged.results_next) updates[partition].results_next = next;
+  auto batch = std::make_shared<StoreWriter::Batch>();
   for (auto& [partition, update] : updates) {
     auto owned = owned_.find(partition);
     if (owned == owned_.end()) continue;
-    if (absl::Status s = owned->second.store->Write(update); !s.ok()) return s;
+    batch->emplace_back(owned->second.store.get(), std::move(update));
+  }
+  PendingBatch pending{.seq = writer_.Enqueue(batch), .batch = batch};
+  for (const auto& [store, update] : *batch) {
+    for (const v1::CommandResult& result : update.results) {
+      if (result.command_id().empty()) continue;
+      pending_results_[result.command_id()] = {pending.seq, &result};
+      pending.result_ids.push_back(result.command_id());
+    }
   }
   for (auto& [key, state] : staged.states) {
-    cache_.Put(key, {state.version, std::move(state.state)});
+    StateCache::Entry entry{state.version, std::move(state.state)};
+    cache_.Put(key, entry);
+    pending_states_[key] = {pending.seq, std::move(entry)};
+    pending.state_keys.push_back(key);
   }
-  return absl::OkStatus();
+  pending_.push_back(std::move(pending));
+  PrunePending();
+  return writer_.error();
+}
+
+void ProcessorImpl::PrunePending() {
+  uint64_t applied = writer_.applied();
+  while (!pending_.empty() && pending_.front().seq <= applied) {
+    const PendingBatch& done = pending_.front();
+    // A later batch may have replaced an entry; only this batch's own entries go.
+    for (const std::string& id : done.result_ids) {
+      auto it = pending_results_.find(id);
+      if (it != pending_results_.end() && it->second.first == done.seq) pending_results_.erase(it);
+    }
+    for (const std::string& key : done.state_keys) {
+      auto it = pending_states_.find(key);
+      if (it != pending_states_.end() && it->second.first == done.seq) pending_states_.erase(it);
+    }
+    pending_.pop_front();
+  }
+}
+
+absl::Status ProcessorImpl::DrainWriter() {
+  absl::Status s = writer_.Drain();
+  PrunePending();
+  return s;
 }
 
 void ProcessorImpl::Rewind(const StagedBatch& staged) {
@@ -729,9 +796,9 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
     LogDebug(kComponent, "batch committed",
              {{"commands", absl::StrCat(records.size())},
               {"decide_ms", ms(staged.started, staged.decided)},
-              {"flush_events_ms", ms(staged.decided, staged.events_flushed)},
-              {"send_offsets_ms", ms(staged.events_flushed, staged.offsets_sent)},
-              {"commit_ms", ms(staged.offsets_sent, staged.committed)}});
+              {"send_offsets_ms", ms(staged.decided, staged.offsets_sent)},
+              {"flush_events_ms", ms(staged.offsets_sent, staged.events_flushed)},
+              {"commit_ms", ms(staged.events_flushed, staged.committed)}});
     transactions_.fetch_add(1);
     committed_.fetch_add(static_cast<int64_t>(staged.results.size()));
     return ApplyCommitted(staged);
