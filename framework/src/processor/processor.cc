@@ -40,6 +40,19 @@ std::string DefaultInstanceId() {
   return absl::StrCat(host, "-", getpid());
 }
 
+// What this instance knows of one events partition, to predict the offsets of its next events.
+// Only the owner of a command partition writes the matching events partition, so a transaction's
+// events there get contiguous offsets, right after the previous transaction's last event and the
+// broker's transaction marker(s): `gap`, learned from two consecutive transactions (one on Kafka,
+// none on the embedded log). Predicting lets a batch send its results (which carry the events'
+// positions) together with its events, saving a round trip; every prediction is checked against
+// the deliveries before the commit, and a miss aborts the batch and forgets the track.
+struct EventOffsetTrack {
+  int64_t last = -1;  // offset of the last event of the last committed transaction
+  int64_t gap = -1;   // offsets between two transactions' events; -1 until learned
+  bool known() const { return last >= 0 && gap >= 0; }
+};
+
 // One command partition this instance owns.
 struct OwnedPartition {
   std::unique_ptr<PartitionStore> store;
@@ -69,6 +82,15 @@ struct StagedBatch {
   std::map<int32_t, int64_t> results_next;
   std::map<int32_t, std::vector<v1::Snapshot>> snapshots;
   absl::Status delivery_error;
+  // Every event's offset was predicted (see EventOffsetTrack): the results go out with the
+  // events, and the deliveries are checked before the commit. Otherwise the results wait for
+  // the deliveries, which then set the positions.
+  bool predicted = true;
+  bool prediction_missed = false;
+  // Next predicted event offset per partition, while deciding.
+  std::map<int32_t, int64_t> next_event_offset;
+  // First and last delivered event offset per partition.
+  std::map<int32_t, std::pair<int64_t, int64_t>> event_offsets;
   // Stage end times, for the debug log of slow batches.
   absl::Time started, decided, offsets_sent, events_flushed, committed;
 };
@@ -115,6 +137,9 @@ class ProcessorImpl final : public Processor {
 
   absl::Status ProcessBatch(const std::vector<log::Record>& records);
   absl::Status Decide(const log::Record& record, StagedBatch& staged);
+  // The offset the next event on `partition` will get, or -1 (unknown; the batch then waits for
+  // its deliveries before sending results).
+  int64_t PredictEventOffset(int32_t partition, StagedBatch& staged);
   absl::StatusOr<StateCache::Entry> LoadState(int32_t partition, const std::string& aggregate_id,
                                               StagedBatch& staged);
   void StageResult(const log::Record& record, v1::CommandResult result, StagedBatch& staged);
@@ -140,6 +165,7 @@ class ProcessorImpl final : public Processor {
   std::unique_ptr<log::Producer> producer_;
   std::unique_ptr<log::Consumer> consumer_;
   std::map<int32_t, OwnedPartition> owned_;
+  std::map<int32_t, EventOffsetTrack> event_tracks_;
   // Declared after owned_: destroyed first, so its last writes still find their stores open.
   StoreWriter writer_{2};
   // Committed batches the writer has not written yet, oldest first. Decide reads their results
@@ -167,12 +193,7 @@ absl::Status ProcessorImpl::Run() {
   absl::StatusOr<std::unique_ptr<log::Producer>> producer = log_.NewProducer(
       {.transactional_id =
            exactly_once() ? absl::StrCat(group, "-", options_.instance_id) : std::string(),
-       .transaction_timeout = options_.transaction_timeout,
-       // A transaction begun right after a commit meets the broker still writing the previous
-       // one's markers: its first AddPartitions/AddOffsets call is answered
-       // CONCURRENT_TRANSACTIONS and retried after this backoff (librdkafka's default, 100 ms,
-       // was most of a batch's time under load).
-       .kafka_properties = {{"retry.backoff.ms", "5"}}});
+       .transaction_timeout = options_.transaction_timeout});
   if (!producer.ok()) return producer.status();
   producer_ = *std::move(producer);
   log::ConsumerOptions consumer_options{.group_id = group};
@@ -262,6 +283,7 @@ void ProcessorImpl::OnRevoked(const std::vector<log::TopicPartition>& partitions
   if (absl::Status s = DrainWriter(); !s.ok() && callback_error_.ok()) callback_error_ = s;
   for (const log::TopicPartition& tp : partitions) {
     owned_.erase(tp.partition);
+    event_tracks_.erase(tp.partition);
     LogInfo(kComponent, "partition revoked",
             {{"type", definition_.type()}, {"partition", absl::StrCat(tp.partition)}});
   }
@@ -458,6 +480,19 @@ absl::Status ProcessorImpl::RebuildFromEvents(log::Consumer& reader, int32_t par
   return store.Write(done);
 }
 
+int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged) {
+  // Only inside a transaction: a missed prediction must be abortable, and records of the
+  // at-least-once producer are visible on delivery.
+  auto track = event_tracks_.find(partition);
+  if (!exactly_once() || track == event_tracks_.end() || !track->second.known()) {
+    staged.predicted = false;
+    return -1;
+  }
+  auto [next, fresh] =
+      staged.next_event_offset.try_emplace(partition, track->second.last + 1 + track->second.gap);
+  return next->second++;
+}
+
 absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
                                                            const std::string& aggregate_id,
                                                            StagedBatch& staged) {
@@ -605,19 +640,32 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
     *event.mutable_payload() = std::move(payload);
     *event.mutable_timestamp() = now;
     v1::Position* position = staged_result->add_event_positions();
+    int64_t predicted = PredictEventOffset(record.partition, staged);
+    if (predicted >= 0) {
+      position->set_topic(topics_.events);
+      position->set_partition(record.partition);
+      position->set_offset(predicted);
+    }
     absl::Status produced = producer_->Produce(
         {.topic = topics_.events,
          .key = command.aggregate_id(),
          .value = event.SerializeAsString(),
          .partition = record.partition},
-        [position, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
+        [position, predicted, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
           if (!delivered.ok()) {
             if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
             return;
           }
+          if (predicted >= 0 && delivered->offset != predicted) staged.prediction_missed = true;
           position->set_topic(delivered->tp.topic);
           position->set_partition(delivered->tp.partition);
           position->set_offset(delivered->offset);
+          auto [it, fresh] = staged.event_offsets.try_emplace(delivered->tp.partition,
+                                                              delivered->offset, delivered->offset);
+          if (!fresh) {
+            it->second.first = std::min(it->second.first, delivered->offset);
+            it->second.second = std::max(it->second.second, delivered->offset);
+          }
         });
     if (!produced.ok()) return produced;
   }
@@ -671,8 +719,10 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   }
   staged.offsets_sent = absl::Now();
 
-  if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
-  if (!staged.delivery_error.ok()) return staged.delivery_error;
+  if (!staged.predicted) {
+    if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
+    if (!staged.delivery_error.ok()) return staged.delivery_error;
+  }
   staged.events_flushed = absl::Now();
 
   for (auto [duplicate, original] : staged.in_batch_duplicates) {
@@ -687,6 +737,15 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
     if (!s.ok()) return s;
   }
 
+  if (staged.predicted) {
+    // Every record's delivery, before anything commits: a result with a wrong position must
+    // never become visible.
+    if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
+    if (!staged.delivery_error.ok()) return staged.delivery_error;
+    if (staged.prediction_missed) {
+      return absl::AbortedError("event offsets differed from their prediction");
+    }
+  }
   if (exactly_once()) {
     absl::Status s = producer_->CommitTransaction();
     for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
@@ -775,6 +834,7 @@ void ProcessorImpl::Rewind(const StagedBatch& staged) {
 absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records) {
   StagedBatch staged;
   staged.started = absl::Now();
+
   if (exactly_once()) {
     if (absl::Status s = producer_->BeginTransaction(); !s.ok()) return s;
   }
@@ -795,12 +855,22 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
     };
     LogDebug(kComponent, "batch committed",
              {{"commands", absl::StrCat(records.size())},
+              {"offsets_predicted", staged.predicted ? "true" : "false"},
               {"decide_ms", ms(staged.started, staged.decided)},
               {"send_offsets_ms", ms(staged.decided, staged.offsets_sent)},
               {"flush_events_ms", ms(staged.offsets_sent, staged.events_flushed)},
               {"commit_ms", ms(staged.events_flushed, staged.committed)}});
     transactions_.fetch_add(1);
     committed_.fetch_add(static_cast<int64_t>(staged.results.size()));
+    for (auto [partition, offsets] : staged.event_offsets) {
+      EventOffsetTrack& track = event_tracks_[partition];
+      if (staged.prediction_missed) {
+        track = {};  // learn again from the next two transactions
+      } else if (track.last >= 0) {
+        track.gap = offsets.first - track.last - 1;
+      }
+      track.last = offsets.second;
+    }
     return ApplyCommitted(staged);
   }
 
@@ -815,6 +885,7 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
     if (log::ClassifyError(aborted) == ErrorClass::kFatal) return aborted;
   }
   cache_.Clear();
+  event_tracks_.clear();  // an abort marker moved the offsets; learn them again
   Rewind(staged);
   return absl::OkStatus();
 }
