@@ -80,6 +80,49 @@ TEST_P(ProcessorTest, AcceptsRejectsAndPublishesEventsResultsSnapshots) {
   EXPECT_TRUE(h.StopProcessor().ok());
 }
 
+// Results are sent with their events once the processor has learnt an events partition's
+// offsets (two transactions); every position it predicted must be the real one.
+TEST_P(ProcessorTest, ResultPositionsPointAtTheirEventsAcrossManyTransactions) {
+  ProcessorHarness h(brokers());
+  h.StartProcessor();
+  // One command per transaction first (each waits for its result), then a burst.
+  h.Send({BankCommand("p0", "acc-1", Open("alice", 100))});
+  for (int i = 1; i <= 6; ++i) {
+    h.Send({BankCommand(absl::StrCat("p", i), "acc-1", DepositOf(i))});
+    ASSERT_EQ(h.Results(static_cast<size_t>(i) + 1).size(), static_cast<size_t>(i) + 1);
+  }
+  std::vector<v1::CommandEnvelope> burst;
+  for (int i = 7; i < 40; ++i) {
+    burst.push_back(BankCommand(absl::StrCat("p", i), absl::StrCat("acc-", i % 3), DepositOf(i)));
+  }
+  h.Send(burst);
+  auto results = h.Results(40);
+  ASSERT_EQ(results.size(), 40u);
+
+  std::map<std::pair<int32_t, int64_t>, std::string> event_at;
+  for (const auto& record : h.ReadAll(h.topics().events, 1)) {
+    v1::EventEnvelope event;
+    ASSERT_TRUE(event.ParseFromString(record.value));
+    event_at[{record.partition, record.offset}] = event.command_id();
+  }
+  int accepted = 0;
+  for (const auto& [id, result] : results) {
+    if (result.outcome() != v1::CommandResult::ACCEPTED) continue;
+    ++accepted;
+    ASSERT_EQ(result.event_positions_size(), result.event_count()) << id;
+    for (const v1::Position& p : result.event_positions()) {
+      EXPECT_EQ(p.topic(), h.topics().events) << id;
+      auto at = event_at.find({p.partition(), p.offset()});
+      ASSERT_NE(at, event_at.end()) << id << " points at " << p.partition() << "@" << p.offset()
+                                    << ", which holds no committed event";
+      EXPECT_EQ(at->second, id) << id << " points at an event of " << at->second;
+    }
+  }
+  EXPECT_EQ(accepted, 7 + 11);  // acc-0 and acc-2 were never opened: their deposits are rejected
+  // Predictions held: no batch had to be aborted for a missed offset.
+  EXPECT_EQ(h.processor().stats().aborted_transactions, 0);
+}
+
 TEST_P(ProcessorTest, DuplicateCommandIdGetsOriginalResultAndNoSecondEvent) {
   ProcessorHarness h(brokers());
   h.StartProcessor();

@@ -1,48 +1,79 @@
 #include "processor/partition_store.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "leftfold/logging.h"
+#include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
+#include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 
 namespace leftfold::internal::processor {
 namespace {
 
-// Key space: s/<aggregate id> → Snapshot; d/<command id> → CommandResult;
-// e/<processed-at micros, 20 digits>/<command id> → "" (expiry index); m/<name> → meta.
+// Key space: s/<aggregate id> → Snapshot; d/<command id> → dedup value (below); m/<name> → meta.
 constexpr char kSnapshotPrefix[] = "s/";
 constexpr char kResultPrefix[] = "d/";
-constexpr char kExpiryPrefix[] = "e/";
 constexpr char kSnapshotsNextKey[] = "m/snapshots_next";
 constexpr char kResultsNextKey[] = "m/results_next";
 constexpr char kDefinitionVersionKey[] = "m/definition_version";
+// Bumped when the layout above changes; a store of another format is wiped and restored.
+constexpr char kFormatKey[] = "m/format";
+constexpr char kFormat[] = "2";
+
+// A dedup value is the result's processed-at time (8 bytes, little endian, microseconds since
+// the epoch) followed by the serialized CommandResult, so the compaction filter can expire it
+// without parsing the result.
+constexpr size_t kStampSize = 8;
+
+std::string DedupValue(const v1::CommandResult& result) {
+  uint64_t micros = static_cast<uint64_t>(std::max<int64_t>(
+      google::protobuf::util::TimeUtil::TimestampToMicroseconds(result.processed_at()), 0));
+  std::string value(kStampSize, '\0');
+  for (size_t i = 0; i < kStampSize; ++i) value[i] = static_cast<char>(micros >> (8 * i));
+  result.AppendToString(&value);
+  return value;
+}
+
+int64_t DedupStamp(absl::string_view value) {
+  uint64_t micros = 0;
+  for (size_t i = 0; i < kStampSize; ++i) {
+    micros |= static_cast<uint64_t>(static_cast<unsigned char>(value[i])) << (8 * i);
+  }
+  return static_cast<int64_t>(micros);
+}
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
   return absl::InternalError(absl::StrCat("state store: ", what, ": ", s.ToString()));
 }
 
-std::string ExpiryKey(const v1::CommandResult& result) {
-  int64_t micros = google::protobuf::util::TimeUtil::TimestampToMicroseconds(result.processed_at());
-  std::string digits = absl::StrCat(std::max<int64_t>(micros, 0));
-  return absl::StrCat(kExpiryPrefix, std::string(20 - std::min<size_t>(digits.size(), 20), '0'),
-                      digits, "/", result.command_id());
-}
+// Drops dedup entries whose processed-at time is older than the window.
+class DedupExpiryFilter final : public rocksdb::CompactionFilter {
+ public:
+  explicit DedupExpiryFilter(absl::Duration window) : window_(window) {}
 
-}  // namespace
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& existing_value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    if (!key.starts_with(kResultPrefix) || existing_value.size() < kStampSize) return false;
+    int64_t cutoff = absl::ToUnixMicros(absl::Now() - window_);
+    return DedupStamp(absl::string_view(existing_value.data(), existing_value.size())) < cutoff;
+  }
+  const char* Name() const override { return "leftfold.DedupExpiry"; }
 
-absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec)
-    return absl::InternalError(
-        absl::StrCat("state store: cannot create ", dir, ": ", ec.message()));
+ private:
+  absl::Duration window_;
+};
+
+rocksdb::Options StoreOptions(const rocksdb::CompactionFilter* filter, absl::Duration window) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.compression = rocksdb::kLZ4Compression;
@@ -56,17 +87,77 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  rocksdb::DB* raw = nullptr;
-  if (absl::Status s = FromRocks(rocksdb::DB::Open(options, dir, &raw), absl::StrCat("open ", dir));
-      !s.ok()) {
-    return s;
+  // Keys are point-looked-up only (no scans): hash them into small skip lists, so an insert
+  // into a large memtable does not walk one deep list of random keys. The prefix is the
+  // kind plus up to 14 bytes of the id; scans would need total_order_seek.
+  options.prefix_extractor.reset(rocksdb::NewCappedPrefixTransform(16));
+  options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 16));
+  options.allow_concurrent_memtable_write = false;  // one writer: the processor thread
+  options.compaction_filter = filter;
+  // Files that no write-driven compaction reaches are still rewritten (and their expired dedup
+  // entries dropped) within half a window: disk stays bounded by about 1.5 windows of results.
+  options.periodic_compaction_seconds =
+      static_cast<uint64_t>(std::max<int64_t>(absl::ToInt64Seconds(window / 2), 60));
+  return options;
+}
+
+// Whether the store holds any key at all.
+absl::StatusOr<bool> IsEmpty(rocksdb::DB& db) {
+  rocksdb::ReadOptions read;
+  read.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read));
+  it->SeekToFirst();
+  if (!it->status().ok()) return FromRocks(it->status(), "scan");
+  return !it->Valid();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::string& dir,
+                                                                     Options store_options) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat("state store: cannot create ", dir, ": ", ec.message()));
+  std::unique_ptr<PartitionStore> store(new PartitionStore());
+  store->expiry_filter_ = std::make_unique<DedupExpiryFilter>(store_options.dedup_window);
+  rocksdb::Options options = StoreOptions(store->expiry_filter_.get(), store_options.dedup_window);
+  for (int attempt = 0;; ++attempt) {
+    rocksdb::DB* raw = nullptr;
+    if (absl::Status s =
+            FromRocks(rocksdb::DB::Open(options, dir, &raw), absl::StrCat("open ", dir));
+        !s.ok()) {
+      return s;
+    }
+    store->db_.reset(raw);
+    std::string format;
+    rocksdb::Status got = raw->Get(rocksdb::ReadOptions(), kFormatKey, &format);
+    if (got.ok() && format == kFormat) break;
+    if (!got.ok() && !got.IsNotFound()) return FromRocks(got, "read format");
+    absl::StatusOr<bool> empty = IsEmpty(*raw);
+    if (!empty.ok()) return empty.status();
+    if (*empty) {
+      if (absl::Status s =
+              FromRocks(raw->Put(rocksdb::WriteOptions(), kFormatKey, kFormat), "write format");
+          !s.ok()) {
+        return s;
+      }
+      break;
+    }
+    if (attempt > 0) return absl::InternalError(absl::StrCat("state store: cannot reset ", dir));
+    LogWarning("processor", "state store has an older format: wiping it, restore refills it",
+               {{"dir", dir}, {"format", got.ok() ? format : "1"}, {"expected", kFormat}});
+    store->db_.reset();
+    if (absl::Status s = FromRocks(rocksdb::DestroyDB(dir, options), absl::StrCat("wipe ", dir));
+        !s.ok()) {
+      return s;
+    }
   }
-  std::unique_ptr<PartitionStore> store(new PartitionStore(std::unique_ptr<rocksdb::DB>(raw)));
   if (absl::Status s = store->LoadMeta(); !s.ok()) return s;
   return store;
 }
 
-PartitionStore::PartitionStore(std::unique_ptr<rocksdb::DB> db) : db_(std::move(db)) {}
 PartitionStore::~PartitionStore() = default;
 
 absl::Status PartitionStore::LoadMeta() {
@@ -108,7 +199,9 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get result"); !st.ok()) return st;
   v1::CommandResult result;
-  if (!result.ParseFromString(value)) {
+  if (value.size() < kStampSize ||
+      !result.ParseFromArray(value.data() + kStampSize,
+                             static_cast<int>(value.size() - kStampSize))) {
     return absl::DataLossError(absl::StrCat("state store: unreadable result of ", command_id));
   }
   return result;
@@ -127,8 +220,7 @@ absl::Status PartitionStore::Write(const Update& update) {
   }
   for (const v1::CommandResult& result : update.results) {
     if (result.command_id().empty()) continue;
-    batch.Put(absl::StrCat(kResultPrefix, result.command_id()), result.SerializeAsString());
-    batch.Put(ExpiryKey(result), "");
+    batch.Put(absl::StrCat(kResultPrefix, result.command_id()), DedupValue(result));
   }
   if (update.snapshots_next >= 0) batch.Put(kSnapshotsNextKey, absl::StrCat(update.snapshots_next));
   if (update.results_next >= 0) batch.Put(kResultsNextKey, absl::StrCat(update.results_next));
@@ -149,27 +241,10 @@ absl::Status PartitionStore::Write(const Update& update) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<int64_t> PartitionStore::ExpireResults(absl::Duration window) {
-  int64_t cutoff = absl::ToUnixMicros(absl::Now() - window);
-  std::string digits = absl::StrCat(std::max<int64_t>(cutoff, 0));
-  std::string end = absl::StrCat(kExpiryPrefix, std::string(20 - digits.size(), '0'), digits);
-  rocksdb::WriteBatch batch;
-  int64_t expired = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->Seek(kExpiryPrefix); it->Valid() && it->key().compare(end) < 0; it->Next()) {
-    absl::string_view key(it->key().data(), it->key().size());
-    size_t slash = key.find('/', sizeof(kExpiryPrefix) - 1);
-    if (slash == absl::string_view::npos) continue;
-    batch.Delete(absl::StrCat(kResultPrefix, key.substr(slash + 1)));
-    batch.Delete(it->key());
-    ++expired;
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "scan expiry index");
-  if (expired == 0) return 0;
-  if (absl::Status s = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "expire"); !s.ok()) {
-    return s;
-  }
-  return expired;
+absl::Status PartitionStore::Compact() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  return FromRocks(db_->CompactRange(options, nullptr, nullptr), "compact");
 }
 
 absl::Status PartitionStore::DropSnapshots() {

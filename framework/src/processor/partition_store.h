@@ -2,7 +2,8 @@
 // partition, the recent command results (the deduplication index), and how far the store has
 // caught up with the snapshots and results changelogs in the log.
 //
-//   auto store = PartitionStore::Open("/var/lib/app/state/bank.account/p3");
+//   auto store = PartitionStore::Open("/var/lib/app/state/bank.account/p3",
+//                                     {.dedup_window = absl::Hours(24)});
 //   std::optional<v1::Snapshot> s = (*store)->GetSnapshot("acc-1");
 //   PartitionStore::Update update;  // filled after a transaction committed
 //   (*store)->Write(update);
@@ -10,6 +11,10 @@
 // It only ever holds committed data: the processor writes it after the Kafka transaction that
 // carried the same snapshots and results committed, and restore fills it from the committed
 // changelog. Owned by the processor thread; not thread-safe.
+//
+// Dedup entries older than the window are dropped by a compaction filter (no expiry index to
+// write per command); RocksDB's periodic compaction bounds how long an expired entry stays on
+// disk. A result read before its entry is compacted away only extends deduplication.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +28,7 @@
 #include "leftfold/v1/envelope.pb.h"
 
 namespace rocksdb {
+class CompactionFilter;
 class DB;
 }  // namespace rocksdb
 
@@ -43,7 +49,15 @@ class PartitionStore {
     bool replay = false;
   };
 
-  static absl::StatusOr<std::unique_ptr<PartitionStore>> Open(const std::string& dir);
+  struct Options {
+    // Results younger than this answer duplicates (ProcessorOptions::dedup_window).
+    absl::Duration dedup_window = absl::Hours(24);
+  };
+
+  // Opens or creates the store. A store written in an older on-disk format is wiped (with a
+  // warning): it is a cache of the log, and restore fills it again.
+  static absl::StatusOr<std::unique_ptr<PartitionStore>> Open(const std::string& dir,
+                                                              Options options);
   ~PartitionStore();
 
   absl::StatusOr<std::optional<v1::Snapshot>> GetSnapshot(const std::string& aggregate_id) const;
@@ -57,15 +71,18 @@ class PartitionStore {
   // 0 for a new store.
   int32_t definition_version() const { return definition_version_; }
 
-  // Deletes dedup entries older than `window` (by processed_at). Returns how many.
-  absl::StatusOr<int64_t> ExpireResults(absl::Duration window);
+  // Compacts the whole store now, dropping dedup entries older than the window. RocksDB does
+  // this on its own as data flows and periodically; this forces it (tests, tools).
+  absl::Status Compact();
   // Deletes every snapshot (before a rebuild from events). Keeps the dedup index.
   absl::Status DropSnapshots();
 
  private:
-  explicit PartitionStore(std::unique_ptr<rocksdb::DB> db);
+  PartitionStore() = default;
   absl::Status LoadMeta();
 
+  // Declared before db_: the DB refers to the filter until it is closed.
+  std::unique_ptr<rocksdb::CompactionFilter> expiry_filter_;
   std::unique_ptr<rocksdb::DB> db_;
   int64_t snapshots_next_ = 0;
   int64_t results_next_ = 0;

@@ -16,6 +16,7 @@
 #include "log/log.h"
 #include "processor/partition_store.h"
 #include "processor/state_cache.h"
+#include "processor/store_writer.h"
 #include "topology/topics.h"
 
 namespace leftfold {
@@ -38,6 +39,19 @@ std::string DefaultInstanceId() {
   gethostname(host, sizeof(host) - 1);
   return absl::StrCat(host, "-", getpid());
 }
+
+// What this instance knows of one events partition, to predict the offsets of its next events.
+// Only the owner of a command partition writes the matching events partition, so a transaction's
+// events there get contiguous offsets, right after the previous transaction's last event and the
+// broker's transaction marker(s): `gap`, learned from two consecutive transactions (one on Kafka,
+// none on the embedded log). Predicting lets a batch send its results (which carry the events'
+// positions) together with its events, saving a round trip; every prediction is checked against
+// the deliveries before the commit, and a miss aborts the batch and forgets the track.
+struct EventOffsetTrack {
+  int64_t last = -1;  // offset of the last event of the last committed transaction
+  int64_t gap = -1;   // offsets between two transactions' events; -1 until learned
+  bool known() const { return last >= 0 && gap >= 0; }
+};
 
 // One command partition this instance owns.
 struct OwnedPartition {
@@ -68,8 +82,17 @@ struct StagedBatch {
   std::map<int32_t, int64_t> results_next;
   std::map<int32_t, std::vector<v1::Snapshot>> snapshots;
   absl::Status delivery_error;
+  // Every event's offset was predicted (see EventOffsetTrack): the results go out with the
+  // events, and the deliveries are checked before the commit. Otherwise the results wait for
+  // the deliveries, which then set the positions.
+  bool predicted = true;
+  bool prediction_missed = false;
+  // Next predicted event offset per partition, while deciding.
+  std::map<int32_t, int64_t> next_event_offset;
+  // First and last delivered event offset per partition.
+  std::map<int32_t, std::pair<int64_t, int64_t>> event_offsets;
   // Stage end times, for the debug log of slow batches.
-  absl::Time started, decided, events_flushed, offsets_sent, committed;
+  absl::Time started, decided, offsets_sent, events_flushed, committed;
 };
 
 class ProcessorImpl final : public Processor {
@@ -114,11 +137,18 @@ class ProcessorImpl final : public Processor {
 
   absl::Status ProcessBatch(const std::vector<log::Record>& records);
   absl::Status Decide(const log::Record& record, StagedBatch& staged);
+  // The offset the next event on `partition` will get, or -1 (unknown; the batch then waits for
+  // its deliveries before sending results).
+  int64_t PredictEventOffset(int32_t partition, StagedBatch& staged);
   absl::StatusOr<StateCache::Entry> LoadState(int32_t partition, const std::string& aggregate_id,
                                               StagedBatch& staged);
   void StageResult(const log::Record& record, v1::CommandResult result, StagedBatch& staged);
   absl::Status Publish(StagedBatch& staged);
   absl::Status ApplyCommitted(StagedBatch& staged);
+  // Forgets pending entries of batches the writer has written.
+  void PrunePending();
+  // Waits for the writer, then forgets every pending entry.
+  absl::Status DrainWriter();
   void Rewind(const StagedBatch& staged);
 
   // A user-given instance id makes this a static group member (Kafka's group.instance.id): a
@@ -135,9 +165,22 @@ class ProcessorImpl final : public Processor {
   std::unique_ptr<log::Producer> producer_;
   std::unique_ptr<log::Consumer> consumer_;
   std::map<int32_t, OwnedPartition> owned_;
+  std::map<int32_t, EventOffsetTrack> event_tracks_;
+  // Declared after owned_: destroyed first, so its last writes still find their stores open.
+  StoreWriter writer_{2};
+  // Committed batches the writer has not written yet, oldest first. Decide reads their results
+  // and states from here, not from the stores, which lag behind by those batches.
+  struct PendingBatch {
+    uint64_t seq = 0;
+    std::shared_ptr<const StoreWriter::Batch> batch;
+    std::vector<std::string> result_ids;
+    std::vector<std::string> state_keys;
+  };
+  std::deque<PendingBatch> pending_;
+  absl::flat_hash_map<std::string, std::pair<uint64_t, const v1::CommandResult*>> pending_results_;
+  absl::flat_hash_map<std::string, std::pair<uint64_t, StateCache::Entry>> pending_states_;
   // A restore failure inside the rebalance callback; Run returns it.
   absl::Status callback_error_;
-  absl::Time last_expiry_ = absl::Now();
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
@@ -192,15 +235,7 @@ absl::Status ProcessorImpl::Run() {
       break;
     }
     if (!owned_.empty()) ready_.store(true);
-    if (batch->empty()) {
-      if (absl::Now() - last_expiry_ > absl::Minutes(1)) {
-        last_expiry_ = absl::Now();
-        for (auto& [partition, owned] : owned_) {
-          (void)owned.store->ExpireResults(options_.dedup_window);
-        }
-      }
-      continue;
-    }
+    if (batch->empty()) continue;
     if (absl::Status s = ProcessBatch(*batch); !s.ok()) {
       result = s;
       break;
@@ -212,6 +247,7 @@ absl::Status ProcessorImpl::Run() {
   }
   (void)consumer_->Close();
   (void)producer_->Close();
+  if (absl::Status s = DrainWriter(); !s.ok() && result.ok()) result = s;
   owned_.clear();
   ready_.store(false);
   LogInfo(kComponent, "stopped", {{"type", definition_.type()}});
@@ -220,6 +256,7 @@ absl::Status ProcessorImpl::Run() {
 
 absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& partitions) {
   if (partitions.empty()) return absl::OkStatus();
+  if (absl::Status s = DrainWriter(); !s.ok()) return s;
   // One reader (no group) restores every partition, re-assigned per changelog.
   absl::StatusOr<std::unique_ptr<log::Consumer>> reader = log_.NewConsumer({});
   if (!reader.ok()) return reader.status();
@@ -227,7 +264,8 @@ absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& p
     std::string dir = (std::filesystem::path(options_.state_dir) / definition_.type() /
                        absl::StrCat("p", tp.partition))
                           .string();
-    absl::StatusOr<std::unique_ptr<PartitionStore>> store = PartitionStore::Open(dir);
+    absl::StatusOr<std::unique_ptr<PartitionStore>> store =
+        PartitionStore::Open(dir, {.dedup_window = options_.dedup_window});
     if (!store.ok()) return store.status();
     absl::Time start = absl::Now();
     if (absl::Status s = Restore(**reader, tp.partition, **store); !s.ok()) return s;
@@ -241,9 +279,11 @@ absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& p
 }
 
 void ProcessorImpl::OnRevoked(const std::vector<log::TopicPartition>& partitions) {
-  // Batches run to completion inside Poll's caller, so nothing is in flight here.
+  // Batches run to completion inside Poll's caller, so only the store writer may still be busy.
+  if (absl::Status s = DrainWriter(); !s.ok() && callback_error_.ok()) callback_error_ = s;
   for (const log::TopicPartition& tp : partitions) {
     owned_.erase(tp.partition);
+    event_tracks_.erase(tp.partition);
     LogInfo(kComponent, "partition revoked",
             {{"type", definition_.type()}, {"partition", absl::StrCat(tp.partition)}});
   }
@@ -440,6 +480,19 @@ absl::Status ProcessorImpl::RebuildFromEvents(log::Consumer& reader, int32_t par
   return store.Write(done);
 }
 
+int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged) {
+  // Only inside a transaction: a missed prediction must be abortable, and records of the
+  // at-least-once producer are visible on delivery.
+  auto track = event_tracks_.find(partition);
+  if (!exactly_once() || track == event_tracks_.end() || !track->second.known()) {
+    staged.predicted = false;
+    return -1;
+  }
+  auto [next, fresh] =
+      staged.next_event_offset.try_emplace(partition, track->second.last + 1 + track->second.gap);
+  return next->second++;
+}
+
 absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
                                                            const std::string& aggregate_id,
                                                            StagedBatch& staged) {
@@ -448,6 +501,7 @@ absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
     return StateCache::Entry{it->second.version, it->second.state};
   }
   if (const StateCache::Entry* cached = cache_.Get(key)) return *cached;
+  if (auto it = pending_states_.find(key); it != pending_states_.end()) return it->second.second;
   std::shared_ptr<google::protobuf::Message> state = definition_.NewState();
   int64_t version = 0;
   absl::StatusOr<std::optional<v1::Snapshot>> snapshot =
@@ -526,6 +580,9 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
       it != staged.result_by_command_id.end()) {
     staged.in_batch_duplicates.emplace_back(staged.results.size(), it->second);
     original = &staged.results[it->second];
+  } else if (auto pending = pending_results_.find(command.command_id());
+             pending != pending_results_.end()) {
+    original = pending->second.second;
   } else {
     absl::StatusOr<std::optional<v1::CommandResult>> found =
         owned_.at(record.partition).store->GetResult(command.command_id());
@@ -583,19 +640,32 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
     *event.mutable_payload() = std::move(payload);
     *event.mutable_timestamp() = now;
     v1::Position* position = staged_result->add_event_positions();
+    int64_t predicted = PredictEventOffset(record.partition, staged);
+    if (predicted >= 0) {
+      position->set_topic(topics_.events);
+      position->set_partition(record.partition);
+      position->set_offset(predicted);
+    }
     absl::Status produced = producer_->Produce(
         {.topic = topics_.events,
          .key = command.aggregate_id(),
          .value = event.SerializeAsString(),
          .partition = record.partition},
-        [position, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
+        [position, predicted, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
           if (!delivered.ok()) {
             if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
             return;
           }
+          if (predicted >= 0 && delivered->offset != predicted) staged.prediction_missed = true;
           position->set_topic(delivered->tp.topic);
           position->set_partition(delivered->tp.partition);
           position->set_offset(delivered->offset);
+          auto [it, fresh] = staged.event_offsets.try_emplace(delivered->tp.partition,
+                                                              delivered->offset, delivered->offset);
+          if (!fresh) {
+            it->second.first = std::min(it->second.first, delivered->offset);
+            it->second.second = std::max(it->second.second, delivered->offset);
+          }
         });
     if (!produced.ok()) return produced;
   }
@@ -607,11 +677,9 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
 }
 
 absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
-  // Events were queued during Decide; their positions go into the results, so wait for them.
-  if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
-  if (!staged.delivery_error.ok()) return staged.delivery_error;
-  staged.events_flushed = absl::Now();
-
+  // Round trips dominate a batch on Kafka, so the independent ones overlap: snapshots travel with
+  // the events, and the offsets go to the group coordinator while both are in flight. Only the
+  // results wait, for the events' positions.
   auto track = [&staged](std::map<int32_t, int64_t>* next) {
     return [next, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
       if (!delivered.ok()) {
@@ -622,17 +690,6 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
       n = std::max(n, delivered->offset + 1);
     };
   };
-  for (auto [duplicate, original] : staged.in_batch_duplicates) {
-    staged.results[duplicate] = staged.results[original];
-  }
-  for (size_t i = 0; i < staged.results.size(); ++i) {
-    absl::Status s = producer_->Produce({.topic = topics_.results,
-                                         .key = staged.result_keys[i],
-                                         .value = staged.results[i].SerializeAsString(),
-                                         .partition = staged.result_partitions[i]},
-                                        track(&staged.results_next));
-    if (!s.ok()) return s;
-  }
   google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
   for (auto& [key, state] : staged.states) {
     v1::Snapshot snapshot;
@@ -656,9 +713,40 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
     offsets.push_back({{topics_.commands, partition}, next});
   }
   if (exactly_once()) {
-    if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok())
+    if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok()) {
       return s;
-    staged.offsets_sent = absl::Now();
+    }
+  }
+  staged.offsets_sent = absl::Now();
+
+  if (!staged.predicted) {
+    if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
+    if (!staged.delivery_error.ok()) return staged.delivery_error;
+  }
+  staged.events_flushed = absl::Now();
+
+  for (auto [duplicate, original] : staged.in_batch_duplicates) {
+    staged.results[duplicate] = staged.results[original];
+  }
+  for (size_t i = 0; i < staged.results.size(); ++i) {
+    absl::Status s = producer_->Produce({.topic = topics_.results,
+                                         .key = staged.result_keys[i],
+                                         .value = staged.results[i].SerializeAsString(),
+                                         .partition = staged.result_partitions[i]},
+                                        track(&staged.results_next));
+    if (!s.ok()) return s;
+  }
+
+  if (staged.predicted) {
+    // Every record's delivery, before anything commits: a result with a wrong position must
+    // never become visible.
+    if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
+    if (!staged.delivery_error.ok()) return staged.delivery_error;
+    if (staged.prediction_missed) {
+      return absl::AbortedError("event offsets differed from their prediction");
+    }
+  }
+  if (exactly_once()) {
     absl::Status s = producer_->CommitTransaction();
     for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
       s = producer_->CommitTransaction();
@@ -673,7 +761,8 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
 }
 
 absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
-  // The transaction is durable in the log; now the local store and cache may follow.
+  // The transaction is durable in the log; now the local stores and the cache may follow. The
+  // stores are written on the writer's thread while the next batch is decided.
   std::map<int32_t, PartitionStore::Update> updates;
   for (auto& [partition, snapshots] : staged.snapshots) {
     updates[partition].snapshots = std::move(snapshots);
@@ -683,15 +772,52 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
   }
   for (auto [partition, next] : staged.snapshots_next) updates[partition].snapshots_next = next;
   for (auto [partition, next] : staged.results_next) updates[partition].results_next = next;
+  auto batch = std::make_shared<StoreWriter::Batch>();
   for (auto& [partition, update] : updates) {
     auto owned = owned_.find(partition);
     if (owned == owned_.end()) continue;
-    if (absl::Status s = owned->second.store->Write(update); !s.ok()) return s;
+    batch->emplace_back(owned->second.store.get(), std::move(update));
+  }
+  PendingBatch pending{.seq = writer_.Enqueue(batch), .batch = batch};
+  for (const auto& [store, update] : *batch) {
+    for (const v1::CommandResult& result : update.results) {
+      if (result.command_id().empty()) continue;
+      pending_results_[result.command_id()] = {pending.seq, &result};
+      pending.result_ids.push_back(result.command_id());
+    }
   }
   for (auto& [key, state] : staged.states) {
-    cache_.Put(key, {state.version, std::move(state.state)});
+    StateCache::Entry entry{state.version, std::move(state.state)};
+    cache_.Put(key, entry);
+    pending_states_[key] = {pending.seq, std::move(entry)};
+    pending.state_keys.push_back(key);
   }
-  return absl::OkStatus();
+  pending_.push_back(std::move(pending));
+  PrunePending();
+  return writer_.error();
+}
+
+void ProcessorImpl::PrunePending() {
+  uint64_t applied = writer_.applied();
+  while (!pending_.empty() && pending_.front().seq <= applied) {
+    const PendingBatch& done = pending_.front();
+    // A later batch may have replaced an entry; only this batch's own entries go.
+    for (const std::string& id : done.result_ids) {
+      auto it = pending_results_.find(id);
+      if (it != pending_results_.end() && it->second.first == done.seq) pending_results_.erase(it);
+    }
+    for (const std::string& key : done.state_keys) {
+      auto it = pending_states_.find(key);
+      if (it != pending_states_.end() && it->second.first == done.seq) pending_states_.erase(it);
+    }
+    pending_.pop_front();
+  }
+}
+
+absl::Status ProcessorImpl::DrainWriter() {
+  absl::Status s = writer_.Drain();
+  PrunePending();
+  return s;
 }
 
 void ProcessorImpl::Rewind(const StagedBatch& staged) {
@@ -708,6 +834,7 @@ void ProcessorImpl::Rewind(const StagedBatch& staged) {
 absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records) {
   StagedBatch staged;
   staged.started = absl::Now();
+
   if (exactly_once()) {
     if (absl::Status s = producer_->BeginTransaction(); !s.ok()) return s;
   }
@@ -728,12 +855,22 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
     };
     LogDebug(kComponent, "batch committed",
              {{"commands", absl::StrCat(records.size())},
+              {"offsets_predicted", staged.predicted ? "true" : "false"},
               {"decide_ms", ms(staged.started, staged.decided)},
-              {"flush_events_ms", ms(staged.decided, staged.events_flushed)},
-              {"send_offsets_ms", ms(staged.events_flushed, staged.offsets_sent)},
-              {"commit_ms", ms(staged.offsets_sent, staged.committed)}});
+              {"send_offsets_ms", ms(staged.decided, staged.offsets_sent)},
+              {"flush_events_ms", ms(staged.offsets_sent, staged.events_flushed)},
+              {"commit_ms", ms(staged.events_flushed, staged.committed)}});
     transactions_.fetch_add(1);
     committed_.fetch_add(static_cast<int64_t>(staged.results.size()));
+    for (auto [partition, offsets] : staged.event_offsets) {
+      EventOffsetTrack& track = event_tracks_[partition];
+      if (staged.prediction_missed) {
+        track = {};  // learn again from the next two transactions
+      } else if (track.last >= 0) {
+        track.gap = offsets.first - track.last - 1;
+      }
+      track.last = offsets.second;
+    }
     return ApplyCommitted(staged);
   }
 
@@ -748,6 +885,7 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
     if (log::ClassifyError(aborted) == ErrorClass::kFatal) return aborted;
   }
   cache_.Clear();
+  event_tracks_.clear();  // an abort marker moved the offsets; learn them again
   Rewind(staged);
   return absl::OkStatus();
 }
