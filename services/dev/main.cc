@@ -92,7 +92,10 @@ int Run(const Options& options) {
     auto runtime = leftfold::ProjectorRuntime::Start(
         *transport, projector,
         {.store_dir = options.data_dir + "/views/" + projector.name(),
-         .postgres_uri = options.postgres});
+         .postgres_uri = options.postgres,
+         // The processors' instance id: a restarted dev server gets its projectors' partitions
+         // back at once on Kafka, as it does its processors'.
+         .instance_id = "dev"});
     if (!runtime.ok()) {
       leftfold::LogError(kComponent, "cannot start projector",
                          {{"projector", projector.name()}, {"error", runtime.status().ToString()}});
@@ -111,7 +114,10 @@ int Run(const Options& options) {
   }
 
   // Process managers: the bank transfer (debit, credit, refund on failure).
-  auto transfers = leftfold::ProcessManager::Create(*transport, bank::TransferProcess());
+  // The processors' instance id: on Kafka a killed and restarted dev server resumes transfers at
+  // once instead of after the session timeout.
+  auto transfers =
+      leftfold::ProcessManager::Create(*transport, bank::TransferProcess(), {.instance_id = "dev"});
   if (!transfers.ok()) {
     leftfold::LogError(kComponent, "cannot create process manager",
                        {{"error", transfers.status().ToString()}});

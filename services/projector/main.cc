@@ -1,8 +1,9 @@
 // leftfold-projector: runs example projectors as a service of their own, with the ViewQuery
 // gRPC service (Get/Scan with consistency tokens, Lag, Rebuild) over their views.
 //
-//   leftfold-projector --brokers 127.0.0.1:9092 --projector account_balances --projector
-//   invoice_list leftfold-projector --projector invoices_sql --postgres postgresql://user@host/db
+//   leftfold-projector --brokers 127.0.0.1:9092 --projector account_balances
+//       --projector invoice_list --instance-id "$POD_NAME"
+//   leftfold-projector --projector invoices_sql --postgres postgresql://user@host/db
 //   leftfold-projector --help
 #include <map>
 #include <vector>
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
   std::string postgres;
   std::vector<std::string> selected;
   bool dead_letter = false;
+  std::string instance_id;
   CLI::App app{"leftfold-projector: runs projectors and serves their views (ViewQuery)."};
   app.add_option("--projector", selected,
                  "projector to run (repeatable): " + absl::StrJoin(names, ", "))
@@ -63,6 +65,10 @@ int main(int argc, char** argv) {
   app.add_option("--topic-prefix", transport_options.topic_prefix, "prefix of every topic name");
   app.add_flag("--dead-letter", dead_letter,
                "skip poison events into <name>.dlq instead of halting the partition");
+  app.add_option("--instance-id", instance_id,
+                 "stable name of this instance (e.g. the pod name): on Kafka a restart with the "
+                 "same id gets its partitions back at once instead of after the session timeout; "
+                 "never give two live instances the same id. Default: none (dynamic member)");
   CLI11_PARSE(app, argc, argv);
   transport_options.embedded_dir = data_dir + "/log";
 
@@ -79,7 +85,8 @@ int main(int argc, char** argv) {
     auto runtime = leftfold::ProjectorRuntime::Start(*transport, projector,
                                                      {.store_dir = data_dir + "/views/" + name,
                                                       .postgres_uri = postgres,
-                                                      .dead_letter = dead_letter});
+                                                      .dead_letter = dead_letter,
+                                                      .instance_id = instance_id});
     if (!runtime.ok()) {
       leftfold::LogError(kComponent, "cannot start projector",
                          {{"projector", name}, {"error", runtime.status().ToString()}});

@@ -1,11 +1,16 @@
 // leftfold_projector_bench: projector events/s into RocksDB and PostgreSQL views, against a
 // consume-only loop over the same topic (the ceiling the transport allows).
 //
-//   leftfold_projector_bench [--brokers=H:P] [--pg=URI] [--events=N] [--batch=N]
+//   leftfold_projector_bench [--brokers=H:P] [--pg=URI [--pg-exec]] [--events=N] [--batch=N]
 //
 // Without --brokers it runs on the embedded log in a temp directory. Each projector folds every
 // Deposited event into a per-account balance row (read-modify-write) and a global counter row,
-// then the bench checks the counter equals N (so a fast-but-wrong run cannot report).
+// then the bench checks the counter equals N (so a fast-but-wrong run cannot report). The
+// PostgreSQL projector upserts one row per event, pipelined (SqlView::Queue); --pg-exec adds a
+// run with SqlView::Exec (a round trip per event). --batch sets every batch size; by default each
+// store gets the projector's default (kDefaultViewBatch, kDefaultSqlBatch).
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -33,7 +38,8 @@ struct Args {
   std::string brokers;
   std::string pg;
   int events = 200000;
-  size_t batch = 1000;
+  size_t batch = 0;  // 0: the projector's defaults (consume-only uses the RocksDB one)
+  bool pg_exec = false;
 };
 
 lf::Projector RocksCounter(const std::string& name, const std::string& type) {
@@ -52,8 +58,10 @@ lf::Projector RocksCounter(const std::string& name, const std::string& type) {
       });
 }
 
-lf::Projector PgCounter(const std::string& name, const std::string& type,
-                        const std::string& table) {
+// `pipelined`: the handler Queue()s its upsert (sent without waiting for the result); else it
+// Exec()s it (one round trip per event).
+lf::Projector PgCounter(const std::string& name, const std::string& type, const std::string& table,
+                        bool pipelined) {
   return lf::Projector(name)
       .From(type)
       .Migrate([table](lf::SqlView& sql) {
@@ -63,19 +71,31 @@ lf::Projector PgCounter(const std::string& name, const std::string& type,
                                "NOT NULL)"))
             .status();
       })
-      .On<bank::v1::Deposited>([table](const lf::EventContext& ctx, const bank::v1::Deposited& e,
-                                       lf::SqlView& sql) {
-        return sql
-            .Exec(
-                absl::StrCat("INSERT INTO ", table,
-                             " VALUES ($1, $2, 1) ON CONFLICT (id) DO UPDATE SET balance = ", table,
-                             ".balance + EXCLUDED.balance, events = ", table, ".events + 1"),
-                {ctx.aggregate_id(), e.amount()})
-            .status();
+      .On<bank::v1::Deposited>([table, pipelined](const lf::EventContext& ctx,
+                                                  const bank::v1::Deposited& e, lf::SqlView& sql) {
+        const std::string upsert =
+            absl::StrCat("INSERT INTO ", table,
+                         " VALUES ($1, $2, 1) ON CONFLICT (id) DO UPDATE SET balance = ", table,
+                         ".balance + EXCLUDED.balance, events = ", table, ".events + 1");
+        if (pipelined) return sql.Queue(upsert, {ctx.aggregate_id(), e.amount()});
+        return sql.Exec(upsert, {ctx.aggregate_id(), e.amount()}).status();
       });
 }
 
 double Rate(int n, absl::Duration d) { return n / absl::ToDoubleSeconds(d); }
+
+// CPU seconds of the whole process (every thread: poller, RocksDB, librdkafka), so a phase's cost
+// can be compared when other load on the machine makes its wall time noisy.
+double CpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// "cpu=<seconds per 100k events>" for a phase that started at `cpu_start`.
+std::string CpuPer100k(double cpu_start, int n) {
+  return absl::StrCat("cpu=", absl::SixDigits((CpuSeconds() - cpu_start) * 100000.0 / n), "s/100k");
+}
 
 }  // namespace
 
@@ -91,8 +111,12 @@ int main(int argc, char** argv) {
       (void)absl::SimpleAtoi(a, &args.events);
     else if (absl::ConsumePrefix(&a, "--batch="))
       (void)absl::SimpleAtoi(a, &args.batch);
+    else if (a == "--pg-exec")
+      args.pg_exec = true;
   }
   lf::SetLogLevel(lf::LogLevel::kWarning);
+  const size_t rocks_batch = args.batch != 0 ? args.batch : lp::kDefaultViewBatch;
+  const size_t sql_batch = args.batch != 0 ? args.batch : lp::kDefaultSqlBatch;
   const std::string dir =
       (std::filesystem::temp_directory_path() / absl::StrCat("projector-bench-", getpid()))
           .string();
@@ -141,8 +165,8 @@ int main(int argc, char** argv) {
       }
     }
     (void)(*producer)->Flush(absl::Seconds(120));
-    std::printf("backend=%s events=%d batch=%zu\n", std::string((*log)->backend()).c_str(),
-                args.events, args.batch);
+    std::printf("backend=%s events=%d batch=%zu (pg %zu)\n", std::string((*log)->backend()).c_str(),
+                args.events, rocks_batch, sql_batch);
     std::printf("produce         %10.0f events/s\n", Rate(args.events, absl::Now() - start));
   }
 
@@ -151,16 +175,18 @@ int main(int argc, char** argv) {
     auto consumer = (*log)->NewConsumer({.group_id = absl::StrCat("consume-only-", getpid())});
     if (!consumer.ok() || !(*consumer)->Subscribe({topic}, {}).ok()) return 1;
     absl::Time start = absl::Now();
+    const double cpu = CpuSeconds();
     int n = 0;
     while (n < args.events && absl::Now() - start < absl::Minutes(5)) {
-      auto batch = (*consumer)->Poll(args.batch, absl::Milliseconds(100));
+      auto batch = (*consumer)->Poll(rocks_batch, absl::Milliseconds(100));
       if (!batch.ok()) continue;
       for (const ll::Record& r : *batch) {
         lf::v1::EventEnvelope e;
         if (e.ParseFromString(r.value)) ++n;
       }
     }
-    std::printf("consume-only    %10.0f events/s\n", Rate(n, absl::Now() - start));
+    std::printf("consume-only    %10.0f events/s  (%s)\n", Rate(n, absl::Now() - start),
+                CpuPer100k(cpu, n).c_str());
     (void)(*consumer)->Close();
   }
 
@@ -176,32 +202,46 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
       return 1;
     }
-    lp::Runner runner(**log, RocksCounter(name, type), **store, {.max_batch = args.batch});
+    lp::Runner runner(**log, RocksCounter(name, type), **store, {.max_batch = rocks_batch});
     absl::Time start = absl::Now();
+    const double cpu = CpuSeconds();
     if (!runner.Start().ok()) return 1;
     absl::Status s = runner.WaitFor(token, absl::Now() + absl::Minutes(10));
     absl::Duration took = absl::Now() - start;
     auto total = (*store)->committed().Get<bank::v1::Account>("total");
-    std::printf("projector/rocks %10.0f events/s  (%s, counter=%lld)\n", Rate(args.events, took),
-                s.ToString().c_str(), total.ok() ? static_cast<long long>(total->balance()) : -1);
+    std::printf("projector/rocks %10.0f events/s  (%s, counter=%lld, %s)\n",
+                Rate(args.events, took), s.ToString().c_str(),
+                total.ok() ? static_cast<long long>(total->balance()) : -1,
+                CpuPer100k(cpu, args.events).c_str());
     (void)runner.Stop();
   }
-  // PostgreSQL view.
-  if (!args.pg.empty()) {
-    const std::string name = absl::StrCat("bench_pg_", getpid());
-    lf::Projector p = PgCounter(name, type, name);
+  // PostgreSQL view: pipelined (Queue), and with --pg-exec also one round trip per event (Exec).
+  for (bool pipelined : {true, false}) {
+    if (args.pg.empty() || (!pipelined && !args.pg_exec)) continue;
+    const std::string name = absl::StrCat("bench_pg_", pipelined ? "q" : "x", getpid());
+    lf::Projector p = PgCounter(name, type, name, pipelined);
     auto store = ls::PgStore::Open(args.pg, name, p.migration());
     if (!store.ok()) {
       std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
       return 1;
     }
-    lp::Runner runner(**log, p, **store, {.max_batch = args.batch});
+    lp::Runner runner(**log, p, **store, {.max_batch = sql_batch});
     absl::Time start = absl::Now();
+    const double cpu = CpuSeconds();  // this process only: the PostgreSQL server is not in it
     if (!runner.Start().ok()) return 1;
     absl::Status s = runner.WaitFor(token, absl::Now() + absl::Minutes(10));
     absl::Duration took = absl::Now() - start;
-    std::printf("projector/pg    %10.0f events/s  (%s, applied=%lld)\n", Rate(args.events, took),
-                s.ToString().c_str(), static_cast<long long>(runner.events_applied()));
+    const std::string client_cpu = CpuPer100k(cpu, args.events);
+    // The table's own count, read back: a fast-but-wrong run cannot report.
+    long long counted = -1;
+    if (auto batch = (*store)->Begin(); batch.ok()) {
+      auto r = (*batch)->sql()->Exec(absl::StrCat("SELECT SUM(events) FROM ", name));
+      if (r.ok() && !r->rows.empty() && r->rows[0][0])
+        (void)absl::SimpleAtoi(*r->rows[0][0], &counted);
+    }
+    std::printf("projector/pg%s %10.0f events/s  (%s, counter=%lld, client %s)\n",
+                pipelined ? "   " : "-x ", Rate(args.events, took), s.ToString().c_str(), counted,
+                client_cpu.c_str());
     (void)runner.Stop();
   }
   std::filesystem::remove_all(dir);

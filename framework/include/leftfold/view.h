@@ -26,8 +26,8 @@
 //
 //   .On<bank::v1::Deposited>([](const leftfold::EventContext& ctx, const bank::v1::Deposited& e,
 //                               leftfold::SqlView& sql) -> absl::Status {
-//     return sql.Exec("UPDATE balances SET balance = balance + $1 WHERE id = $2",
-//                     {e.amount(), ctx.aggregate_id()}).status();
+//     return sql.Queue("UPDATE balances SET balance = balance + $1 WHERE id = $2",
+//                      {e.amount(), ctx.aggregate_id()});   // pipelined; Exec when you need rows
 //   })
 #pragma once
 
@@ -157,6 +157,17 @@ class SqlView {
                                          std::initializer_list<SqlParam> params = {}) = 0;
   virtual absl::StatusOr<SqlResult> Exec(absl::string_view query,
                                          const std::vector<SqlParam>& params) = 0;
+  // Like Exec, for a statement whose result the handler does not need (the usual INSERT/UPDATE
+  // of a projector): the PostgreSQL store pipelines queued statements, so a batch costs a few
+  // round trips instead of one per statement. An error of a queued statement surfaces later (at
+  // the next Exec or at the commit) and still makes the event that queued it the poison one.
+  // Statements run in the order they are given, Exec and Queue mixed.
+  virtual absl::Status Queue(absl::string_view query, std::initializer_list<SqlParam> params = {}) {
+    return Exec(query, params).status();
+  }
+  virtual absl::Status Queue(absl::string_view query, const std::vector<SqlParam>& params) {
+    return Exec(query, params).status();
+  }
 };
 
 }  // namespace leftfold

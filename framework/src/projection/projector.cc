@@ -19,8 +19,8 @@ absl::Time EventContext::timestamp() const {
 
 Projector::Projector(std::string name)
     : name_(std::move(name)),
-      event_handlers_(std::make_shared<std::map<std::string, Handler>>()),
-      state_handlers_(std::make_shared<std::map<std::string, Handler>>()) {}
+      event_handlers_(std::make_shared<Handlers>()),
+      state_handlers_(std::make_shared<Handlers>()) {}
 
 Projector& Projector::From(std::string aggregate_type) {
   event_sources_.push_back(std::move(aggregate_type));
@@ -46,7 +46,7 @@ Projector& Projector::AddHandler(const std::string& type, std::pair<StoreKind, H
   kind_ = handler.first;
   // Copy on write: a Projector copied before this call keeps its own handlers.
   auto& handlers = state ? state_handlers_ : event_handlers_;
-  auto copy = std::make_shared<std::map<std::string, Handler>>(*handlers);
+  auto copy = std::make_shared<Handlers>(*handlers);
   if (!copy->emplace(type, std::move(handler.second)).second) {
     errors_.push_back(absl::StrCat("two ", state ? "OnState" : "On", " handlers for ", type));
   }
@@ -84,15 +84,17 @@ absl::Status Projector::Validate() const {
 
 bool Projector::Handles(absl::string_view type_name, bool state) const {
   const auto& handlers = state ? *state_handlers_ : *event_handlers_;
-  return handlers.find(std::string(type_name)) != handlers.end();
+  return handlers.find(type_name) != handlers.end();
 }
 
 absl::Status Projector::Dispatch(const EventContext& ctx, const google::protobuf::Any& payload,
                                  bool state, View* view, SqlView* sql) const {
-  std::string type_name;
-  if (!google::protobuf::Any::ParseAnyTypeUrl(payload.type_url(), &type_name)) {
-    return absl::DataLossError(absl::StrCat("bad payload type url '", payload.type_url(), "'"));
+  const absl::string_view url = payload.type_url();
+  const size_t slash = url.rfind('/');
+  if (slash == absl::string_view::npos) {
+    return absl::DataLossError(absl::StrCat("bad payload type url '", url, "'"));
   }
+  const absl::string_view type_name = url.substr(slash + 1);
   const auto& handlers = state ? *state_handlers_ : *event_handlers_;
   auto it = handlers.find(type_name);
   if (it == handlers.end()) return absl::OkStatus();

@@ -16,7 +16,8 @@ absl::StatusOr<std::unique_ptr<ProjectorRuntime>> ProjectorRuntime::Start(
   if (absl::Status s = projector.Validate(); !s.ok()) return s;
   std::unique_ptr<ProjectorRuntime> runtime(new ProjectorRuntime());
   runtime->transport_ = transport;
-  if (projector.store_kind() == Projector::StoreKind::kSql) {
+  const bool sql = projector.store_kind() == Projector::StoreKind::kSql;
+  if (sql) {
     if (options.postgres_uri.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "projector ", projector.name(), " writes SQL: set ProjectorOptions.postgres_uri"));
@@ -44,8 +45,11 @@ absl::StatusOr<std::unique_ptr<ProjectorRuntime>> ProjectorRuntime::Start(
           .topic_prefix = transport->options().topic_prefix,
           .partitions = transport->options().partitions,
           .dead_letter = options.dead_letter,
-          .max_batch = options.max_batch,
+          .max_batch = options.max_batch != 0 ? options.max_batch
+                       : sql                  ? internal::projection::kDefaultSqlBatch
+                                              : internal::projection::kDefaultViewBatch,
           .poll_timeout = options.poll_timeout,
+          .instance_id = options.instance_id,
       });
   if (absl::Status s = runtime->runner_->Start(); !s.ok()) return s;
   return runtime;

@@ -1,5 +1,7 @@
 #include "projection/runner.h"
 
+#include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -60,11 +62,23 @@ absl::Status Runner::Start() {
     if (!p.ok()) return p.status();
     dlq_producer_ = *std::move(p);
   }
-  absl::StatusOr<std::unique_ptr<log::Consumer>> c = log_.NewConsumer({
-      .group_id = projector_.name(),
+  // The topic prefix namespaces the group too (as the processor's "<prefix><type>.processor"):
+  // applications sharing a cluster under different prefixes must not share a projector's group,
+  // least of all as static members with the same instance id.
+  const std::string group = absl::StrCat(options_.topic_prefix, projector_.name());
+  log::ConsumerOptions consumer_options{
+      .group_id = group,
       .isolation = log::Isolation::kReadCommitted,
       .start_from_earliest = true,
-  });
+  };
+  if (!options_.instance_id.empty()) {
+    // A static member: a restart with the same id gets its partitions back at once, not after
+    // the session timeout. Scoped by the group, like the processor's, so one id can serve a
+    // host's processors and projectors.
+    consumer_options.kafka_properties["group.instance.id"] =
+        absl::StrCat(group, "-", options_.instance_id);
+  }
+  absl::StatusOr<std::unique_ptr<log::Consumer>> c = log_.NewConsumer(consumer_options);
   if (!c.ok()) return c.status();
   consumer_ = *std::move(c);
   log::RebalanceListener listener{
@@ -89,6 +103,7 @@ absl::Status Runner::Start() {
               halted_.erase(tp);
               next_.erase(tp);
               pending_seek_.erase(tp);
+              unhinted_offsets_.erase(tp);  // the new owner seeks to the store's checkpoint
             }
           },
   };
@@ -102,6 +117,7 @@ absl::Status Runner::Stop() {
   stop_ = true;
   if (thread_.joinable()) thread_.join();
   if (consumer_) {
+    HintGroupOffsets(/*force=*/true);  // the polling thread has ended: this thread owns it now
     consumer_->Close().IgnoreError();
     consumer_.reset();
   }
@@ -211,9 +227,11 @@ absl::Status Runner::ProcessBatch(std::vector<log::Record>& records) {
       log::TopicPartition tp{r.topic, r.partition};
       if (auto h = halted_at.find(tp); h != halted_at.end() && r.offset >= h->second) continue;
       if (!skipped.count(i)) {
+        (*batch)->StartEvent(i);
         error = Apply(r, **batch);
         if (!error.ok()) {
-          failed = i;
+          // A deferred (pipelined) write of an earlier event may be what failed.
+          failed = std::min((*batch)->failed_event().value_or(i), i);
           break;
         }
         ++applied;
@@ -229,18 +247,22 @@ absl::Status Runner::ProcessBatch(std::vector<log::Record>& records) {
       // Counted before the commit makes the batch visible, so a waiter woken by the commit
       // reads a count that includes it.
       events_applied_ += applied;
-      if (absl::Status s = (*batch)->Commit(checkpoints); !s.ok()) {
-        events_applied_ -= applied;
-        return s;
+      absl::Status s = (*batch)->Commit(checkpoints);
+      if (s.ok()) {
+        for (const auto& [tp, offset] : checkpoints) {
+          next_[tp] = offset;
+          unhinted_offsets_[tp] = offset;
+        }
+        HintGroupOffsets(/*force=*/false);
+        return absl::OkStatus();
       }
-      std::vector<log::TopicPartitionOffset> offsets;
-      for (const auto& [tp, offset] : checkpoints) {
-        next_[tp] = offset;
-        offsets.push_back({tp, offset});
-      }
-      // Only for lag tooling: the view store stays the source of truth.
-      consumer_->CommitOffsets(offsets).IgnoreError();
-      return absl::OkStatus();
+      events_applied_ -= applied;
+      // A deferred write failed only at the commit: its event is the poison one. Anything else
+      // is the store's failure (the caller rewinds and retries).
+      std::optional<size_t> poison = (*batch)->failed_event();
+      if (!poison.has_value() || *poison >= todo.size()) return s;
+      failed = *poison;
+      error = s;
     }
     batch->reset();  // drop the failed attempt's writes
     const log::Record& poison = *todo[failed];
@@ -271,6 +293,20 @@ absl::Status Runner::ProcessBatch(std::vector<log::Record>& records) {
   }
 }
 
+void Runner::HintGroupOffsets(bool force) {
+  if (unhinted_offsets_.empty()) return;
+  const absl::Time now = absl::Now();
+  if (!force && now - last_hint_ < options_.offset_hint_interval) return;
+  // Only for lag tooling: the view store's checkpoints stay the source of truth (a restart seeks
+  // to them), so the group's offsets may lag behind by up to offset_hint_interval. On Kafka a
+  // commit is a synchronous round trip; once per batch it cost a large share of the batch time.
+  std::vector<log::TopicPartitionOffset> offsets;
+  for (const auto& [tp, offset] : unhinted_offsets_) offsets.push_back({tp, offset});
+  consumer_->CommitOffsets(offsets).IgnoreError();
+  unhinted_offsets_.clear();
+  last_hint_ = now;
+}
+
 absl::Status Runner::WhilePaused(const std::function<absl::Status()>& fn) {
   absl::MutexLock lock(&batch_mu_);
   return fn();
@@ -278,7 +314,9 @@ absl::Status Runner::WhilePaused(const std::function<absl::Status()>& fn) {
 
 absl::Status Runner::Apply(const log::Record& record, store::Batch& batch) const {
   const bool state = snapshot_topics_.count(record.topic) > 0;
-  v1::EventEnvelope envelope;
+  // Reused: Clear() keeps the strings' buffers, so parsing an event allocates little.
+  thread_local v1::EventEnvelope envelope;
+  envelope.Clear();
   if (state) {
     v1::Snapshot snapshot;
     if (!snapshot.ParseFromString(record.value)) {

@@ -1,6 +1,6 @@
-// The projector runtime: a consumer group over the projector's sources (group id = projector
-// name, read_committed) that applies each poll batch to the view store and commits the view
-// writes together with the checkpoints in one store transaction.
+// The projector runtime: a consumer group over the projector's sources (group id = topic prefix +
+// projector name, read_committed) that applies each poll batch to the view store and commits the
+// view writes together with the checkpoints in one store transaction.
 //
 //   auto store = store::RocksViewStore::Open(dir, projector.name());
 //   Runner runner(*log, projector, **store, {.topic_prefix = ""});
@@ -9,8 +9,8 @@
 //   runner.Stop();
 //
 // The view store, not Kafka, is the source of truth for positions: on assignment each partition
-// is sought to the checkpoint stored in the view store. Kafka's committed offsets follow (after
-// each store commit) only so lag tooling sees the group move.
+// is sought to the checkpoint stored in the view store. Kafka's committed offsets follow (at most
+// once per offset_hint_interval, after store commits) only so lag tooling sees the group move.
 //
 // Poison events (undecodable envelope or payload, handler error or exception): by default that
 // partition halts (paused; Lag() and halted() name the position), the others go on. With
@@ -39,6 +39,10 @@
 
 namespace leftfold::internal::projection {
 
+// Default batch sizes (see ProjectorOptions::max_batch for why they differ).
+inline constexpr size_t kDefaultViewBatch = 5000;
+inline constexpr size_t kDefaultSqlBatch = 250;
+
 struct RunnerOptions {
   // Prepended to topic names (TransportOptions::topic_prefix). Default: none.
   std::string topic_prefix;
@@ -47,8 +51,13 @@ struct RunnerOptions {
   int32_t partitions = 4;
   // See ProjectorOptions.
   bool dead_letter = false;
-  size_t max_batch = 1000;
+  size_t max_batch = kDefaultViewBatch;
   absl::Duration poll_timeout = absl::Milliseconds(100);
+  // Static group membership (Kafka's group.instance.id); empty: a dynamic member.
+  std::string instance_id;
+  // How often the consumer group's committed offsets follow the store's checkpoints (a hint for
+  // lag tooling only). Default: 1s.
+  absl::Duration offset_hint_interval = absl::Seconds(1);
   // Tests only: asked before each store commit; true simulates a crash there (the batch is
   // dropped uncommitted and the runner thread stops at once).
   std::function<bool()> crash_before_commit;
@@ -88,6 +97,9 @@ class Runner {
   absl::Status ProcessBatch(std::vector<log::Record>& records);
   absl::Status DeadLetter(const log::Record& record, const absl::Status& error);
   absl::Status SeekToCheckpoints(const std::vector<log::TopicPartition>& tps);
+  // Commits the checkpoints of recent batches as the group's offsets, at most once per
+  // offset_hint_interval unless `force`.
+  void HintGroupOffsets(bool force);
 
   log::Log& log_;
   Projector projector_;
@@ -100,8 +112,10 @@ class Runner {
   // Owned by the polling thread.
   std::unique_ptr<log::Consumer> consumer_;
   std::unique_ptr<log::Producer> dlq_producer_;
-  std::map<log::TopicPartition, int64_t> next_;  // next offset to apply
-  std::set<log::TopicPartition> pending_seek_;   // assigned, not yet sought
+  std::map<log::TopicPartition, int64_t> next_;              // next offset to apply
+  std::set<log::TopicPartition> pending_seek_;               // assigned, not yet sought
+  std::map<log::TopicPartition, int64_t> unhinted_offsets_;  // committed to the store only
+  absl::Time last_hint_ = absl::InfinitePast();
 
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> events_applied_{0};

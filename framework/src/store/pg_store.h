@@ -4,8 +4,13 @@
 //
 //   auto store = PgStore::Open("postgresql://app@db/app", projector.name(), projector.migration());
 //   auto batch = (*store)->Begin();
-//   (*batch)->sql()->Exec("INSERT INTO balances ...", {...});
+//   (*batch)->sql()->Queue("INSERT INTO balances ...", {...});   // pipelined
 //   (*batch)->Commit(checkpoints);
+//
+// A batch is one transaction in libpq's pipeline mode: statements are prepared once per
+// connection (by their text) and Queue'd ones are sent without waiting for their results, so a
+// batch of N events costs a few round trips, not N. A lost connection is re-opened by the next
+// Begin (or LoadCheckpoints).
 //
 // Schema: the framework creates `leftfold_checkpoints`; the projector's Migrate function creates
 // its own tables at Open, in its own transaction. Owned by the caller; one connection, used by
@@ -34,7 +39,7 @@ class PgStore : public ProjectionStore {
 
  private:
   PgStore();
-  struct Connection;  // pqxx's, kept out of this header
+  struct Connection;  // libpq's, kept out of this header
   std::string projector_;
   std::unique_ptr<Connection> conn_;
 };

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,12 @@ class Batch {
   // On error nothing is committed (PostgreSQL: unless the commit's outcome is unknown, which the
   // caller resolves by re-reading the checkpoints).
   virtual absl::Status Commit(const Checkpoints& checkpoints) = 0;
+  // The runtime numbers the events of a batch; writes a store defers (SqlView::Queue) remember
+  // the number, so a deferred error still names the event that caused it.
+  virtual void StartEvent(size_t index) { (void)index; }
+  // After an error from a handler's call or from Commit: the event whose deferred write failed,
+  // if the error came from one (that event is the poison one, not the current).
+  virtual std::optional<size_t> failed_event() const { return std::nullopt; }
 };
 
 class ProjectionStore {

@@ -3,15 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
-#include "rocksdb/utilities/write_batch_with_index.h"
+#include "rocksdb/write_batch.h"
 #include "store/scan_plan.h"
 
 namespace leftfold::internal::store {
@@ -70,7 +72,13 @@ absl::Status RecoverSwap(const std::string& dir) {
   return absl::OkStatus();
 }
 
-std::string RowKey(absl::string_view key) { return absl::StrCat(std::string(1, kRowPrefix), key); }
+std::string RowKey(absl::string_view key) {
+  std::string k;
+  k.reserve(key.size() + 1);
+  k.push_back(kRowPrefix);
+  k.append(key.data(), key.size());
+  return k;
+}
 std::string CheckpointKey(const log::TopicPartition& tp) {
   return absl::StrCat(std::string(1, kCheckpointPrefix), tp.topic, "/", tp.partition);
 }
@@ -80,47 +88,49 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   return absl::InternalError(absl::StrCat("view store ", what, ": ", s.ToString()));
 }
 
-// A View over the committed rows, or (with a batch) over the batch's pending writes on top.
+absl::Status ReadOnly(const std::string& name) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("view ", name, " is read-only here: only a projector's handlers write it"));
+}
+
+absl::StatusOr<ViewRow> ToRow(const std::string& view, absl::string_view key,
+                              absl::string_view value) {
+  ViewRow row;
+  row.key = std::string(key);
+  if (!row.value.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+    return absl::DataLossError(absl::StrCat("view ", view, " row '", key, "' is corrupt"));
+  }
+  return row;
+}
+
+// A View over the committed rows, for queries.
 class RocksView : public View {
  public:
-  // `mu` (nullptr for a batch's view): held shared around every read of `*db`, which SwapIn
-  // replaces under it.
-  RocksView(const std::string& name, absl::Mutex* mu, rocksdb::DB* const* db,
-            rocksdb::WriteBatchWithIndex* batch)
-      : name_(name), mu_(mu), db_(db), batch_(batch) {}
+  // `mu`: held shared around every read of `*db`, which SwapIn replaces under it.
+  RocksView(const std::string& name, absl::Mutex* mu, rocksdb::DB* const* db)
+      : name_(name), mu_(mu), db_(db) {}
 
   const std::string& name() const override { return name_; }
 
  protected:
   absl::StatusOr<std::optional<std::string>> GetRaw(absl::string_view key) const override {
-    std::optional<absl::ReaderMutexLock> lock;
-    if (mu_) lock.emplace(mu_);
+    absl::ReaderMutexLock lock(mu_);
     rocksdb::DB* db = *db_;
     if (db == nullptr) return Closed();
     std::string value;
-    const std::string k = RowKey(key);
-    rocksdb::Status s = batch_ ? batch_->GetFromBatchAndDB(db, rocksdb::ReadOptions(), k, &value)
-                               : db->Get(rocksdb::ReadOptions(), k, &value);
+    rocksdb::Status s = db->Get(rocksdb::ReadOptions(), RowKey(key), &value);
     if (s.IsNotFound()) return std::optional<std::string>();
     if (!s.ok()) return FromRocks(s, "get");
     return std::optional<std::string>(std::move(value));
   }
-  absl::Status PutRaw(absl::string_view key, std::string any_bytes) override {
-    if (!batch_) return ReadOnly();
-    return FromRocks(batch_->Put(RowKey(key), any_bytes), "put");
-  }
-  absl::Status DeleteRaw(absl::string_view key) override {
-    if (!batch_) return ReadOnly();
-    return FromRocks(batch_->Delete(RowKey(key)), "delete");
-  }
+  absl::Status PutRaw(absl::string_view, std::string) override { return ReadOnly(name_); }
+  absl::Status DeleteRaw(absl::string_view) override { return ReadOnly(name_); }
   absl::StatusOr<ScanPage> ScanRaw(const ScanRange& range) const override {
-    std::optional<absl::ReaderMutexLock> lock;
-    if (mu_) lock.emplace(mu_);
+    absl::ReaderMutexLock lock(mu_);
     rocksdb::DB* db = *db_;
     if (db == nullptr) return Closed();
     ScanPlan plan(range);
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
-    if (batch_) it.reset(batch_->NewIteratorWithBase(it.release()));
     ScanPage page;
     for (it->Seek(RowKey(plan.lower())); it->Valid(); it->Next()) {
       rocksdb::Slice k = it->key();
@@ -132,51 +142,169 @@ class RocksView : public View {
         break;
       }
       plan.Take();
-      ViewRow& row = page.rows.emplace_back();
-      row.key = std::string(key);
-      if (!row.value.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return absl::DataLossError(absl::StrCat("view ", name_, " row '", key, "' is corrupt"));
-      }
+      absl::StatusOr<ViewRow> row =
+          ToRow(name_, key, absl::string_view(it->value().data(), it->value().size()));
+      if (!row.ok()) return row.status();
+      page.rows.push_back(*std::move(row));
     }
     if (!it->status().ok()) return FromRocks(it->status(), "scan");
     return page;
   }
 
  private:
-  absl::Status ReadOnly() const {
-    return absl::FailedPreconditionError(
-        absl::StrCat("view ", name_, " is read-only here: only a projector's handlers write it"));
-  }
   absl::Status Closed() const {
     return absl::UnavailableError(absl::StrCat("view ", name_, " is closed (a swap failed)"));
   }
   const std::string& name_;
   absl::Mutex* mu_;
   rocksdb::DB* const* db_;
-  rocksdb::WriteBatchWithIndex* batch_;
+};
+
+// The writes of one batch, as the LAST value of each key (std::nullopt: deleted), over the
+// committed rows. Why not a WriteBatchWithIndex: a projector rewrites the same rows many times
+// per batch (a counter, an account hit by many events); the indexed batch kept every version,
+// searched them on each read and wrote them all into the memtable at commit, and that was most
+// of the projector's time. Here a read of a row the batch wrote is one hash lookup, and the
+// commit writes each key once.
+using RowCache = absl::flat_hash_map<std::string, std::optional<std::string>>;
+// Bound on RowCache: past it the cache starts over (simpler than an LRU, and a projector's hot
+// rows come back within a batch or two).
+constexpr size_t kMaxCachedRows = 100000;
+
+class BatchView : public View {
+ public:
+  BatchView(const std::string& name, rocksdb::DB* db, RowCache* cache)
+      : name_(name), db_(db), cache_(cache) {}
+
+  const std::string& name() const override { return name_; }
+  // Row key (with its prefix) -> last value of this batch.
+  const RowCache& writes() const { return writes_; }
+  // After the commit: the batch's writes are committed rows now.
+  void MoveWritesToCache() {
+    if (cache_->size() + writes_.size() > kMaxCachedRows) cache_->clear();
+    for (auto& [k, v] : writes_) cache_->insert_or_assign(k, std::move(v));
+    writes_.clear();
+  }
+
+ protected:
+  absl::StatusOr<std::optional<std::string>> GetRaw(absl::string_view key) const override {
+    std::string k = RowKey(key);
+    if (auto it = writes_.find(k); it != writes_.end()) return it->second;
+    if (auto it = cache_->find(k); it != cache_->end()) return it->second;
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), k, &value);
+    std::optional<std::string> row;
+    if (s.ok()) {
+      row = std::move(value);
+    } else if (!s.IsNotFound()) {
+      return FromRocks(s, "get");
+    }
+    if (cache_->size() >= kMaxCachedRows) cache_->clear();
+    cache_->emplace(std::move(k), row);  // committed, so cacheable whatever this batch becomes
+    return row;
+  }
+  absl::Status PutRaw(absl::string_view key, std::string any_bytes) override {
+    writes_.insert_or_assign(RowKey(key), std::move(any_bytes));
+    return absl::OkStatus();
+  }
+  absl::Status DeleteRaw(absl::string_view key) override {
+    writes_.insert_or_assign(RowKey(key), std::nullopt);
+    return absl::OkStatus();
+  }
+  // Merges the batch's writes (sorted here; scans in handlers are rare) with the committed rows.
+  absl::StatusOr<ScanPage> ScanRaw(const ScanRange& range) const override {
+    ScanPlan plan(range);
+    const std::string lower = RowKey(plan.lower());
+    std::vector<std::pair<absl::string_view, const std::optional<std::string>*>> mine;
+    for (const auto& [k, v] : writes_) {
+      if (absl::string_view(k) >= lower) mine.push_back({k, &v});
+    }
+    std::sort(mine.begin(), mine.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+    it->Seek(lower);
+    size_t m = 0;
+    ScanPage page;
+    for (;;) {
+      const bool db_ok = it->Valid() && !it->key().empty() && it->key()[0] == kRowPrefix;
+      const bool mine_ok = m < mine.size();
+      if (!db_ok && !mine_ok) break;
+      std::string key;  // with the prefix; copied, the iterator moves on below
+      std::optional<std::string> value;
+      int cmp = !db_ok ? 1
+                : !mine_ok
+                    ? -1
+                    : it->key().compare(rocksdb::Slice(mine[m].first.data(), mine[m].first.size()));
+      if (cmp < 0) {
+        key = it->key().ToString();
+        value = it->value().ToString();
+        it->Next();
+      } else {
+        key = std::string(mine[m].first);
+        value = *mine[m].second;
+        ++m;
+        if (cmp == 0) it->Next();  // the batch's write shadows the committed row
+      }
+      if (!value.has_value()) continue;  // deleted in this batch
+      absl::string_view row_key = absl::string_view(key).substr(1);
+      if (!plan.InRange(row_key)) break;
+      if (plan.Full()) {
+        page.next_page_token = std::string(row_key);
+        break;
+      }
+      plan.Take();
+      absl::StatusOr<ViewRow> row = ToRow(name_, row_key, *value);
+      if (!row.ok()) return row.status();
+      page.rows.push_back(*std::move(row));
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scan");
+    return page;
+  }
+
+ private:
+  const std::string& name_;
+  rocksdb::DB* db_;
+  RowCache* cache_;
+  RowCache writes_;
 };
 
 class RocksBatch : public Batch {
  public:
-  RocksBatch(const std::string& name, rocksdb::DB* db, Watermarks* watermarks)
-      : db_(db),
-        watermarks_(watermarks),
-        batch_(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true),
-        view_(name, nullptr, &db_, &batch_) {}
+  RocksBatch(const std::string& name, rocksdb::DB* db, RowCache* cache, Watermarks* watermarks)
+      : db_(db), watermarks_(watermarks), view_(name, db, cache) {}
 
   View* view() override { return &view_; }
   SqlView* sql() override { return nullptr; }
 
   absl::Status Commit(const Checkpoints& checkpoints) override {
+    // Rows and checkpoints in ONE WriteBatch: RocksDB applies it whole or not at all, so the
+    // checkpoint never moves without the view change, nor the view without the checkpoint.
+    // In key order: the memtable's skip list inserts a run of ascending keys next to each other
+    // (it keeps the last insert's position) instead of searching from the top for each.
+    std::vector<const RowCache::value_type*> writes;
+    writes.reserve(view_.writes().size());
+    for (const auto& entry : view_.writes()) writes.push_back(&entry);
+    std::sort(writes.begin(), writes.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    rocksdb::WriteBatch batch;
+    for (const auto* entry : writes) {
+      const auto& [key, value] = *entry;
+      rocksdb::Status s = value.has_value() ? batch.Put(key, *value) : batch.Delete(key);
+      if (!s.ok()) return FromRocks(s, "write");
+    }
     for (const auto& [tp, offset] : checkpoints) {
-      rocksdb::Status s = batch_.Put(CheckpointKey(tp), absl::StrCat(offset));
+      rocksdb::Status s = batch.Put(CheckpointKey(tp), absl::StrCat(offset));
       if (!s.ok()) return FromRocks(s, "checkpoint");
     }
     rocksdb::WriteOptions options;
-    options.sync =
-        false;  // the WAL is written; a machine crash may lose the tail, a process crash cannot
-    rocksdb::Status s = db_->Write(options, batch_.GetWriteBatch());
+    // WAL on, no fsync per batch: a process crash loses nothing (the WAL is in the OS), a machine
+    // crash may lose the last batches, but rows and checkpoint go back together (one atomic
+    // batch), so the projector re-applies exactly those events from the log, the source of
+    // truth. Never an event twice, never a view ahead of its checkpoint.
+    options.sync = false;
+    rocksdb::Status s = db_->Write(options, &batch);
     if (!s.ok()) return FromRocks(s, "commit");
+    view_.MoveWritesToCache();
     watermarks_->Advance(checkpoints);
     return absl::OkStatus();
   }
@@ -184,8 +312,7 @@ class RocksBatch : public Batch {
  private:
   rocksdb::DB* db_;
   Watermarks* watermarks_;
-  rocksdb::WriteBatchWithIndex batch_;
-  RocksView view_;
+  BatchView view_;
 };
 
 }  // namespace
@@ -229,8 +356,7 @@ absl::StatusOr<std::unique_ptr<RocksViewStore>> RocksViewStore::OpenAt(
     absl::MutexLock lock(&store->db_mu_);
     store->db_ = raw;
   }
-  store->committed_ =
-      std::make_unique<RocksView>(store->name_, &store->db_mu_, &store->db_, nullptr);
+  store->committed_ = std::make_unique<RocksView>(store->name_, &store->db_mu_, &store->db_);
   absl::StatusOr<Checkpoints> checkpoints = store->LoadCheckpoints();
   if (!checkpoints.ok()) return checkpoints.status();
   store->watermarks_.Advance(*checkpoints);
@@ -283,6 +409,7 @@ absl::Status RocksViewStore::SwapIn(std::unique_ptr<RocksViewStore> shadow) {
   }
   // From here on a crash is finished by RecoverSwap at the next open.
   absl::MutexLock lock(&db_mu_);
+  row_cache_.clear();  // rows of the database being replaced
   CloseDb();
   if (absl::Status s = RecoverSwap(dir_); !s.ok()) return s;
   rocksdb::Options options;
@@ -321,7 +448,7 @@ absl::StatusOr<std::unique_ptr<Batch>> RocksViewStore::Begin() {
   // keep the pointer without the lock.
   absl::ReaderMutexLock lock(&db_mu_);
   if (db_ == nullptr) return absl::UnavailableError(absl::StrCat("view store ", name_, " closed"));
-  return std::unique_ptr<Batch>(new RocksBatch(name_, db_, &watermarks_));
+  return std::unique_ptr<Batch>(new RocksBatch(name_, db_, &row_cache_, &watermarks_));
 }
 
 }  // namespace leftfold::internal::store
