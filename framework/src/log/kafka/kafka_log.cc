@@ -565,7 +565,10 @@ absl::StatusOr<std::vector<Record>> KafkaConsumer::Poll(size_t max_records,
   absl::Status error;
   absl::Time deadline = absl::Now() + timeout;
   while (records.size() < max_records) {
-    int wait = records.empty() ? ToMillis(deadline - absl::Now()) : 0;
+    // Rounded up: librdkafka waits whole milliseconds, and a remainder below one would
+    // otherwise become a non-blocking poll, spinning the CPU until the deadline.
+    int wait =
+        records.empty() ? ToMillis(absl::Ceil(deadline - absl::Now(), absl::Milliseconds(1))) : 0;
     RdPtr<rd_kafka_message_t> m(rd_kafka_consumer_poll(rk_.get(), wait));
     if (!rebalance_error_.ok()) {
       absl::Status s = std::exchange(rebalance_error_, absl::OkStatus());
