@@ -102,6 +102,11 @@ struct ConsumerOptions {
   Isolation isolation = Isolation::kReadCommitted;
   // Where to start a partition with no committed offset. Default: earliest.
   bool start_from_earliest = true;
+  // Non-empty (with a group): a static group member, so a restart with the same id gets its
+  // partitions back at once instead of after the session timeout. Kafka: group.instance.id
+  // "<group_id>-<instance_id>" (scoped by the group, so one id can serve a host's processors,
+  // projectors and process managers). The embedded backend has no session timeout to skip.
+  std::string instance_id;
   // Passed through under librdkafka's property names. Kafka only.
   std::map<std::string, std::string> kafka_properties;
 };

@@ -217,12 +217,8 @@ absl::Status ProcessManagerImpl::Run() {
                                                             definition_.name(), ".process")
                                              : options_.group;
   log::ConsumerOptions consumer_options{.group_id = group,
-                                        .isolation = log::Isolation::kReadCommitted};
-  if (!options_.instance_id.empty()) {
-    // Static membership: a restart resumes at once instead of after the session timeout.
-    consumer_options.kafka_properties["group.instance.id"] =
-        absl::StrCat(group, "-", options_.instance_id);
-  }
+                                        .isolation = log::Isolation::kReadCommitted,
+                                        .instance_id = options_.instance_id};
   absl::StatusOr<std::unique_ptr<log::Consumer>> consumer = log.NewConsumer(consumer_options);
   if (!consumer.ok()) return consumer.status();
   absl::StatusOr<std::unique_ptr<log::Producer>> producer = log.NewProducer({});

@@ -197,10 +197,7 @@ absl::Status ProcessorImpl::Run() {
   if (!producer.ok()) return producer.status();
   producer_ = *std::move(producer);
   log::ConsumerOptions consumer_options{.group_id = group};
-  if (static_member_) {
-    consumer_options.kafka_properties["group.instance.id"] =
-        absl::StrCat(group, "-", options_.instance_id);
-  }
+  if (static_member_) consumer_options.instance_id = options_.instance_id;
   absl::StatusOr<std::unique_ptr<log::Consumer>> consumer = log_.NewConsumer(consumer_options);
   if (!consumer.ok()) return consumer.status();
   consumer_ = *std::move(consumer);

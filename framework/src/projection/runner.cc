@@ -70,14 +70,8 @@ absl::Status Runner::Start() {
       .group_id = group,
       .isolation = log::Isolation::kReadCommitted,
       .start_from_earliest = true,
+      .instance_id = options_.instance_id,
   };
-  if (!options_.instance_id.empty()) {
-    // A static member: a restart with the same id gets its partitions back at once, not after
-    // the session timeout. Scoped by the group, like the processor's, so one id can serve a
-    // host's processors and projectors.
-    consumer_options.kafka_properties["group.instance.id"] =
-        absl::StrCat(group, "-", options_.instance_id);
-  }
   absl::StatusOr<std::unique_ptr<log::Consumer>> c = log_.NewConsumer(consumer_options);
   if (!c.ok()) return c.status();
   consumer_ = *std::move(c);

@@ -353,6 +353,9 @@ class KafkaConsumer final : public Consumer {
                          ? options_.group_id
                          : absl::StrCat("leftfold-nogroup-", reinterpret_cast<uintptr_t>(this))},
     };
+    if (has_group() && !options_.instance_id.empty()) {
+      enforced["group.instance.id"] = absl::StrCat(options_.group_id, "-", options_.instance_id);
+    }
     // Latency over request count: a read_committed fetch is not woken by a commit marker, so
     // the broker's default 500 ms long-poll would delay every result (overridable).
     Properties defaults = {{"fetch.wait.max.ms", "10"}};
