@@ -290,7 +290,8 @@ absl::Status KafkaProducer::Produce(OutgoingRecord record, DeliveryCallback on_d
   std::unique_ptr<DeliveryCallback> callback;
   if (on_delivery) callback = std::make_unique<DeliveryCallback>(std::move(on_delivery));
 
-  absl::Time deadline = absl::Now() + options_.call_timeout;
+  // Only a full queue waits, so the clock is read only then (not once per record).
+  std::optional<absl::Time> deadline;
   for (;;) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
         rk_.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()),
@@ -305,9 +306,12 @@ absl::Status KafkaProducer::Produce(OutgoingRecord record, DeliveryCallback on_d
       callback.release();  // freed by OnDelivery
       break;
     }
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && absl::Now() < deadline) {
-      rd_kafka_poll(rk_.get(), 10);  // let deliveries drain the queue
-      continue;
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      if (!deadline) deadline = absl::Now() + options_.call_timeout;
+      if (absl::Now() < *deadline) {
+        rd_kafka_poll(rk_.get(), 10);  // let deliveries drain the queue
+        continue;
+      }
     }
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
       return absl::InvalidArgumentError(absl::StrCat(
