@@ -265,4 +265,46 @@ TEST_P(ProcessorTest, NewDefinitionVersionRebuildsStatesFromEvents) {
   EXPECT_EQ(state.balance(), 10 + 2 * 10 + 2 * 1);
 }
 
+// ProcessorOptions::workers: each worker is a group member of its own and owns some of the
+// partitions; every command still gets exactly one result and its events once, in order.
+TEST_P(ProcessorTest, WorkersSplitThePartitionsAndProcessEachCommandOnce) {
+  ProcessorHarness h(brokers(), /*partitions=*/4);
+  ProcessorOptions options;
+  options.workers = 2;
+  h.StartProcessor(options);
+  std::vector<v1::CommandEnvelope> opens, deposits;
+  for (int a = 0; a < 12; ++a) {
+    opens.push_back(BankCommand(absl::StrCat("o", a), absl::StrCat("acc-", a), Open("w", 0)));
+  }
+  h.Send(opens);
+  for (int i = 0; i < 96; ++i) {
+    deposits.push_back(
+        BankCommand(absl::StrCat("d", i), absl::StrCat("acc-", i % 12), DepositOf(1)));
+  }
+  // Half now, half later, plus a duplicate of an early command in the later half.
+  h.Send(std::vector<v1::CommandEnvelope>(deposits.begin(), deposits.begin() + 48));
+  ASSERT_EQ(h.Results(60).size(), 60u);
+  std::vector<v1::CommandEnvelope> rest(deposits.begin() + 48, deposits.end());
+  rest.push_back(BankCommand("d0", "acc-0", DepositOf(1)));
+  h.Send(rest);
+  auto results = h.Results(109);
+  ASSERT_EQ(results.size(), 108u);
+  for (const auto& [id, result] : results) {
+    EXPECT_EQ(result.outcome(), v1::CommandResult::ACCEPTED) << id << " " << result.message();
+  }
+  std::map<std::string, int> copies;
+  for (const auto& r : h.all_results()) ++copies[r.command_id()];
+  for (const auto& [id, n] : copies) EXPECT_EQ(n, id == "d0" ? 2 : 1) << id;
+  auto events = h.Events(108);
+  ASSERT_EQ(events.size(), 108u) << "one event per command, none for the duplicate";
+  ExpectContiguousVersions(events);
+  auto snapshots = h.Snapshots(12);
+  ASSERT_EQ(snapshots.size(), 12u);
+  for (const auto& [id, snapshot] : snapshots) EXPECT_EQ(snapshot.version(), 9) << id;
+  ProcessorStats stats = h.processor().stats();
+  EXPECT_EQ(stats.committed, 109);
+  EXPECT_EQ(stats.duplicates, 1);
+  EXPECT_TRUE(h.StopProcessor().ok());
+}
+
 }  // namespace leftfold::testing

@@ -46,6 +46,7 @@ struct Config {
   int runs = 3;
   int partitions = 4;
   size_t max_batch = 500;
+  size_t workers = 1;
   uint64_t seed = 42;
   std::string dir = "/tmp/leftfold-processor-bench";
   std::string scenario = "throughput";
@@ -133,6 +134,7 @@ absl::StatusOr<BenchProcessor> SetUpProcessor(const Config& config, int run,
 absl::StatusOr<RunResult> RunProcessor(const Config& config, int run) {
   ProcessorOptions options;
   options.max_batch = config.max_batch;
+  options.workers = config.workers;
   options.guarantee = config.mode == "at_least_once" ? ProcessorOptions::Guarantee::kAtLeastOnce
                                                      : ProcessorOptions::Guarantee::kExactlyOnce;
   absl::StatusOr<BenchProcessor> bench = SetUpProcessor(config, run, "processor", options);
@@ -348,6 +350,9 @@ int Main(int argc, char** argv) {
   app.add_option("--partitions", config.partitions, "partitions per topic")->capture_default_str();
   app.add_option("--max-batch", config.max_batch, "commands per transaction")
       ->capture_default_str();
+  app.add_option("--workers", config.workers,
+                 "processor worker threads (ProcessorOptions::workers)")
+      ->capture_default_str();
   app.add_option("--seed", config.seed, "workload seed")->capture_default_str();
   app.add_option("--dir", config.dir, "scratch directory (embedded log, state)")
       ->capture_default_str();
@@ -402,9 +407,11 @@ int Main(int argc, char** argv) {
   }
   Summary p = Summarize(processor), b = Summarize(passthrough);
   std::printf(
-      "\nbackend=%s mode=%s workload=%s commands=%lld partitions=%d max_batch=%zu runs=%d\n",
+      "\nbackend=%s mode=%s workload=%s commands=%lld partitions=%d max_batch=%zu workers=%zu "
+      "runs=%d\n",
       config.backend.c_str(), config.mode.c_str(), config.workload.c_str(),
-      static_cast<long long>(config.commands), config.partitions, config.max_batch, config.runs);
+      static_cast<long long>(config.commands), config.partitions, config.max_batch, config.workers,
+      config.runs);
   std::printf("| what | median cmd/s | min | max | CPU s / 100k cmds |\n|---|---|---|---|---|\n");
   std::printf("| processor | %.0f | %.0f | %.0f | %.2f |\n", p.median, p.min, p.max, p.cpu_median);
   std::printf("| passthrough | %.0f | %.0f | %.0f | %.2f |\n", b.median, b.min, b.max,

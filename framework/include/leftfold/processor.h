@@ -61,6 +61,11 @@ struct ProcessorOptions {
   // How long a command id is remembered for deduplication. Default: 24h (also the results
   // topic's retention, from which a wiped store rebuilds the index).
   absl::Duration dedup_window = absl::Hours(24);
+  // Processing threads of this instance. Each is a group member of its own (consumer,
+  // transactional producer "<group>-<instance_id>-w<i>", store writer thread, a 1/workers share
+  // of cache_size) and owns a subset of the partitions, so one instance uses that many cores
+  // under the same per-transaction contract as that many instances. Default: 1.
+  size_t workers = 1;
 };
 
 struct ProcessorStats {

@@ -1,6 +1,7 @@
 #include "processor/partition_store.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
@@ -177,6 +178,24 @@ absl::Status PartitionStore::LoadMeta() {
   return s.ok() || s.IsNotFound() ? absl::OkStatus() : FromRocks(s, "read meta");
 }
 
+std::string PartitionStore::EncodeResult(const v1::CommandResult& result) {
+  return DedupValue(result);
+}
+
+absl::string_view PartitionStore::ResultBytes(absl::string_view value) {
+  return value.size() < kStampSize ? absl::string_view() : value.substr(kStampSize);
+}
+
+absl::StatusOr<v1::CommandResult> PartitionStore::DecodeResult(absl::string_view value) {
+  v1::CommandResult result;
+  if (value.size() < kStampSize ||
+      !result.ParseFromArray(value.data() + kStampSize,
+                             static_cast<int>(value.size() - kStampSize))) {
+    return absl::DataLossError("state store: unreadable result");
+  }
+  return result;
+}
+
 absl::StatusOr<std::optional<v1::Snapshot>> PartitionStore::GetSnapshot(
     const std::string& aggregate_id) const {
   std::string value;
@@ -193,22 +212,74 @@ absl::StatusOr<std::optional<v1::Snapshot>> PartitionStore::GetSnapshot(
 
 absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
     const std::string& command_id) const {
+  // Asked once per command, and most ids miss: the key is built on the stack when it fits.
+  char stack_key[256];
+  std::string heap_key;
+  rocksdb::Slice key;
+  size_t prefix = sizeof(kResultPrefix) - 1;
+  if (prefix + command_id.size() <= sizeof(stack_key)) {
+    std::memcpy(stack_key, kResultPrefix, prefix);
+    std::memcpy(stack_key + prefix, command_id.data(), command_id.size());
+    key = rocksdb::Slice(stack_key, prefix + command_id.size());
+  } else {
+    heap_key = absl::StrCat(kResultPrefix, command_id);
+    key = heap_key;
+  }
   std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), absl::StrCat(kResultPrefix, command_id), &value);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get result"); !st.ok()) return st;
-  v1::CommandResult result;
-  if (value.size() < kStampSize ||
-      !result.ParseFromArray(value.data() + kStampSize,
-                             static_cast<int>(value.size() - kStampSize))) {
+  absl::StatusOr<v1::CommandResult> result = DecodeResult(value);
+  if (!result.ok()) {
     return absl::DataLossError(absl::StrCat("state store: unreadable result of ", command_id));
   }
-  return result;
+  return *std::move(result);
+}
+
+absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> PartitionStore::GetResults(
+    const std::vector<absl::string_view>& command_ids) const {
+  // All keys in one buffer, reserved up front so the slices stay valid.
+  size_t prefix = sizeof(kResultPrefix) - 1;
+  size_t bytes = 0;
+  for (absl::string_view id : command_ids) bytes += prefix + id.size();
+  std::string buffer;
+  buffer.reserve(bytes);
+  std::vector<rocksdb::Slice> keys;
+  keys.reserve(command_ids.size());
+  for (absl::string_view id : command_ids) {
+    size_t at = buffer.size();
+    buffer.append(kResultPrefix, prefix).append(id.data(), id.size());
+    keys.emplace_back(buffer.data() + at, buffer.size() - at);
+  }
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), keys.data(),
+                values.data(), statuses.data());
+  std::vector<std::optional<v1::CommandResult>> results(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (absl::Status st = FromRocks(statuses[i], "get results"); !st.ok()) return st;
+    absl::StatusOr<v1::CommandResult> result =
+        DecodeResult(absl::string_view(values[i].data(), values[i].size()));
+    if (!result.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("state store: unreadable result of ", command_ids[i]));
+    }
+    results[i] = *std::move(result);
+  }
+  return results;
 }
 
 absl::Status PartitionStore::Write(const Update& update) {
-  rocksdb::WriteBatch batch;
+  // Sized up front for the encoded entries (the live path), so the batch does not regrow.
+  size_t bytes = 64;
+  for (const EncodedSnapshot& e : update.encoded_snapshots) {
+    bytes += e.aggregate_id.size() + e.bytes.size() + 16;
+  }
+  for (const EncodedResult& e : update.encoded_results) {
+    bytes += e.command_id.size() + e.value.size() + 16;
+  }
+  rocksdb::WriteBatch batch(bytes);
   for (const v1::Snapshot& snapshot : update.snapshots) {
     if (update.replay) {
       // A changelog replay may carry an older snapshot than the one stored; never go backwards.
@@ -221,6 +292,17 @@ absl::Status PartitionStore::Write(const Update& update) {
   for (const v1::CommandResult& result : update.results) {
     if (result.command_id().empty()) continue;
     batch.Put(absl::StrCat(kResultPrefix, result.command_id()), DedupValue(result));
+  }
+  // One key buffer for the encoded entries: the WriteBatch copies the key.
+  std::string key;
+  for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
+    key.assign(kSnapshotPrefix).append(snapshot.aggregate_id);
+    batch.Put(key, snapshot.bytes);
+  }
+  for (const EncodedResult& result : update.encoded_results) {
+    if (result.command_id.empty()) continue;
+    key.assign(kResultPrefix).append(result.command_id);
+    batch.Put(key, result.value);
   }
   if (update.snapshots_next >= 0) batch.Put(kSnapshotsNextKey, absl::StrCat(update.snapshots_next));
   if (update.results_next >= 0) batch.Put(kResultsNextKey, absl::StrCat(update.results_next));

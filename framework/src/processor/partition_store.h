@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "leftfold/v1/envelope.pb.h"
 
@@ -36,9 +37,24 @@ namespace leftfold::internal::processor {
 
 class PartitionStore {
  public:
+  // A snapshot already serialized for the log: the store keeps the same bytes.
+  struct EncodedSnapshot {
+    std::string aggregate_id;
+    std::string bytes;  // a serialized v1::Snapshot
+  };
+  // A result in the store's dedup value format (EncodeResult), so the processor serializes each
+  // result once, for the log (ResultBytes) and the store.
+  struct EncodedResult {
+    std::string command_id;
+    std::string value;
+  };
+
   struct Update {
     std::vector<v1::Snapshot> snapshots;
     std::vector<v1::CommandResult> results;
+    // Written as they are (the live path); never checked against stored versions.
+    std::vector<EncodedSnapshot> encoded_snapshots;
+    std::vector<EncodedResult> encoded_results;
     // Next offsets of the changelog partitions covered by this update; -1 leaves them as they are.
     int64_t snapshots_next = -1;
     int64_t results_next = -1;
@@ -58,11 +74,20 @@ class PartitionStore {
   // warning): it is a cache of the log, and restore fills it again.
   static absl::StatusOr<std::unique_ptr<PartitionStore>> Open(const std::string& dir,
                                                               Options options);
+  // The dedup value of `result`: its processed-at time, then the serialized result.
+  static std::string EncodeResult(const v1::CommandResult& result);
+  // The serialized CommandResult inside an EncodeResult value (empty if it is too short).
+  static absl::string_view ResultBytes(absl::string_view value);
+  // Parses an EncodeResult value.
+  static absl::StatusOr<v1::CommandResult> DecodeResult(absl::string_view value);
   ~PartitionStore();
 
   absl::StatusOr<std::optional<v1::Snapshot>> GetSnapshot(const std::string& aggregate_id) const;
   // A result younger than the dedup window, if this command id was processed.
   absl::StatusOr<std::optional<v1::CommandResult>> GetResult(const std::string& command_id) const;
+  // GetResult of many command ids at once (one RocksDB MultiGet): nullopt where an id has none.
+  absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> GetResults(
+      const std::vector<absl::string_view>& command_ids) const;
   // One atomic write (see Update::replay).
   absl::Status Write(const Update& update);
 

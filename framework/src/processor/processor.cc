@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -66,11 +67,16 @@ struct StagedBatch {
     int64_t version = 0;
     std::shared_ptr<const google::protobuf::Message> state;
   };
-  // Stable addresses: delivery callbacks write event positions into these results.
-  std::deque<v1::CommandResult> results;
-  std::vector<int32_t> result_partitions;
-  std::vector<std::string> result_keys;
-  absl::flat_hash_map<std::string, size_t> result_by_command_id;
+  // One per command, in order: pooled objects (ProcessorImpl::result_pool_) with stable
+  // addresses, as delivery callbacks write event positions into them.
+  std::vector<v1::CommandResult*> results;
+  // The command record of each result (the polled batch outlives this one).
+  std::vector<const log::Record*> result_records;
+  // Views of the results' command ids.
+  absl::flat_hash_map<absl::string_view, size_t> result_by_command_id;
+  // Stored results of this batch's command ids (read for the whole batch up front); an id of
+  // the batch that is not here has no stored result.
+  absl::flat_hash_map<std::string, v1::CommandResult> stored_results;
   // (duplicate, original) result indexes of a command id repeated within this batch: the copy is
   // made once the original's event positions are known.
   std::vector<std::pair<size_t, size_t>> in_batch_duplicates;
@@ -80,7 +86,9 @@ struct StagedBatch {
   std::map<int32_t, int64_t> first_command_offsets;
   std::map<int32_t, int64_t> snapshots_next;
   std::map<int32_t, int64_t> results_next;
-  std::map<int32_t, std::vector<v1::Snapshot>> snapshots;
+  // Snapshots and results as serialized for the log, per partition: the store writes the same
+  // bytes once the transaction committed.
+  std::map<int32_t, PartitionStore::Update> updates;
   absl::Status delivery_error;
   // Every event's offset was predicted (see EventOffsetTrack): the results go out with the
   // events, and the deliveries are checked before the commit. Otherwise the results wait for
@@ -136,13 +144,22 @@ class ProcessorImpl final : public Processor {
                          int64_t from, const std::function<absl::Status(const log::Record&)>& fn);
 
   absl::Status ProcessBatch(const std::vector<log::Record>& records);
-  absl::Status Decide(const log::Record& record, StagedBatch& staged);
+  // Parses the batch's commands into command_pool_ (parsed[i]: record i parsed) and reads the
+  // stored results of their ids, one MultiGet per partition store.
+  absl::Status Prefetch(const std::vector<log::Record>& records, std::vector<bool>& parsed,
+                        StagedBatch& staged);
+  // `command` is the parsed envelope of `record`, or nullptr if it did not parse.
+  absl::Status Decide(const log::Record& record, const v1::CommandEnvelope* command,
+                      StagedBatch& staged);
   // The offset the next event on `partition` will get, or -1 (unknown; the batch then waits for
   // its deliveries before sending results).
   int64_t PredictEventOffset(int32_t partition, StagedBatch& staged);
   absl::StatusOr<StateCache::Entry> LoadState(int32_t partition, const std::string& aggregate_id,
                                               StagedBatch& staged);
-  void StageResult(const log::Record& record, v1::CommandResult result, StagedBatch& staged);
+  // A cleared result from the pool, appended to the batch for `record`.
+  v1::CommandResult& NewResult(const log::Record& record, StagedBatch& staged);
+  // Completes a result: processed-at time, type, counters, the in-batch dedup index.
+  void StageResult(v1::CommandResult& result, StagedBatch& staged);
   absl::Status Publish(StagedBatch& staged);
   absl::Status ApplyCommitted(StagedBatch& staged);
   // Forgets pending entries of batches the writer has written.
@@ -173,12 +190,19 @@ class ProcessorImpl final : public Processor {
   struct PendingBatch {
     uint64_t seq = 0;
     std::shared_ptr<const StoreWriter::Batch> batch;
-    std::vector<std::string> result_ids;
+    std::vector<absl::string_view> result_ids;
     std::vector<std::string> state_keys;
   };
   std::deque<PendingBatch> pending_;
-  absl::flat_hash_map<std::string, std::pair<uint64_t, const v1::CommandResult*>> pending_results_;
+  // Command id (a view into the batch) -> (batch seq, the result's encoded store value).
+  absl::flat_hash_map<absl::string_view, std::pair<uint64_t, const std::string*>> pending_results_;
   absl::flat_hash_map<std::string, std::pair<uint64_t, StateCache::Entry>> pending_states_;
+  // Messages reused from command to command and batch to batch: a cleared protobuf keeps its
+  // strings' capacity, which saves most of the per-command allocations.
+  std::vector<std::unique_ptr<v1::CommandResult>> result_pool_;
+  std::vector<std::unique_ptr<v1::CommandEnvelope>> command_pool_;  // one per record of a batch
+  v1::EventEnvelope event_;
+  v1::Snapshot snapshot_;
   // A restore failure inside the rebalance callback; Run returns it.
   absl::Status callback_error_;
 
@@ -322,17 +346,29 @@ absl::Status ProcessorImpl::ReadToEnd(log::Consumer& reader, const std::string& 
   }
   if (from >= end) return absl::OkStatus();
   if (absl::Status s = reader.Assign({{{topic, partition}, from}}); !s.ok()) return s;
-  // The end may sit past a transaction marker that no record reaches; the position moves past
-  // it, and an idle stretch is the last resort.
-  int idle_polls = 0;
+  // The end may sit past transaction markers that no record reaches; the position moves past
+  // them (the kafka consumer's end-of-partition event, the embedded log's gap skipping). A long
+  // stretch without progress is the last resort only: stopping early would leave the store
+  // without states or dedup entries it must have, and a first fetch right after a crash (the
+  // broker aborting the dead instance's transaction, a loaded machine) can take a second or more.
+  constexpr absl::Duration kIdleLimit = absl::Seconds(15);
   int64_t position = from;
-  while (position < end && idle_polls < 20) {
+  absl::Time last_progress = absl::Now();
+  while (position < end) {
+    if (absl::Now() - last_progress > kIdleLimit) {
+      LogWarning(kComponent, "changelog read made no progress; restoring what was read",
+                 {{"topic", topic},
+                  {"partition", absl::StrCat(partition)},
+                  {"position", absl::StrCat(position)},
+                  {"end", absl::StrCat(end)}});
+      break;
+    }
     absl::StatusOr<std::vector<log::Record>> batch = reader.Poll(10000, absl::Milliseconds(50));
     if (!batch.ok()) {
       if (log::ClassifyError(batch.status()) == ErrorClass::kRetriable) continue;
       return batch.status();
     }
-    idle_polls = batch->empty() ? idle_polls + 1 : 0;
+    int64_t before = position;
     for (const log::Record& record : *batch) {
       if (record.offset >= end) {
         position = end;
@@ -343,6 +379,7 @@ absl::Status ProcessorImpl::ReadToEnd(log::Consumer& reader, const std::string& 
     }
     absl::StatusOr<int64_t> p = reader.Position({topic, partition});
     if (p.ok()) position = std::max(position, *p);
+    if (position > before) last_progress = absl::Now();
   }
   return absl::OkStatus();
 }
@@ -515,8 +552,17 @@ absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
   return entry;
 }
 
-void ProcessorImpl::StageResult(const log::Record& record, v1::CommandResult result,
-                                StagedBatch& staged) {
+v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, StagedBatch& staged) {
+  size_t n = staged.results.size();
+  if (n == result_pool_.size()) result_pool_.push_back(std::make_unique<v1::CommandResult>());
+  v1::CommandResult* result = result_pool_[n].get();
+  result->Clear();
+  staged.results.push_back(result);
+  staged.result_records.push_back(&record);
+  return *result;
+}
+
+void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) {
   *result.mutable_processed_at() = TimeUtil::GetCurrentTime();
   if (result.aggregate_type().empty()) result.set_aggregate_type(definition_.type());
   switch (result.outcome()) {
@@ -536,30 +582,57 @@ void ProcessorImpl::StageResult(const log::Record& record, v1::CommandResult res
       break;
   }
   if (!result.command_id().empty()) {
-    staged.result_by_command_id[result.command_id()] = staged.results.size();
+    staged.result_by_command_id[result.command_id()] = staged.results.size() - 1;
   }
-  staged.results.push_back(std::move(result));
-  staged.result_partitions.push_back(record.partition);
-  staged.result_keys.push_back(record.key);
 }
 
-absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& staged) {
+absl::Status ProcessorImpl::Prefetch(const std::vector<log::Record>& records,
+                                     std::vector<bool>& parsed, StagedBatch& staged) {
+  while (command_pool_.size() < records.size()) {
+    command_pool_.push_back(std::make_unique<v1::CommandEnvelope>());
+  }
+  parsed.assign(records.size(), false);
+  std::map<int32_t, std::vector<absl::string_view>> ids;
+  for (size_t i = 0; i < records.size(); ++i) {
+    const log::Record& record = records[i];
+    if (!owned_.contains(record.partition)) continue;
+    v1::CommandEnvelope& command = *command_pool_[i];
+    parsed[i] = command.ParseFromString(record.value);
+    if (parsed[i] && !command.command_id().empty()) {
+      ids[record.partition].push_back(command.command_id());
+    }
+  }
+  for (const auto& [partition, partition_ids] : ids) {
+    absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> found =
+        owned_.at(partition).store->GetResults(partition_ids);
+    if (!found.ok()) return found.status();
+    for (size_t k = 0; k < partition_ids.size(); ++k) {
+      if ((*found)[k].has_value()) {
+        staged.stored_results.try_emplace(std::string(partition_ids[k]), *std::move((*found)[k]));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandEnvelope* parsed,
+                                   StagedBatch& staged) {
   commands_.fetch_add(1);
-  v1::CommandEnvelope command;
-  v1::CommandResult result;
+  v1::CommandResult& result = NewResult(record, staged);
   result.set_aggregate_id(record.key);
   auto reject = [&](absl::StatusCode code, std::string message) {
     result.set_outcome(v1::CommandResult::REJECTED);
     result.set_code(static_cast<int32_t>(code));
     result.set_message(std::move(message));
-    StageResult(record, std::move(result), staged);
+    StageResult(result, staged);
     return absl::OkStatus();
   };
-  if (!command.ParseFromString(record.value)) {
+  if (parsed == nullptr) {
     return reject(absl::StatusCode::kInvalidArgument,
                   absl::StrCat("malformed command envelope at ", topics_.commands, "/",
                                record.partition, "@", record.offset));
   }
+  const v1::CommandEnvelope& command = *parsed;
   result.set_command_id(command.command_id());
   result.set_correlation_id(command.correlation_id());
   if (command.command_id().empty()) {
@@ -575,24 +648,22 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
   std::optional<v1::CommandResult> stored;
   if (auto it = staged.result_by_command_id.find(command.command_id());
       it != staged.result_by_command_id.end()) {
-    staged.in_batch_duplicates.emplace_back(staged.results.size(), it->second);
-    original = &staged.results[it->second];
+    staged.in_batch_duplicates.emplace_back(staged.results.size() - 1, it->second);
+    original = staged.results[it->second];
   } else if (auto pending = pending_results_.find(command.command_id());
              pending != pending_results_.end()) {
-    original = pending->second.second;
-  } else {
-    absl::StatusOr<std::optional<v1::CommandResult>> found =
-        owned_.at(record.partition).store->GetResult(command.command_id());
-    if (!found.ok()) return found.status();
-    stored = *std::move(found);
-    if (stored.has_value()) original = &*stored;
+    absl::StatusOr<v1::CommandResult> decoded =
+        PartitionStore::DecodeResult(*pending->second.second);
+    if (!decoded.ok()) return decoded.status();
+    stored = *std::move(decoded);
+    original = &*stored;
+  } else if (auto hit = staged.stored_results.find(command.command_id());
+             hit != staged.stored_results.end()) {
+    original = &hit->second;
   }
   if (original != nullptr) {
     duplicates_.fetch_add(1);
-    v1::CommandResult again = *original;
-    staged.results.push_back(std::move(again));
-    staged.result_partitions.push_back(record.partition);
-    staged.result_keys.push_back(record.key);
+    result = *original;
     return absl::OkStatus();
   }
 
@@ -605,7 +676,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
     result.set_code(static_cast<int32_t>(absl::StatusCode::kAborted));
     result.set_message(absl::StrCat("expected version ", command.expected_version(),
                                     ", but the aggregate is at version ", current->version));
-    StageResult(record, std::move(result), staged);
+    StageResult(result, staged);
     return absl::OkStatus();
   }
 
@@ -615,7 +686,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
                                                                      : v1::CommandResult::FAILED);
     result.set_code(static_cast<int32_t>(decided.status.code()));
     result.set_message(std::string(decided.status.message()));
-    StageResult(record, std::move(result), staged);
+    StageResult(result, staged);
     return absl::OkStatus();
   }
 
@@ -623,12 +694,12 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
   result.set_outcome(v1::CommandResult::ACCEPTED);
   result.set_event_count(static_cast<int32_t>(decided.events.size()));
   result.set_version(version + static_cast<int64_t>(decided.events.size()));
-  StageResult(record, std::move(result), staged);
-  v1::CommandResult* staged_result = &staged.results.back();
+  StageResult(result, staged);
+  v1::CommandResult* staged_result = &result;
   staged_result->mutable_event_positions()->Reserve(static_cast<int>(decided.events.size()));
   google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
   for (google::protobuf::Any& payload : decided.events) {
-    v1::EventEnvelope event;
+    v1::EventEnvelope& event = event_;
     event.set_aggregate_type(definition_.type());
     event.set_aggregate_id(command.aggregate_id());
     event.set_version(++version);
@@ -648,12 +719,16 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
          .key = command.aggregate_id(),
          .value = event.SerializeAsString(),
          .partition = record.partition},
-        [position, predicted, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
+        // Two pointers fit std::function's inline storage: no allocation per event. A position
+        // with a topic holds the predicted offset.
+        [position, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
           if (!delivered.ok()) {
             if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
             return;
           }
-          if (predicted >= 0 && delivered->offset != predicted) staged.prediction_missed = true;
+          if (!position->topic().empty() && delivered->offset != position->offset()) {
+            staged.prediction_missed = true;
+          }
           position->set_topic(delivered->tp.topic);
           position->set_partition(delivered->tp.partition);
           position->set_offset(delivered->offset);
@@ -689,20 +764,24 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   };
   google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
   for (auto& [key, state] : staged.states) {
-    v1::Snapshot snapshot;
+    v1::Snapshot& snapshot = snapshot_;
     snapshot.set_aggregate_type(definition_.type());
-    snapshot.set_aggregate_id(key.substr(key.find('/') + 1));
+    size_t slash = key.find('/') + 1;
+    snapshot.set_aggregate_id(key.data() + slash, key.size() - slash);
     snapshot.set_version(state.version);
     snapshot.set_definition_version(definition_.version());
     snapshot.mutable_state()->PackFrom(*state.state);
     *snapshot.mutable_timestamp() = now;
+    // Serialized once: the log gets a copy, the store these bytes after the commit.
+    PartitionStore::EncodedSnapshot encoded{.aggregate_id = snapshot.aggregate_id(),
+                                            .bytes = snapshot.SerializeAsString()};
     absl::Status s = producer_->Produce({.topic = topics_.snapshots,
-                                         .key = snapshot.aggregate_id(),
-                                         .value = snapshot.SerializeAsString(),
+                                         .key = encoded.aggregate_id,
+                                         .value = encoded.bytes,
                                          .partition = state.partition},
                                         track(&staged.snapshots_next));
     if (!s.ok()) return s;
-    staged.snapshots[state.partition].push_back(std::move(snapshot));
+    staged.updates[state.partition].encoded_snapshots.push_back(std::move(encoded));
   }
 
   std::vector<log::TopicPartitionOffset> offsets;
@@ -723,15 +802,22 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   staged.events_flushed = absl::Now();
 
   for (auto [duplicate, original] : staged.in_batch_duplicates) {
-    staged.results[duplicate] = staged.results[original];
+    *staged.results[duplicate] = *staged.results[original];
   }
   for (size_t i = 0; i < staged.results.size(); ++i) {
-    absl::Status s = producer_->Produce({.topic = topics_.results,
-                                         .key = staged.result_keys[i],
-                                         .value = staged.results[i].SerializeAsString(),
-                                         .partition = staged.result_partitions[i]},
-                                        track(&staged.results_next));
+    const v1::CommandResult& result = *staged.results[i];
+    const log::Record& record = *staged.result_records[i];
+    // Serialized once, in the store's format; the log gets the result's bytes.
+    PartitionStore::EncodedResult encoded{.command_id = result.command_id(),
+                                          .value = PartitionStore::EncodeResult(result)};
+    absl::Status s =
+        producer_->Produce({.topic = topics_.results,
+                            .key = record.key,
+                            .value = std::string(PartitionStore::ResultBytes(encoded.value)),
+                            .partition = record.partition},
+                           track(&staged.results_next));
     if (!s.ok()) return s;
+    staged.updates[record.partition].encoded_results.push_back(std::move(encoded));
   }
 
   if (staged.predicted) {
@@ -760,13 +846,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
 absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
   // The transaction is durable in the log; now the local stores and the cache may follow. The
   // stores are written on the writer's thread while the next batch is decided.
-  std::map<int32_t, PartitionStore::Update> updates;
-  for (auto& [partition, snapshots] : staged.snapshots) {
-    updates[partition].snapshots = std::move(snapshots);
-  }
-  for (size_t i = 0; i < staged.results.size(); ++i) {
-    updates[staged.result_partitions[i]].results.push_back(std::move(staged.results[i]));
-  }
+  std::map<int32_t, PartitionStore::Update>& updates = staged.updates;
   for (auto [partition, next] : staged.snapshots_next) updates[partition].snapshots_next = next;
   for (auto [partition, next] : staged.results_next) updates[partition].results_next = next;
   auto batch = std::make_shared<StoreWriter::Batch>();
@@ -777,10 +857,13 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
   }
   PendingBatch pending{.seq = writer_.Enqueue(batch), .batch = batch};
   for (const auto& [store, update] : *batch) {
-    for (const v1::CommandResult& result : update.results) {
-      if (result.command_id().empty()) continue;
-      pending_results_[result.command_id()] = {pending.seq, &result};
-      pending.result_ids.push_back(result.command_id());
+    for (const PartitionStore::EncodedResult& result : update.encoded_results) {
+      if (result.command_id.empty()) continue;
+      // The key views this batch's copy of the id: an entry of an older batch goes with its key.
+      absl::string_view id = result.command_id;
+      pending_results_.erase(id);
+      pending_results_.emplace(id, std::make_pair(pending.seq, &result.value));
+      pending.result_ids.push_back(id);
     }
   }
   for (auto& [key, state] : staged.states) {
@@ -799,7 +882,7 @@ void ProcessorImpl::PrunePending() {
   while (!pending_.empty() && pending_.front().seq <= applied) {
     const PendingBatch& done = pending_.front();
     // A later batch may have replaced an entry; only this batch's own entries go.
-    for (const std::string& id : done.result_ids) {
+    for (absl::string_view id : done.result_ids) {
       auto it = pending_results_.find(id);
       if (it != pending_results_.end() && it->second.first == done.seq) pending_results_.erase(it);
     }
@@ -835,13 +918,14 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
   if (exactly_once()) {
     if (absl::Status s = producer_->BeginTransaction(); !s.ok()) return s;
   }
-  absl::Status status;
-  for (const log::Record& record : records) {
+  std::vector<bool> parsed;
+  absl::Status status = Prefetch(records, parsed, staged);
+  for (size_t i = 0; i < records.size() && status.ok(); ++i) {
+    const log::Record& record = records[i];
     if (!owned_.contains(record.partition)) continue;  // revoked while polling
     staged.first_command_offsets.emplace(record.partition, record.offset);
     staged.next_command_offsets[record.partition] = record.offset + 1;
-    status = Decide(record, staged);
-    if (!status.ok()) break;
+    status = Decide(record, parsed[i] ? command_pool_[i].get() : nullptr, staged);
   }
   staged.decided = absl::Now();
   if (status.ok()) status = Publish(staged);
@@ -887,6 +971,62 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
   return absl::OkStatus();
 }
 
+// ProcessorOptions::workers > 1: one ProcessorImpl per worker, each a group member of its own
+// on its own thread, so the group protocol splits the partitions between them and every
+// transaction keeps the single-worker contract. Run's caller runs worker 0.
+class WorkerGroup final : public Processor {
+ public:
+  explicit WorkerGroup(std::vector<std::unique_ptr<ProcessorImpl>> workers)
+      : workers_(std::move(workers)) {}
+
+  absl::Status Run() override {
+    std::vector<absl::Status> results(workers_.size());
+    std::vector<std::thread> threads;
+    auto run = [this, &results](size_t i) {
+      results[i] = workers_[i]->Run();
+      // One worker stopping (an error, or fenced) stops the instance, as a single worker would.
+      Stop();
+    };
+    for (size_t i = 1; i < workers_.size(); ++i) threads.emplace_back(run, i);
+    run(0);
+    for (std::thread& t : threads) t.join();
+    for (const absl::Status& s : results) {
+      if (!s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  void Stop() override {
+    for (auto& w : workers_) w->Stop();
+  }
+  bool ready() const override {
+    // A worker may own no partition (more workers than partitions): one ready worker suffices.
+    for (const auto& w : workers_) {
+      if (w->ready()) return true;
+    }
+    return false;
+  }
+  ProcessorStats stats() const override {
+    ProcessorStats total;
+    for (const auto& w : workers_) {
+      ProcessorStats s = w->stats();
+      total.commands += s.commands;
+      total.committed += s.committed;
+      total.accepted += s.accepted;
+      total.rejected += s.rejected;
+      total.conflicts += s.conflicts;
+      total.failed += s.failed;
+      total.duplicates += s.duplicates;
+      total.transactions += s.transactions;
+      total.aborted_transactions += s.aborted_transactions;
+      total.restored_snapshots += s.restored_snapshots;
+    }
+    return total;
+  }
+
+ private:
+  std::vector<std::unique_ptr<ProcessorImpl>> workers_;
+};
+
 }  // namespace
 }  // namespace internal::processor
 
@@ -907,9 +1047,21 @@ absl::StatusOr<std::unique_ptr<Processor>> Processor::Create(std::shared_ptr<Tra
   }
   bool static_member = !options.instance_id.empty();
   if (options.instance_id.empty()) options.instance_id = internal::processor::DefaultInstanceId();
-  return std::make_unique<internal::processor::ProcessorImpl>(
-      std::move(transport), std::move(definition), std::move(options), std::move(topics),
-      static_member);
+  if (options.workers <= 1) {
+    return std::make_unique<internal::processor::ProcessorImpl>(
+        std::move(transport), std::move(definition), std::move(options), std::move(topics),
+        static_member);
+  }
+  std::vector<std::unique_ptr<internal::processor::ProcessorImpl>> workers;
+  for (size_t i = 0; i < options.workers; ++i) {
+    ProcessorOptions worker = options;
+    worker.instance_id = absl::StrCat(options.instance_id, "-w", i);
+    worker.cache_size = options.cache_size / options.workers;
+    worker.workers = 1;
+    workers.push_back(std::make_unique<internal::processor::ProcessorImpl>(
+        transport, definition, std::move(worker), topics, static_member));
+  }
+  return std::make_unique<internal::processor::WorkerGroup>(std::move(workers));
 }
 
 }  // namespace leftfold

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "processor/store_writer.h"
@@ -57,6 +58,79 @@ TEST(PartitionStoreTest, CompactionDropsResultsOlderThanTheWindowOnly) {
   ASSERT_TRUE(fresh->has_value());
   EXPECT_EQ((*fresh)->version(), 3);
   EXPECT_EQ((*fresh)->aggregate_id(), "acct-1");
+}
+
+// The live path hands over the bytes it sent to the log; reads see the same messages, and
+// GetResults (one MultiGet) answers hits and misses in order.
+TEST(PartitionStoreTest, EncodedEntriesReadBackAndGetResultsAnswersInOrder) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  auto store = PartitionStore::Open(dir, {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  v1::CommandResult result = ResultAt("c-2", absl::Now());
+  std::string value = PartitionStore::EncodeResult(result);
+  EXPECT_EQ(std::string(PartitionStore::ResultBytes(value)), result.SerializeAsString());
+  PartitionStore::Update update;
+  update.encoded_snapshots.push_back(
+      {.aggregate_id = "acct-9", .bytes = SnapshotOf("acct-9", 4).SerializeAsString()});
+  update.encoded_results.push_back({.command_id = "c-2", .value = value});
+  update.results = {ResultAt("c-1", absl::Now())};
+  ASSERT_TRUE((*store)->Write(update).ok());
+
+  auto snapshot = (*store)->GetSnapshot("acct-9");
+  ASSERT_TRUE(snapshot.ok() && snapshot->has_value());
+  EXPECT_EQ((*snapshot)->version(), 4);
+  auto found = (*store)->GetResults({"nope", "c-2", "c-1", "also-not"});
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 4u);
+  EXPECT_FALSE((*found)[0].has_value());
+  ASSERT_TRUE((*found)[1].has_value());
+  EXPECT_EQ((*found)[1]->command_id(), "c-2");
+  EXPECT_EQ((*found)[1]->SerializeAsString(), result.SerializeAsString());
+  ASSERT_TRUE((*found)[2].has_value());
+  EXPECT_EQ((*found)[2]->command_id(), "c-1");
+  EXPECT_FALSE((*found)[3].has_value());
+  auto single = (*store)->GetResult("c-2");
+  ASSERT_TRUE(single.ok() && single->has_value());
+  EXPECT_EQ((*single)->version(), 3);
+}
+
+// GetResults agrees with GetResult for entries in SST files and in the memtable, for misses,
+// and for an id asked twice in one call (a command repeated within a batch).
+TEST(PartitionStoreTest, GetResultsAgreesWithGetResultAcrossFilesAndMemtable) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  auto store = PartitionStore::Open(dir, {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  for (int chunk = 0; chunk < 3; ++chunk) {
+    PartitionStore::Update update;
+    for (int i = 0; i < 5000; ++i) {
+      update.results.push_back(ResultAt(absl::StrCat("cmd-", chunk, "-", i), absl::Now()));
+    }
+    ASSERT_TRUE((*store)->Write(update).ok());
+    if (chunk == 1) {
+      ASSERT_TRUE((*store)->Compact().ok());  // chunks 0 and 1 in SST files
+    }
+  }
+  std::vector<std::string> ids;
+  for (int chunk = 0; chunk < 4; ++chunk) {  // chunk 3 was never written
+    for (int i = 0; i < 5000; i += 7) ids.push_back(absl::StrCat("cmd-", chunk, "-", i));
+  }
+  ids.push_back("cmd-1-7");
+  ids.push_back("cmd-3-7");
+  std::vector<absl::string_view> views(ids.begin(), ids.end());
+  auto found = (*store)->GetResults(views);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), ids.size());
+  int hits = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto single = (*store)->GetResult(ids[i]);
+    ASSERT_TRUE(single.ok()) << single.status();
+    ASSERT_EQ((*found)[i].has_value(), single->has_value()) << ids[i];
+    if (single->has_value()) {
+      ++hits;
+      EXPECT_EQ((*found)[i]->command_id(), ids[i]);
+    }
+  }
+  EXPECT_EQ(hits, 3 * 715 + 1);
 }
 
 TEST(PartitionStoreTest, ReopenKeepsSnapshotsResultsAndChangelogOffsets) {
