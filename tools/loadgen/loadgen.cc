@@ -246,6 +246,14 @@ void Engine::OnDone(Call* raw, const grpc::Status& status) {
       ++state.report.completed;
       ++state.report.outcomes[code];
       state.report.latency.Record(now - call->intended);
+      if (status.ok() && !options_.submit && call->response.has_processed_at()) {
+        absl::Time processed = absl::FromUnixSeconds(call->response.processed_at().seconds()) +
+                               absl::Nanoseconds(call->response.processed_at().nanos());
+        // Clamped at zero: the two clocks are the same, but a stamp is not a barrier.
+        state.report.to_processed.Record(
+            std::max(absl::ZeroDuration(), processed - call->intended));
+        state.report.from_processed.Record(std::max(absl::ZeroDuration(), now - processed));
+      }
     } else {
       ++state.report.errors;
       ++state.report.error_codes[code];
@@ -421,6 +429,14 @@ std::string FormatHuman(const LoadOptions& options, const LoadReport& report) {
       options.mode == LoadOptions::Mode::kOpen ? "from intended send" : "from send",
       m.latency.QuantileMillis(0.50), m.latency.QuantileMillis(0.99),
       m.latency.QuantileMillis(0.999), m.latency.MaxMillis(), m.latency.MeanMillis());
+  if (m.to_processed.count() > 0) {
+    absl::StrAppendFormat(&out,
+                          "  accepted calls, split at processed_at: to p50 %.2f p99 %.2f | from "
+                          "p50 %.2f p99 %.2f ms\n",
+                          m.to_processed.QuantileMillis(0.50), m.to_processed.QuantileMillis(0.99),
+                          m.from_processed.QuantileMillis(0.50),
+                          m.from_processed.QuantileMillis(0.99));
+  }
   absl::StrAppendFormat(&out, "  outcomes: %s\n  transport errors: %d (%s)\n  client CPU: %.2f s\n",
                         Counts(m.outcomes), m.errors, Counts(m.error_codes),
                         report.client_cpu_seconds);

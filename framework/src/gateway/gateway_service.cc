@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/proto_time.h"
 #include "common/status_grpc.h"
-#include "google/protobuf/util/time_util.h"
 #include "leftfold/logging.h"
 
 namespace leftfold::internal::gateway {
@@ -384,7 +384,7 @@ CommandEnvelope Normalize(const CommandEnvelope& in) {
   CommandEnvelope c = in;
   if (c.command_id().empty()) c.set_command_id(internal::gateway::NewCommandId());
   if (!c.has_submitted_at()) {
-    *c.mutable_submitted_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    *c.mutable_submitted_at() = internal::ProtoNow();
   }
   return c;
 }

@@ -10,7 +10,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
 #include "leftfold/logging.h"
 #include "log/errors.h"
 #include "log/log.h"
@@ -23,7 +23,6 @@ namespace leftfold {
 namespace internal::processor {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using log::ErrorClass;
 
 constexpr char kComponent[] = "processor";
@@ -517,7 +516,7 @@ absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
 
 void ProcessorImpl::StageResult(const log::Record& record, v1::CommandResult result,
                                 StagedBatch& staged) {
-  *result.mutable_processed_at() = TimeUtil::GetCurrentTime();
+  *result.mutable_processed_at() = ProtoNow();
   if (result.aggregate_type().empty()) result.set_aggregate_type(definition_.type());
   switch (result.outcome()) {
     case v1::CommandResult::ACCEPTED:
@@ -626,7 +625,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, StagedBatch& stage
   StageResult(record, std::move(result), staged);
   v1::CommandResult* staged_result = &staged.results.back();
   staged_result->mutable_event_positions()->Reserve(static_cast<int>(decided.events.size()));
-  google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
+  google::protobuf::Timestamp now = ProtoNow();
   for (google::protobuf::Any& payload : decided.events) {
     v1::EventEnvelope event;
     event.set_aggregate_type(definition_.type());
@@ -687,7 +686,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
       n = std::max(n, delivered->offset + 1);
     };
   };
-  google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
+  google::protobuf::Timestamp now = ProtoNow();
   for (auto& [key, state] : staged.states) {
     v1::Snapshot snapshot;
     snapshot.set_aggregate_type(definition_.type());

@@ -360,9 +360,12 @@ class KafkaConsumer final : public Consumer {
     if (has_group() && !options_.instance_id.empty()) {
       enforced["group.instance.id"] = absl::StrCat(options_.group_id, "-", options_.instance_id);
     }
-    // Latency over request count: a read_committed fetch is not woken by a commit marker, so
-    // the broker's default 500 ms long-poll would delay every result (overridable).
-    Properties defaults = {{"fetch.wait.max.ms", "10"}};
+    // The broker answers a waiting fetch as soon as the partition's readable end moves, commit
+    // markers included (measured: a results tail with a 200 ms wait saw results as fast as with
+    // 10 ms), so the wait only bounds idle polling and how late an end-of-partition is noticed.
+    // 10 ms made every idle consumer cost the broker ~2.5% of a core; Kafka's default 500 ms
+    // would make each catch-up to the end (restore, lag) half a second slower (overridable).
+    Properties defaults = {{"fetch.wait.max.ms", "100"}};
     absl::StatusOr<ConfPtr> conf =
         BuildConf(settings_->brokers,
                   {&defaults, &settings_->properties, &options_.kafka_properties, &enforced});
