@@ -157,10 +157,13 @@ class KafkaProducer final : public Producer {
       txn["transaction.timeout.ms"] = absl::StrCat(
           std::max<int64_t>(1000, absl::ToInt64Milliseconds(options_.transaction_timeout)));
       // A transaction begun right after a commit meets the broker still writing the previous
-      // one's markers: its first AddPartitions/AddOffsets request is answered
-      // CONCURRENT_TRANSACTIONS and retried after this backoff. librdkafka's default (100 ms)
-      // made that wait most of a consume-transform-produce cycle.
-      txn["retry.backoff.ms"] = "5";
+      // one's markers: its first AddOffsets request is answered CONCURRENT_TRANSACTIONS and
+      // retried after this backoff. librdkafka's default (100 ms) made that wait most of a
+      // consume-transform-produce cycle; 1 ms against 5 halved a processor's send-offsets time
+      // at 2,000 commands/s (3 ms against 6.5) for ~10% more client CPU. AddPartitions retries
+      // after a fixed 20 ms whatever this says, which is why the processor adds its offsets
+      // before its first record.
+      txn["retry.backoff.ms"] = "1";
     }
     // Not overridable: exactly-once and Java-compatible key placement are guarantees.
     static const Properties kEnforced = {
