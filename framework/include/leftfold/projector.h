@@ -65,6 +65,11 @@ class EventContext {
   // `envelope` must outlive the context. For a snapshot, the envelope is built from it (no
   // command id).
   EventContext(const v1::EventEnvelope& envelope, v1::Position position);
+  // Borrows `position` too (no copy; the runtime's per-event path): it must outlive the context.
+  EventContext(const v1::EventEnvelope& envelope, const v1::Position* position);
+  // A copy owns a copy of the position (it may outlive the borrowed one).
+  EventContext(const EventContext& other);
+  EventContext& operator=(const EventContext& other);
 
   const std::string& aggregate_type() const { return envelope_->aggregate_type(); }
   const AggregateId& aggregate_id() const { return aggregate_id_; }
@@ -72,14 +77,15 @@ class EventContext {
   CommandId command_id() const { return CommandId(envelope_->command_id()); }
   absl::Time timestamp() const;
   // Where the event is: topic, partition, offset.
-  const v1::Position& position() const { return position_; }
+  const v1::Position& position() const { return *position_; }
   // Metadata, correlation id.
   const v1::EventEnvelope& envelope() const { return *envelope_; }
 
  private:
   const v1::EventEnvelope* envelope_;
   AggregateId aggregate_id_;
-  v1::Position position_;
+  v1::Position owned_position_;             // when constructed with a Position by value
+  const v1::Position* position_ = nullptr;  // &owned_position_ or the borrowed one
 };
 
 class Projector {

@@ -115,6 +115,21 @@ class View {
   virtual absl::Status PutRaw(absl::string_view key, std::string any_bytes) = 0;
   virtual absl::Status DeleteRaw(absl::string_view key) = 0;
   virtual absl::StatusOr<ScanPage> ScanRaw(const ScanRange& range) const = 0;
+  // Optional fast paths for a backend that keeps rows as messages (the RocksDB store's batch
+  // holds the rows it read or wrote parsed, and serializes each once, at its commit). Return
+  // std::nullopt to take the byte path above; otherwise the result of the Get or Put.
+  virtual std::optional<absl::Status> GetMessage(absl::string_view key,
+                                                 google::protobuf::Message* row) const {
+    (void)key;
+    (void)row;
+    return std::nullopt;
+  }
+  virtual std::optional<absl::Status> PutMessage(absl::string_view key,
+                                                 const google::protobuf::Message& row) {
+    (void)key;
+    (void)row;
+    return std::nullopt;
+  }
 };
 
 // One statement parameter: text, a number, a bool, or SQL NULL (std::nullopt / nullptr).

@@ -10,7 +10,27 @@ namespace leftfold {
 EventContext::EventContext(const v1::EventEnvelope& envelope, v1::Position position)
     : envelope_(&envelope),
       aggregate_id_(envelope.aggregate_id()),
-      position_(std::move(position)) {}
+      owned_position_(std::move(position)),
+      position_(&owned_position_) {}
+
+EventContext::EventContext(const v1::EventEnvelope& envelope, const v1::Position* position)
+    : envelope_(&envelope), aggregate_id_(envelope.aggregate_id()), position_(position) {}
+
+// A copy owns its position: it may outlive the event (the runtime's position moves on).
+EventContext::EventContext(const EventContext& other)
+    : envelope_(other.envelope_),
+      aggregate_id_(other.aggregate_id_),
+      owned_position_(*other.position_),
+      position_(&owned_position_) {}
+
+EventContext& EventContext::operator=(const EventContext& other) {
+  if (this == &other) return *this;
+  envelope_ = other.envelope_;
+  aggregate_id_ = other.aggregate_id_;
+  owned_position_ = *other.position_;
+  position_ = &owned_position_;
+  return *this;
+}
 
 absl::Time EventContext::timestamp() const {
   return absl::FromUnixSeconds(envelope_->timestamp().seconds()) +

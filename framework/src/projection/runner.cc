@@ -1,6 +1,8 @@
 #include "projection/runner.h"
 
 #include <algorithm>
+#include <iterator>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -97,19 +99,36 @@ absl::Status Runner::Start() {
               halted_.erase(tp);
               next_.erase(tp);
               pending_seek_.erase(tp);
+              sought_at_.erase(tp);
               unhinted_offsets_.erase(tp);  // the new owner seeks to the store's checkpoint
             }
           },
   };
   if (absl::Status s = consumer_->Subscribe(topics_, std::move(listener)); !s.ok()) return s;
   LogInfo(kComponent, "started", {{"projector", projector_.name()}, {"backend", log_.backend()}});
+  decoder_ = std::thread([this] { DecoderLoop(); });
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
 }
 
 absl::Status Runner::Stop() {
   stop_ = true;
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    thread_.join();
+    // The last batch's background write (a failure only means a restart re-applies it).
+    if (absl::Status s = store_.Flush(); !s.ok()) {
+      LogWarning(kComponent, "last batch not stored; a restart re-applies it",
+                 {{"projector", projector_.name()}, {"error", s.ToString()}});
+    }
+  }
+  if (decoder_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(decode_mu_);
+      decode_stop_ = true;
+    }
+    decode_cv_.notify_all();
+    decoder_.join();
+  }
   if (consumer_) {
     HintGroupOffsets(/*force=*/true);  // the polling thread has ended: this thread owns it now
     consumer_->Close().IgnoreError();
@@ -134,6 +153,7 @@ absl::Status Runner::SeekToCheckpoints(const std::vector<log::TopicPartition>& t
     if (s.ok()) {
       pending_seek_.erase(tp);
       next_[tp] = offset;
+      sought_at_[tp] = ++seeks_;
     } else if (first.ok()) {
       first = s;
     }
@@ -152,14 +172,28 @@ void Runner::Run() {
 
 absl::Status Runner::RunLoop() {
   absl::Duration backoff = absl::Milliseconds(10);
+  // Two stages: while the handlers run batch `ready` on this thread, the next poll's records are
+  // decoded on the decoder thread into `next`. The consumer is only used from this thread.
+  Polled polled[2];
+  Polled* ready = &polled[0];
+  Polled* next = &polled[1];
+  bool have_ready = false;
   while (!stop_) {
-    absl::StatusOr<std::vector<log::Record>> records =
-        consumer_->Poll(options_.max_batch, options_.poll_timeout);
+    // With a batch ready, poll without waiting: the ready batch must not wait for new records.
+    absl::StatusOr<std::vector<log::Record>> records = consumer_->Poll(
+        options_.max_batch, have_ready ? absl::ZeroDuration() : options_.poll_timeout);
+    bool have_next = false;
     if (!records.ok()) {
       if (log::ClassifyError(records.status()) == log::ErrorClass::kFatal) return records.status();
       LogWarning(kComponent, "poll failed",
                  {{"projector", projector_.name()}, {"error", records.status().ToString()}});
-      continue;
+    } else if (!records->empty()) {
+      // Swaps, no move-assign: freeing the previous batch's records is the decoder's job.
+      next->retired.swap(next->records);
+      next->records.swap(*records);
+      next->seek_stamp = seeks_;
+      StartDecode(next);
+      have_next = true;
     }
     absl::Status s;
     {
@@ -169,12 +203,25 @@ absl::Status Runner::RunLoop() {
         std::vector<log::TopicPartition> tps(pending_seek_.begin(), pending_seek_.end());
         SeekToCheckpoints(tps).IgnoreError();
       }
-      if (records->empty()) continue;
-      s = ProcessBatch(*records);
+      if (!deferred_error_.ok()) {
+        // A background write failed (found by WhilePaused): no batch may go on top of it; the
+        // ready one is dropped with the rewind below and polled again.
+        s = std::exchange(deferred_error_, absl::OkStatus());
+      } else if (have_ready) {
+        s = ProcessBatch(*ready);
+      } else if (!have_next) {
+        // Idle: make sure the last batch's background write went in (else rewind now, not at
+        // the next event).
+        s = store_.Flush();
+      }
     }
+    if (have_next) WaitDecode();
+    std::swap(ready, next);
+    have_ready = have_next;
     if (absl::IsCancelled(s)) return absl::OkStatus();  // simulated crash
     if (!s.ok()) {
-      // The store refused the batch: nothing of it counts. Rewind to what the store holds.
+      // The store refused the batch: nothing of it counts. Rewind to what the store holds (the
+      // seeks also void the records polled meanwhile, which came after the refused batch).
       LogWarning(kComponent, "batch failed, rewinding to the stored checkpoints",
                  {{"projector", projector_.name()}, {"error", s.ToString()}});
       std::vector<log::TopicPartition> tps;
@@ -191,18 +238,89 @@ absl::Status Runner::RunLoop() {
   return absl::OkStatus();
 }
 
-absl::Status Runner::ProcessBatch(std::vector<log::Record>& records) {
+bool Runner::Decode(const log::Record& record, v1::EventEnvelope* envelope) const {
+  if (snapshot_topics_.count(record.topic) == 0) {
+    // ParseFromString clears first; a reused envelope keeps its strings' buffers.
+    return envelope->ParseFromString(record.value);
+  }
+  envelope->Clear();
+  v1::Snapshot snapshot;
+  if (!snapshot.ParseFromString(record.value)) return false;
+  envelope->set_aggregate_type(snapshot.aggregate_type());
+  envelope->set_aggregate_id(snapshot.aggregate_id());
+  envelope->set_version(snapshot.version());
+  *envelope->mutable_timestamp() = snapshot.timestamp();
+  *envelope->mutable_payload() = std::move(*snapshot.mutable_state());
+  return true;
+}
+
+void Runner::DecodeAll(Polled& polled) const {
+  polled.retired.clear();
+  const size_t n = polled.records.size();
+  if (polled.envelopes.size() < n) polled.envelopes.resize(n);
+  polled.decoded.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    polled.decoded[i] = Decode(polled.records[i], &polled.envelopes[i]) ? 1 : 0;
+  }
+}
+
+void Runner::DecoderLoop() {
+  std::unique_lock<std::mutex> lock(decode_mu_);
+  for (;;) {
+    decode_cv_.wait(lock, [this] { return decode_stop_ || decode_job_ != nullptr; });
+    if (decode_job_ == nullptr) return;  // stopping, nothing in hand
+    Polled* job = decode_job_;
+    lock.unlock();
+    DecodeAll(*job);
+    lock.lock();
+    decode_job_ = nullptr;
+    decode_cv_.notify_all();
+  }
+}
+
+void Runner::StartDecode(Polled* polled) {
+  // A thread hand-off costs more than decoding a few records here.
+  constexpr size_t kMinOffloaded = 64;
+  if (polled->records.size() < kMinOffloaded || !decoder_.joinable()) {
+    DecodeAll(*polled);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(decode_mu_);
+    decode_job_ = polled;
+  }
+  decode_cv_.notify_all();
+}
+
+void Runner::WaitDecode() {
+  std::unique_lock<std::mutex> lock(decode_mu_);
+  decode_cv_.wait(lock, [this] { return decode_job_ == nullptr; });
+}
+
+absl::Status Runner::ProcessBatch(Polled& polled) {
+  const std::vector<log::Record>& records = polled.records;
   // Drop what this runner must not apply: partitions not yet sought to their checkpoint, halted
-  // partitions, and records below the checkpoint (re-delivered after a seek).
-  std::vector<const log::Record*> todo;
+  // partitions, records polled before their partition's last seek, and records below the
+  // checkpoint (re-delivered after a seek). Decided once per run of one partition's records.
+  std::vector<size_t> todo;
+  todo.reserve(records.size());
   {
     absl::MutexLock lock(&mu_);
-    for (const log::Record& r : records) {
-      log::TopicPartition tp{r.topic, r.partition};
-      if (pending_seek_.count(tp) || halted_.count(tp)) continue;
-      auto it = next_.find(tp);
-      if (it == next_.end() || r.offset < it->second) continue;
-      todo.push_back(&r);
+    const log::Record* run = nullptr;  // first record of the current partition run
+    bool usable = false;
+    int64_t next = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      const log::Record& r = records[i];
+      if (run == nullptr || r.partition != run->partition || r.topic != run->topic) {
+        run = &r;
+        log::TopicPartition tp{r.topic, r.partition};
+        auto it = next_.find(tp);
+        auto sought = sought_at_.find(tp);
+        usable = !pending_seek_.count(tp) && !halted_.count(tp) && it != next_.end() &&
+                 sought != sought_at_.end() && sought->second <= polled.seek_stamp;
+        next = usable ? it->second : 0;
+      }
+      if (usable && r.offset >= next) todo.push_back(i);
     }
   }
   // A poison event aborts the store batch; the batch is then redone without it (skipped into the
@@ -216,13 +334,27 @@ absl::Status Runner::ProcessBatch(std::vector<log::Record>& records) {
     size_t failed = todo.size();
     absl::Status error;
     int64_t applied = 0;
+    // The current partition run: its checkpoint entry, and its halt offset if any.
+    const log::Record* run = nullptr;
+    int64_t* checkpoint = nullptr;
+    int64_t halt = std::numeric_limits<int64_t>::max();
     for (size_t i = 0; i < todo.size(); ++i) {
-      const log::Record& r = *todo[i];
-      log::TopicPartition tp{r.topic, r.partition};
-      if (auto h = halted_at.find(tp); h != halted_at.end() && r.offset >= h->second) continue;
+      const log::Record& r = records[todo[i]];
+      if (run == nullptr || r.partition != run->partition || r.topic != run->topic) {
+        run = &r;
+        log::TopicPartition tp{r.topic, r.partition};
+        auto h = halted_at.find(tp);
+        halt = h == halted_at.end() ? std::numeric_limits<int64_t>::max() : h->second;
+        checkpoint = &checkpoints.try_emplace(std::move(tp), 0).first->second;
+        if (position_.topic() != r.topic) position_.set_topic(r.topic);
+        position_.set_partition(r.partition);
+      }
+      if (r.offset >= halt) continue;
       if (!skipped.count(i)) {
         (*batch)->StartEvent(i);
-        error = Apply(r, **batch);
+        position_.set_offset(r.offset);
+        error = ApplyDecoded(r, polled.decoded[todo[i]] ? &polled.envelopes[todo[i]] : nullptr,
+                             position_, **batch);
         if (!error.ok()) {
           // A deferred (pipelined) write of an earlier event may be what failed.
           failed = std::min((*batch)->failed_event().value_or(i), i);
@@ -230,7 +362,11 @@ absl::Status Runner::ProcessBatch(std::vector<log::Record>& records) {
         }
         ++applied;
       }
-      checkpoints[tp] = r.offset + 1;
+      *checkpoint = r.offset + 1;
+    }
+    // A partition whose every record in this batch was held back by a halt has no checkpoint.
+    for (auto it = checkpoints.begin(); it != checkpoints.end();) {
+      it = it->second == 0 ? checkpoints.erase(it) : std::next(it);
     }
     if (failed == todo.size()) {
       if (options_.crash_before_commit && options_.crash_before_commit()) {
@@ -259,7 +395,7 @@ absl::Status Runner::ProcessBatch(std::vector<log::Record>& records) {
       error = s;
     }
     batch->reset();  // drop the failed attempt's writes
-    const log::Record& poison = *todo[failed];
+    const log::Record& poison = records[todo[failed]];
     log::TopicPartition tp{poison.topic, poison.partition};
     if (options_.dead_letter) {
       if (absl::Status s = DeadLetter(poison, error); !s.ok()) return s;
@@ -303,29 +439,31 @@ void Runner::HintGroupOffsets(bool force) {
 
 absl::Status Runner::WhilePaused(const std::function<absl::Status()>& fn) {
   absl::MutexLock lock(&batch_mu_);
+  // The last batch may still be on its way into the store: the watermarks (the rebuilder's
+  // targets) and the store must hold it before `fn` looks.
+  if (absl::Status s = store_.Flush(); !s.ok()) {
+    deferred_error_ = s;  // the polling thread rewinds for it
+    return s;
+  }
   return fn();
 }
 
 absl::Status Runner::Apply(const log::Record& record, store::Batch& batch) const {
-  const bool state = snapshot_topics_.count(record.topic) > 0;
-  // Reused: Clear() keeps the strings' buffers, so parsing an event allocates little.
+  // Reused: a parse keeps the strings' buffers, so decoding an event allocates little.
   thread_local v1::EventEnvelope envelope;
-  envelope.Clear();
-  if (state) {
-    v1::Snapshot snapshot;
-    if (!snapshot.ParseFromString(record.value)) {
-      return absl::DataLossError("record is not a leftfold.v1.Snapshot");
-    }
-    envelope.set_aggregate_type(snapshot.aggregate_type());
-    envelope.set_aggregate_id(snapshot.aggregate_id());
-    envelope.set_version(snapshot.version());
-    *envelope.mutable_timestamp() = snapshot.timestamp();
-    *envelope.mutable_payload() = std::move(*snapshot.mutable_state());
-  } else if (!envelope.ParseFromString(record.value)) {
-    return absl::DataLossError("record is not a leftfold.v1.EventEnvelope");
+  const bool decoded = Decode(record, &envelope);
+  return ApplyDecoded(record, decoded ? &envelope : nullptr, PositionOf(record), batch);
+}
+
+absl::Status Runner::ApplyDecoded(const log::Record& record, const v1::EventEnvelope* envelope,
+                                  const v1::Position& position, store::Batch& batch) const {
+  const bool state = snapshot_topics_.count(record.topic) > 0;
+  if (envelope == nullptr) {
+    return absl::DataLossError(state ? "record is not a leftfold.v1.Snapshot"
+                                     : "record is not a leftfold.v1.EventEnvelope");
   }
-  EventContext ctx(envelope, PositionOf(record));
-  return projector_.Dispatch(ctx, envelope.payload(), state, batch.view(), batch.sql());
+  EventContext ctx(*envelope, &position);
+  return projector_.Dispatch(ctx, envelope->payload(), state, batch.view(), batch.sql());
 }
 
 absl::Status Runner::DeadLetter(const log::Record& record, const absl::Status& error) {

@@ -17,14 +17,21 @@
 // dead_letter the event is copied to "<prefix><name>.dlq" (headers say where it came from and
 // why) and skipped.
 //
-// Owned by the caller; the log and the store must outlive it. Thread-safe; the polling thread is
-// its own.
+// Pipelined: while the handlers run one batch on the polling thread, the next poll's records are
+// decoded on a decoder thread, and a RocksDB store writes the previous batch on its writer thread
+// (see RocksViewStore). The consumer is used by the polling thread only; records polled before a
+// seek of their partition (rewind, new assignment) are dropped, never applied out of order.
+//
+// Owned by the caller; the log and the store must outlive it. Thread-safe; the polling and
+// decoder threads are its own.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -85,16 +92,37 @@ class Runner {
   const RunnerOptions& options() const { return options_; }
 
   // Runs `fn` while no batch is in flight and none starts (the polling thread waits before its
-  // next batch): the rebuilder swaps the store under it. Keep `fn` short: the view stops moving.
+  // next batch), the store's writes all done (Flush): the rebuilder swaps the store under it.
+  // Keep `fn` short: the view stops moving.
   absl::Status WhilePaused(const std::function<absl::Status()>& fn);
   // Runs the projector's handler for one record into `batch` (no checkpoint): shared with the
   // rebuilder so a rebuilt view is made by exactly the same code.
   absl::Status Apply(const log::Record& record, store::Batch& batch) const;
 
  private:
+  // One poll's records and their decoded envelopes. The runner holds two: while the handlers
+  // run one batch, the decoder thread decodes the next (the poll stays on the runner's thread).
+  struct Polled {
+    std::vector<log::Record> records;
+    // The records this Polled held before: freed by the decoder thread, not the runner's.
+    std::vector<log::Record> retired;
+    std::vector<v1::EventEnvelope> envelopes;  // [i] decodes records[i] (reused: buffers kept)
+    std::vector<char> decoded;                 // [i]: records[i] decoded
+    uint64_t seek_stamp = 0;                   // seeks_ right after the poll
+  };
+  // Snapshot topics' records are converted into an envelope. False: undecodable.
+  bool Decode(const log::Record& record, v1::EventEnvelope* envelope) const;
+  void DecodeAll(Polled& polled) const;
+  absl::Status ApplyDecoded(const log::Record& record, const v1::EventEnvelope* envelope,
+                            const v1::Position& position, store::Batch& batch) const;
+  // The decoder thread: decodes what StartDecode hands it.
+  void DecoderLoop();
+  void StartDecode(Polled* polled);
+  void WaitDecode();
+
   void Run();
   absl::Status RunLoop();
-  absl::Status ProcessBatch(std::vector<log::Record>& records);
+  absl::Status ProcessBatch(Polled& polled);
   absl::Status DeadLetter(const log::Record& record, const absl::Status& error);
   absl::Status SeekToCheckpoints(const std::vector<log::TopicPartition>& tps);
   // Commits the checkpoints of recent batches as the group's offsets, at most once per
@@ -116,6 +144,20 @@ class Runner {
   std::set<log::TopicPartition> pending_seek_;               // assigned, not yet sought
   std::map<log::TopicPartition, int64_t> unhinted_offsets_;  // committed to the store only
   absl::Time last_hint_ = absl::InfinitePast();
+  // Seeks so far, and per partition the count at its last seek: records polled before a
+  // partition's last seek came from its old position and are dropped (a later poll re-reads
+  // them from the new one).
+  uint64_t seeks_ = 0;
+  std::map<log::TopicPartition, uint64_t> sought_at_;
+  v1::Position position_;  // the current event's, lent to its EventContext
+
+  // The decoder thread and its one job (a Polled, or null when idle). std::mutex, not
+  // absl::Mutex: a plain hand-off between two threads.
+  std::thread decoder_;
+  std::mutex decode_mu_;
+  std::condition_variable decode_cv_;
+  Polled* decode_job_ = nullptr;
+  bool decode_stop_ = false;
 
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> events_applied_{0};
@@ -123,6 +165,8 @@ class Runner {
 
   // Held by the polling thread around each batch (seeks included); WhilePaused takes it.
   absl::Mutex batch_mu_;
+  // A failed background write WhilePaused's flush found: the polling thread rewinds for it.
+  absl::Status deferred_error_ ABSL_GUARDED_BY(batch_mu_);
   mutable absl::Mutex mu_;
   std::set<log::TopicPartition> assigned_ ABSL_GUARDED_BY(mu_);
   std::map<log::TopicPartition, absl::Status> halted_ ABSL_GUARDED_BY(mu_);

@@ -4,6 +4,7 @@
 #include <typeinfo>
 
 #include "absl/strings/str_cat.h"
+#include "projection/row_codec.h"
 
 namespace leftfold {
 
@@ -76,42 +77,74 @@ const std::string& FullName(const google::protobuf::Message& m) {
 
 }  // namespace
 
+namespace internal::projection {
+
+void EncodeRow(const google::protobuf::Message& row, std::string* out) {
+  const std::string& type = FullName(row);
+  const size_t url_size = sizeof(kTypeUrlPrefix) - 1 + type.size();
+  const size_t size = row.ByteSizeLong();
+  out->clear();
+  out->reserve(url_size + size + 12);
+  out->push_back(0x0a);
+  AppendVarint(*out, url_size);
+  out->append(kTypeUrlPrefix).append(type);
+  if (size > 0) {
+    out->push_back(0x12);
+    AppendVarint(*out, size);
+    const size_t at = out->size();
+    out->resize(at + size);
+    row.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(&(*out)[at]));
+  }
+}
+
+bool DecodeRow(absl::string_view any_bytes, google::protobuf::Message* row) {
+  absl::string_view type_url, value;
+  if (!SplitAny(any_bytes, type_url, value)) return false;
+  const size_t slash = type_url.rfind('/');
+  return slash != absl::string_view::npos && type_url.substr(slash + 1) == FullName(*row) &&
+         row->ParseFromArray(value.data(), static_cast<int>(value.size()));
+}
+
+bool SameMessageType(const google::protobuf::Message& a, const google::protobuf::Message& b) {
+  const std::type_info& type = typeid(a);
+  if (type != typeid(b)) return false;
+  // One generated C++ class is one message type; a DynamicMessage class serves many.
+  thread_local const std::type_info* last_type = nullptr;
+  thread_local bool last_dynamic = false;
+  if (last_type == nullptr || *last_type != type) {
+    last_type = &type;
+    last_dynamic = std::strstr(type.name(), "DynamicMessage") != nullptr;
+  }
+  return !last_dynamic || a.GetDescriptor() == b.GetDescriptor();
+}
+
+absl::Status RowNotFound(absl::string_view view, absl::string_view key) {
+  return absl::NotFoundError(absl::StrCat("view ", view, " has no row '", key, "'"));
+}
+
+absl::Status RowTypeMismatch(absl::string_view view, absl::string_view key,
+                             const google::protobuf::Message& row) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("view ", view, " row '", key, "' is not a ", row.GetTypeName()));
+}
+
+}  // namespace internal::projection
+
 absl::Status View::Get(ViewKey key, google::protobuf::Message* row) const {
+  if (std::optional<absl::Status> done = GetMessage(key.str(), row)) return *std::move(done);
   absl::StatusOr<std::optional<std::string>> raw = GetRaw(key.str());
   if (!raw.ok()) return raw.status();
-  if (!raw->has_value()) {
-    return absl::NotFoundError(absl::StrCat("view ", name(), " has no row '", key.str(), "'"));
-  }
-  absl::string_view type_url, value;
-  bool ok = SplitAny(**raw, type_url, value);
-  if (ok) {
-    const size_t slash = type_url.rfind('/');
-    ok = slash != absl::string_view::npos && type_url.substr(slash + 1) == FullName(*row) &&
-         row->ParseFromArray(value.data(), static_cast<int>(value.size()));
-  }
-  if (!ok) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("view ", name(), " row '", key.str(), "' is not a ", row->GetTypeName()));
+  if (!raw->has_value()) return internal::projection::RowNotFound(name(), key.str());
+  if (!internal::projection::DecodeRow(**raw, row)) {
+    return internal::projection::RowTypeMismatch(name(), key.str(), *row);
   }
   return absl::OkStatus();
 }
 
 absl::Status View::Put(ViewKey key, const google::protobuf::Message& row) {
-  const std::string& type = FullName(row);
-  const size_t url_size = sizeof(kTypeUrlPrefix) - 1 + type.size();
-  const size_t size = row.ByteSizeLong();
+  if (std::optional<absl::Status> done = PutMessage(key.str(), row)) return *std::move(done);
   std::string out;
-  out.reserve(url_size + size + 12);
-  out.push_back(0x0a);
-  AppendVarint(out, url_size);
-  out.append(kTypeUrlPrefix).append(type);
-  if (size > 0) {
-    out.push_back(0x12);
-    AppendVarint(out, size);
-    const size_t at = out.size();
-    out.resize(at + size);
-    row.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(&out[at]));
-  }
+  internal::projection::EncodeRow(row, &out);
   return PutRaw(key.str(), std::move(out));
 }
 

@@ -62,7 +62,10 @@ class Batch {
   virtual SqlView* sql() = 0;
   // Commits the writes and these checkpoints atomically, then advances the watermarks.
   // On error nothing is committed (PostgreSQL: unless the commit's outcome is unknown, which the
-  // caller resolves by re-reading the checkpoints).
+  // caller resolves by re-reading the checkpoints). A store may finish the write in the
+  // background (RocksViewStore): the watermarks then advance once it is in the store, the next
+  // batches already read its rows, and a failure of that write is returned by the next Commit
+  // or Flush (nothing of the failed batch, nor of the batches after it, is then in the store).
   virtual absl::Status Commit(const Checkpoints& checkpoints) = 0;
   // The runtime numbers the events of a batch; writes a store defers (SqlView::Queue) remember
   // the number, so a deferred error still names the event that caused it.
@@ -77,6 +80,10 @@ class ProjectionStore {
   virtual ~ProjectionStore() = default;
   virtual absl::StatusOr<Checkpoints> LoadCheckpoints() = 0;
   virtual absl::StatusOr<std::unique_ptr<Batch>> Begin() = 0;
+  // Waits until every batch whose Commit returned OK is in the store (a store may write a
+  // committed batch in the background, e.g. RocksViewStore); returns the failure of such a write
+  // (once), after which the caller must resume from LoadCheckpoints. Runtime thread only.
+  virtual absl::Status Flush() { return absl::OkStatus(); }
   // Committed checkpoints (loaded at open, advanced by each commit).
   const Watermarks& watermarks() const { return watermarks_; }
 

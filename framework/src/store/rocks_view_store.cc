@@ -4,14 +4,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "projection/row_codec.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
 #include "store/scan_plan.h"
@@ -160,64 +164,238 @@ class RocksView : public View {
   rocksdb::DB* const* db_;
 };
 
-// The writes of one batch, as the LAST value of each key (std::nullopt: deleted), over the
-// committed rows. Why not a WriteBatchWithIndex: a projector rewrites the same rows many times
-// per batch (a counter, an account hit by many events); the indexed batch kept every version,
-// searched them on each read and wrote them all into the memtable at commit, and that was most
-// of the projector's time. Here a read of a row the batch wrote is one hash lookup, and the
-// commit writes each key once.
-using RowCache = absl::flat_hash_map<std::string, std::optional<std::string>>;
-// Bound on RowCache: past it the cache starts over (simpler than an LRU, and a projector's hot
+}  // namespace
+
+// Bound on the cache: past it the cache starts over (simpler than an LRU, and a projector's hot
 // rows come back within a batch or two).
 constexpr size_t kMaxCachedRows = 100000;
 
+// The cache's or the batch's idea of one row: absent (deleted / no such row), serialized, or a
+// message.
+struct CachedRow {
+  enum class Kind : uint8_t { kAbsent, kBytes, kMessage };
+  Kind kind = Kind::kAbsent;
+  std::string bytes;                                   // kBytes: the serialized Any
+  std::unique_ptr<google::protobuf::Message> message;  // kMessage
+
+  void SetAbsent() {
+    kind = Kind::kAbsent;
+    bytes.clear();
+    message.reset();
+  }
+  void SetBytes(std::string b) {
+    kind = Kind::kBytes;
+    bytes = std::move(b);
+    message.reset();
+  }
+  void SetMessage(const google::protobuf::Message& m) {
+    if (kind != Kind::kMessage || !projection::SameMessageType(*message, m)) {
+      message.reset(m.New());
+      kind = Kind::kMessage;
+      bytes.clear();
+    }
+    projection::CopyMessage(m, message.get());
+  }
+  // The stored bytes (serialized now for a message; `scratch` holds them then).
+  std::optional<absl::string_view> Bytes(std::string* scratch) const {
+    switch (kind) {
+      case Kind::kAbsent:
+        return std::nullopt;
+      case Kind::kBytes:
+        return absl::string_view(bytes);
+      case Kind::kMessage:
+        projection::EncodeRow(*message, scratch);
+        return absl::string_view(*scratch);
+    }
+    return std::nullopt;
+  }
+};
+
+// Row key (without the "r" prefix) -> committed row. This store's batches are the database's only
+// writer, so an entry cannot go stale; SwapIn empties it.
+class RowCache : public absl::flat_hash_map<std::string, CachedRow> {};
+
+// The writer thread of a store (see rocks_view_store.h, "Commit pipelining"). Thread-safe.
+class CommitWriter {
+ public:
+  CommitWriter(absl::Mutex* db_mu, rocksdb::DB* const* db, Watermarks* watermarks)
+      : db_mu_(db_mu), db_(db), watermarks_(watermarks), thread_([this] { Loop(); }) {}
+  ~CommitWriter() {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      idle_.wait(lock, [this] { return !busy_; });
+      stop_ = true;
+    }
+    work_.notify_all();
+    thread_.join();
+  }
+
+  // Waits until no write is in flight; the failure of the last one, if not taken yet.
+  absl::Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock, [this] { return !busy_; });
+    return error_;
+  }
+  // Like Wait, and forgets the failure (the caller reports it).
+  absl::Status Take() {
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_.wait(lock, [this] { return !busy_; });
+    return std::exchange(error_, absl::OkStatus());
+  }
+  // After Take() returned OK: writes `batch` in the background, then advances the watermarks.
+  void Submit(rocksdb::WriteBatch batch, Checkpoints checkpoints) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      batch_ = std::move(batch);
+      checkpoints_ = std::move(checkpoints);
+      busy_ = true;
+    }
+    work_.notify_all();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      work_.wait(lock, [this] { return stop_ || busy_; });
+      if (!busy_) return;
+      lock.unlock();
+      absl::Status s = Write();
+      lock.lock();
+      if (!s.ok() && error_.ok()) error_ = s;
+      busy_ = false;
+      idle_.notify_all();
+    }
+  }
+  absl::Status Write() {
+    {
+      absl::ReaderMutexLock lock(db_mu_);  // SwapIn replaces the database under it
+      rocksdb::DB* db = *db_;
+      if (db == nullptr) return absl::UnavailableError("view store closed");
+      rocksdb::WriteOptions options;
+      // WAL on, no fsync per batch: a process crash loses nothing (the WAL is in the OS), a
+      // machine crash may lose the last batches, but rows and checkpoint go back together (one
+      // atomic batch), so the projector re-applies exactly those events from the log, the
+      // source of truth. Never an event twice, never a view ahead of its checkpoint.
+      options.sync = false;
+      rocksdb::Status s = db->Write(options, &batch_);
+      if (!s.ok()) return FromRocks(s, "commit");
+    }
+    watermarks_->Advance(checkpoints_);
+    return absl::OkStatus();
+  }
+
+  absl::Mutex* db_mu_;
+  rocksdb::DB* const* db_;
+  Watermarks* watermarks_;
+  std::mutex mu_;
+  std::condition_variable work_;  // busy_ or stop_ set
+  std::condition_variable idle_;  // busy_ cleared
+  bool busy_ = false;             // a batch is handed over and not written yet
+  bool stop_ = false;
+  absl::Status error_;
+  rocksdb::WriteBatch batch_;  // owned by the writer thread while busy_
+  Checkpoints checkpoints_;
+  std::thread thread_;  // last: starts once the rest is set up
+};
+
+namespace {
+
+using RowMap = absl::flat_hash_map<std::string, CachedRow>;
+
+// Why a batch keeps its writes as the LAST value of each key, over a cache of committed rows,
+// and not in a WriteBatchWithIndex: a projector rewrites the same rows many times per batch (a
+// counter, an account hit by many events); the indexed batch kept every version, searched them
+// on each read and wrote them all into the memtable at commit. Here a read of a row the batch
+// wrote is one hash lookup and the commit writes each key once.
+//
+// Rows are kept as messages where they can be: a handler's Put copies its message in (no
+// serialization), a Get of the same type copies it out (no parse), and the commit serializes
+// each row once. A row first read from the database is parsed once and kept parsed.
 class BatchView : public View {
  public:
-  BatchView(const std::string& name, rocksdb::DB* db, RowCache* cache)
-      : name_(name), db_(db), cache_(cache) {}
+  // `writer`: its write in flight is not in `db` yet, only in `cache`.
+  BatchView(const std::string& name, rocksdb::DB* db, RowCache* cache, CommitWriter* writer)
+      : name_(name), db_(db), cache_(cache), writer_(writer) {}
 
   const std::string& name() const override { return name_; }
-  // Row key (with its prefix) -> last value of this batch.
-  const RowCache& writes() const { return writes_; }
+  // Row key (without the prefix) -> last value of this batch.
+  const RowMap& writes() const { return writes_; }
   // After the commit: the batch's writes are committed rows now.
   void MoveWritesToCache() {
     if (cache_->size() + writes_.size() > kMaxCachedRows) cache_->clear();
-    for (auto& [k, v] : writes_) cache_->insert_or_assign(k, std::move(v));
+    for (auto& [k, v] : writes_) (*cache_)[k] = std::move(v);
     writes_.clear();
   }
 
  protected:
-  absl::StatusOr<std::optional<std::string>> GetRaw(absl::string_view key) const override {
-    std::string k = RowKey(key);
-    if (auto it = writes_.find(k); it != writes_.end()) return it->second;
-    if (auto it = cache_->find(k); it != cache_->end()) return it->second;
-    std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), k, &value);
-    std::optional<std::string> row;
-    if (s.ok()) {
-      row = std::move(value);
-    } else if (!s.IsNotFound()) {
-      return FromRocks(s, "get");
+  // The row of `key` as this batch sees it: its own write, else the committed-row cache, else
+  // loaded from RocksDB (into the cache).
+  absl::StatusOr<CachedRow*> Lookup(absl::string_view key) const {
+    if (auto it = writes_.find(key); it != writes_.end()) return &it->second;
+    if (auto c = cache_->find(key); c != cache_->end()) return &c->second;
+    return Load(key);
+  }
+
+  std::optional<absl::Status> GetMessage(absl::string_view key,
+                                         google::protobuf::Message* row) const override {
+    absl::StatusOr<CachedRow*> found = Lookup(key);
+    if (!found.ok()) return found.status();
+    CachedRow* r = *found;
+    switch (r->kind) {
+      case CachedRow::Kind::kAbsent:
+        return projection::RowNotFound(name_, key);
+      case CachedRow::Kind::kMessage:
+        if (projection::SameMessageType(*r->message, *row)) {
+          projection::CopyMessage(*r->message, row);
+          return absl::OkStatus();
+        }
+        // Another C++ type (a DynamicMessage of the same name, or the wrong type): by bytes.
+        projection::EncodeRow(*r->message, &scratch_);
+        if (!projection::DecodeRow(scratch_, row)) {
+          return projection::RowTypeMismatch(name_, key, *row);
+        }
+        return absl::OkStatus();
+      case CachedRow::Kind::kBytes:
+        if (!projection::DecodeRow(r->bytes, row)) {
+          return projection::RowTypeMismatch(name_, key, *row);
+        }
+        r->SetMessage(*row);  // parsed once; later reads copy the message
+        return absl::OkStatus();
     }
-    if (cache_->size() >= kMaxCachedRows) cache_->clear();
-    cache_->emplace(std::move(k), row);  // committed, so cacheable whatever this batch becomes
-    return row;
+    return std::nullopt;
+  }
+  std::optional<absl::Status> PutMessage(absl::string_view key,
+                                         const google::protobuf::Message& row) override {
+    Slot(key).SetMessage(row);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<std::string>> GetRaw(absl::string_view key) const override {
+    absl::StatusOr<CachedRow*> found = Lookup(key);
+    if (!found.ok()) return found.status();
+    const CachedRow* r = *found;
+    std::optional<absl::string_view> bytes = r->Bytes(&scratch_);
+    if (!bytes.has_value()) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(*bytes));
   }
   absl::Status PutRaw(absl::string_view key, std::string any_bytes) override {
-    writes_.insert_or_assign(RowKey(key), std::move(any_bytes));
+    Slot(key).SetBytes(std::move(any_bytes));
     return absl::OkStatus();
   }
   absl::Status DeleteRaw(absl::string_view key) override {
-    writes_.insert_or_assign(RowKey(key), std::nullopt);
+    Slot(key).SetAbsent();
     return absl::OkStatus();
   }
   // Merges the batch's writes (sorted here; scans in handlers are rare) with the committed rows.
   absl::StatusOr<ScanPage> ScanRaw(const ScanRange& range) const override {
+    // The scan reads RocksDB, which must hold the previous batch first. (Its failure, if any,
+    // fails this batch's commit.)
+    writer_->Wait().IgnoreError();
     ScanPlan plan(range);
     const std::string lower = RowKey(plan.lower());
-    std::vector<std::pair<absl::string_view, const std::optional<std::string>*>> mine;
+    std::vector<std::pair<absl::string_view, const CachedRow*>> mine;
     for (const auto& [k, v] : writes_) {
-      if (absl::string_view(k) >= lower) mine.push_back({k, &v});
+      if (absl::string_view(k) >= plan.lower()) mine.push_back({k, &v});
     }
     std::sort(mine.begin(), mine.end(),
               [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -225,35 +403,37 @@ class BatchView : public View {
     it->Seek(lower);
     size_t m = 0;
     ScanPage page;
+    std::string scratch;
     for (;;) {
       const bool db_ok = it->Valid() && !it->key().empty() && it->key()[0] == kRowPrefix;
       const bool mine_ok = m < mine.size();
       if (!db_ok && !mine_ok) break;
-      std::string key;  // with the prefix; copied, the iterator moves on below
+      std::string key;  // without the prefix; copied, the iterator moves on below
       std::optional<std::string> value;
-      int cmp = !db_ok ? 1
-                : !mine_ok
-                    ? -1
-                    : it->key().compare(rocksdb::Slice(mine[m].first.data(), mine[m].first.size()));
+      int cmp = !db_ok     ? 1
+                : !mine_ok ? -1
+                           : absl::string_view(it->key().data() + 1, it->key().size() - 1)
+                                 .compare(mine[m].first);
       if (cmp < 0) {
-        key = it->key().ToString();
+        key.assign(it->key().data() + 1, it->key().size() - 1);
         value = it->value().ToString();
         it->Next();
       } else {
         key = std::string(mine[m].first);
-        value = *mine[m].second;
+        if (std::optional<absl::string_view> b = mine[m].second->Bytes(&scratch)) {
+          value = std::string(*b);
+        }
         ++m;
         if (cmp == 0) it->Next();  // the batch's write shadows the committed row
       }
       if (!value.has_value()) continue;  // deleted in this batch
-      absl::string_view row_key = absl::string_view(key).substr(1);
-      if (!plan.InRange(row_key)) break;
+      if (!plan.InRange(key)) break;
       if (plan.Full()) {
-        page.next_page_token = std::string(row_key);
+        page.next_page_token = key;
         break;
       }
       plan.Take();
-      absl::StatusOr<ViewRow> row = ToRow(name_, row_key, *value);
+      absl::StatusOr<ViewRow> row = ToRow(name_, key, *value);
       if (!row.ok()) return row.status();
       page.rows.push_back(*std::move(row));
     }
@@ -262,16 +442,43 @@ class BatchView : public View {
   }
 
  private:
+  // Reads a row the batch and the cache do not hold from the database into the cache (committed,
+  // so cacheable whatever this batch becomes).
+  absl::StatusOr<CachedRow*> Load(absl::string_view key) const {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), RowKey(key), &value);
+    if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "get");
+    if (cache_->size() >= kMaxCachedRows) {
+      // The cache holds the rows of the write in flight, which RocksDB may not have yet.
+      writer_->Wait().IgnoreError();
+      cache_->clear();
+    }
+    CachedRow& r = (*cache_)[key];
+    if (s.ok()) {
+      r.SetBytes(std::move(value));
+    } else {
+      r.SetAbsent();
+    }
+    return &r;
+  }
+  CachedRow& Slot(absl::string_view key) {
+    auto it = writes_.find(key);
+    if (it == writes_.end()) it = writes_.try_emplace(std::string(key)).first;
+    return it->second;
+  }
+
   const std::string& name_;
   rocksdb::DB* db_;
   RowCache* cache_;
-  RowCache writes_;
+  CommitWriter* writer_;
+  mutable RowMap writes_;  // mutable: a read parses a row once and keeps the message
+  mutable std::string scratch_;
 };
 
 class RocksBatch : public Batch {
  public:
-  RocksBatch(const std::string& name, rocksdb::DB* db, RowCache* cache, Watermarks* watermarks)
-      : db_(db), watermarks_(watermarks), view_(name, db, cache) {}
+  RocksBatch(const std::string& name, rocksdb::DB* db, RowCache* cache, CommitWriter* writer)
+      : cache_(cache), writer_(writer), view_(name, db, cache, writer) {}
 
   View* view() override { return &view_; }
   SqlView* sql() override { return nullptr; }
@@ -281,37 +488,41 @@ class RocksBatch : public Batch {
     // checkpoint never moves without the view change, nor the view without the checkpoint.
     // In key order: the memtable's skip list inserts a run of ascending keys next to each other
     // (it keeps the last insert's position) instead of searching from the top for each.
-    std::vector<const RowCache::value_type*> writes;
+    std::vector<const RowMap::value_type*> writes;
     writes.reserve(view_.writes().size());
     for (const auto& entry : view_.writes()) writes.push_back(&entry);
     std::sort(writes.begin(), writes.end(),
               [](const auto* a, const auto* b) { return a->first < b->first; });
     rocksdb::WriteBatch batch;
+    std::string key(1, kRowPrefix);
+    std::string scratch;
     for (const auto* entry : writes) {
-      const auto& [key, value] = *entry;
-      rocksdb::Status s = value.has_value() ? batch.Put(key, *value) : batch.Delete(key);
+      key.resize(1);
+      key.append(entry->first);
+      std::optional<absl::string_view> value = entry->second.Bytes(&scratch);
+      rocksdb::Status s = value.has_value()
+                              ? batch.Put(key, rocksdb::Slice(value->data(), value->size()))
+                              : batch.Delete(key);
       if (!s.ok()) return FromRocks(s, "write");
     }
     for (const auto& [tp, offset] : checkpoints) {
       rocksdb::Status s = batch.Put(CheckpointKey(tp), absl::StrCat(offset));
       if (!s.ok()) return FromRocks(s, "checkpoint");
     }
-    rocksdb::WriteOptions options;
-    // WAL on, no fsync per batch: a process crash loses nothing (the WAL is in the OS), a machine
-    // crash may lose the last batches, but rows and checkpoint go back together (one atomic
-    // batch), so the projector re-applies exactly those events from the log, the source of
-    // truth. Never an event twice, never a view ahead of its checkpoint.
-    options.sync = false;
-    rocksdb::Status s = db_->Write(options, &batch);
-    if (!s.ok()) return FromRocks(s, "commit");
+    // The previous batch's write must be in before this one goes (and before its rows, which
+    // this batch may have read from the cache, count as committed).
+    if (absl::Status previous = writer_->Take(); !previous.ok()) {
+      cache_->clear();  // holds rows of the failed batch
+      return previous;
+    }
     view_.MoveWritesToCache();
-    watermarks_->Advance(checkpoints);
+    writer_->Submit(std::move(batch), checkpoints);
     return absl::OkStatus();
   }
 
  private:
-  rocksdb::DB* db_;
-  Watermarks* watermarks_;
+  RowCache* cache_;
+  CommitWriter* writer_;
   BatchView view_;
 };
 
@@ -351,12 +562,14 @@ absl::StatusOr<std::unique_ptr<RocksViewStore>> RocksViewStore::OpenAt(
   }
   std::unique_ptr<RocksViewStore> store(new RocksViewStore());
   store->name_ = view_name;
+  store->row_cache_ = std::make_unique<RowCache>();
   store->dir_ = dir;
   {
     absl::MutexLock lock(&store->db_mu_);
     store->db_ = raw;
   }
   store->committed_ = std::make_unique<RocksView>(store->name_, &store->db_mu_, &store->db_);
+  store->writer_ = std::make_unique<CommitWriter>(&store->db_mu_, &store->db_, &store->watermarks_);
   absl::StatusOr<Checkpoints> checkpoints = store->LoadCheckpoints();
   if (!checkpoints.ok()) return checkpoints.status();
   store->watermarks_.Advance(*checkpoints);
@@ -364,6 +577,7 @@ absl::StatusOr<std::unique_ptr<RocksViewStore>> RocksViewStore::OpenAt(
 }
 
 RocksViewStore::~RocksViewStore() {
+  writer_.reset();  // writes the batch in flight (without db_mu_: the writer takes it)
   committed_.reset();
   absl::MutexLock lock(&db_mu_);
   CloseDb();
@@ -381,6 +595,9 @@ absl::Status RocksViewStore::SwapIn(std::unique_ptr<RocksViewStore> shadow) {
     return absl::InvalidArgumentError(
         absl::StrCat("view store ", name_, ": SwapIn needs the shadow at ", ShadowDir(dir_)));
   }
+  // The shadow's last batch must be in (a failed one shows in the shadow's checkpoints, which
+  // the rebuilder compares with the live ones before it swaps).
+  shadow->writer_->Wait().IgnoreError();
   {
     // Flushes the shadow's memtable so the renamed dir reopens without replaying a WAL.
     absl::MutexLock lock(&shadow->db_mu_);
@@ -408,8 +625,9 @@ absl::Status RocksViewStore::SwapIn(std::unique_ptr<RocksViewStore> shadow) {
     }
   }
   // From here on a crash is finished by RecoverSwap at the next open.
+  writer_->Wait().IgnoreError();  // none in flight (the runner is paused and flushed)
   absl::MutexLock lock(&db_mu_);
-  row_cache_.clear();  // rows of the database being replaced
+  row_cache_->clear();  // rows of the database being replaced
   CloseDb();
   if (absl::Status s = RecoverSwap(dir_); !s.ok()) return s;
   rocksdb::Options options;
@@ -423,6 +641,9 @@ absl::Status RocksViewStore::SwapIn(std::unique_ptr<RocksViewStore> shadow) {
 }
 
 absl::StatusOr<Checkpoints> RocksViewStore::LoadCheckpoints() {
+  // The batch in flight first: its checkpoints are the ones to resume from. Its failure stays
+  // for Commit/Flush to report (the runtime must learn that its later batches are void).
+  writer_->Wait().IgnoreError();
   Checkpoints out;
   absl::ReaderMutexLock lock(&db_mu_);
   if (db_ == nullptr) return absl::UnavailableError(absl::StrCat("view store ", name_, " closed"));
@@ -448,7 +669,13 @@ absl::StatusOr<std::unique_ptr<Batch>> RocksViewStore::Begin() {
   // keep the pointer without the lock.
   absl::ReaderMutexLock lock(&db_mu_);
   if (db_ == nullptr) return absl::UnavailableError(absl::StrCat("view store ", name_, " closed"));
-  return std::unique_ptr<Batch>(new RocksBatch(name_, db_, &row_cache_, &watermarks_));
+  return std::unique_ptr<Batch>(new RocksBatch(name_, db_, row_cache_.get(), writer_.get()));
+}
+
+absl::Status RocksViewStore::Flush() {
+  absl::Status s = writer_->Take();
+  if (!s.ok()) row_cache_->clear();  // holds rows of the failed batch
+  return s;
 }
 
 }  // namespace leftfold::internal::store

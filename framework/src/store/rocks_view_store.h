@@ -8,7 +8,14 @@
 //
 // Key layout: "r" + row key for rows, "c" + topic + "/" + partition for checkpoints (value:
 // decimal next offset). Owned by the caller; committed() and LoadCheckpoints are thread-safe,
-// Begin/Commit belong to the runtime thread.
+// Begin/Commit/Flush belong to the runtime thread.
+//
+// Commit pipelining: Commit builds the batch's WriteBatch (rows + checkpoints), hands it to the
+// store's writer thread and returns; the next batch's handlers run meanwhile and read the
+// committed rows from the store's row cache. One write is in flight at most: the next Commit
+// waits for it. Watermarks (token waits) and queries see a batch only once it is in RocksDB.
+// A failed background write is returned by the next Commit or Flush; the row cache is emptied
+// then and the runtime resumes from LoadCheckpoints (which waits for the write in flight).
 //
 // Rebuild (projection/rebuilder.h): a shadow store in ShadowDir(dir) is filled from offset 0, then
 // SwapIn() replaces this store's database by the shadow's. committed() stays the same object
@@ -34,6 +41,9 @@ class DB;
 
 namespace leftfold::internal::store {
 
+class RowCache;
+class CommitWriter;
+
 class RocksViewStore : public ProjectionStore {
  public:
   static absl::StatusOr<std::unique_ptr<RocksViewStore>> Open(const std::string& dir,
@@ -55,6 +65,7 @@ class RocksViewStore : public ProjectionStore {
 
   absl::StatusOr<Checkpoints> LoadCheckpoints() override;
   absl::StatusOr<std::unique_ptr<Batch>> Begin() override;
+  absl::Status Flush() override;
   // Read-only view of the committed rows (Put/Delete fail with FAILED_PRECONDITION).
   const View& committed() const { return *committed_; }
   const std::string& name() const { return name_; }
@@ -72,11 +83,14 @@ class RocksViewStore : public ProjectionStore {
   mutable absl::Mutex db_mu_;
   rocksdb::DB* db_ ABSL_GUARDED_BY(db_mu_) = nullptr;  // owned
   std::unique_ptr<View> committed_;
-  // Committed rows the batches read or wrote lately (std::nullopt: no such row). This store's
+  // Committed rows the batches read or wrote lately, kept parsed where possible. This store's
   // batches are the database's only writer, so the cache cannot go stale; SwapIn empties it.
-  // Saves a RocksDB lookup per read of a hot row (a counter, an active account). Used by the
-  // runtime thread only (Begin/Commit, and SwapIn while the runtime is paused).
-  absl::flat_hash_map<std::string, std::optional<std::string>> row_cache_;
+  // Saves a RocksDB lookup and a parse per read of a hot row (a counter, an active account).
+  // Used by the runtime thread only (Begin/Commit, and SwapIn while the runtime is paused).
+  std::unique_ptr<RowCache> row_cache_;
+  // Writes committed batches on its own thread, one at a time, while the runtime thread runs
+  // the next batch's handlers (which read the written rows from row_cache_).
+  std::unique_ptr<CommitWriter> writer_;
 };
 
 }  // namespace leftfold::internal::store

@@ -38,6 +38,7 @@ class BatchOverlayTest : public ::testing::Test {
       ASSERT_TRUE((*batch)->view()->Put(absl::StrCat("k", i), Row(i)).ok());
     }
     ASSERT_TRUE((*batch)->Commit({{{"t", 0}, 5}}).ok());
+    ASSERT_TRUE(store_->Flush().ok());  // the write goes in on the store's writer thread
   }
   void TearDown() override {
     store_.reset();
@@ -91,6 +92,7 @@ TEST_F(BatchOverlayTest, LastWriteWinsAndScansMergeWithCommittedRows) {
   // Nothing is visible outside the batch before its commit; all of it after.
   EXPECT_EQ(Balance(store_->committed(), "k2"), 2);
   ASSERT_TRUE((*batch)->Commit({{{"t", 0}, 20}}).ok());
+  ASSERT_TRUE(store_->Flush().ok());
   EXPECT_EQ(Balance(store_->committed(), "k2"), 109);
   EXPECT_EQ(Balance(store_->committed(), "k3"), -1);
   EXPECT_EQ(Balance(store_->committed(), "k9"), -1);
@@ -118,10 +120,19 @@ TEST_F(BatchOverlayTest, DroppedBatchLeavesNothingForTheNextBatch) {
   // A committed batch's writes are what the next batch reads (through the cache, then RocksDB).
   ASSERT_TRUE(view.Put("k1", Row(11)).ok());
   ASSERT_TRUE((*batch)->Commit({{{"t", 0}, 6}}).ok());
+  // Possibly before that batch is in RocksDB (the writer thread): the cache answers.
   auto next = store_->Begin();
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(Balance(*(*next)->view(), "k1"), 11);
+  auto scan = (*next)->view()->Scan({.prefix = "k1"});
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->rows.size(), 1u);
+  bank::v1::Account scanned;
+  ASSERT_TRUE(scan->rows[0].To(&scanned).ok());
+  EXPECT_EQ(scanned.balance(), 11);
+  ASSERT_TRUE(store_->Flush().ok());
   EXPECT_EQ(store_->watermarks().Get({"t", 0}), 6);
+  EXPECT_EQ(Balance(store_->committed(), "k1"), 11);
 }
 
 }  // namespace

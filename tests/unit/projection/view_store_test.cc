@@ -51,6 +51,8 @@ TEST_F(RocksViewStoreTest, PutGetDeleteCommitWithCheckpoint) {
   EXPECT_TRUE(absl::IsNotFound(store_->committed().Get<bank::v1::Account>("a").status()));
 
   ASSERT_TRUE((*batch)->Commit({{{"t.events", 2}, 41}}).ok());
+  // The write goes in on the store's writer thread; Flush waits for it (so do the watermarks).
+  ASSERT_TRUE(store_->Flush().ok());
   EXPECT_EQ(store_->committed().Get<bank::v1::Account>("a")->balance(), 5);
   EXPECT_EQ(store_->watermarks().Get({"t.events", 2}), 41);
 
@@ -76,6 +78,7 @@ TEST_F(RocksViewStoreTest, CommittedViewIsReadOnlyAndTypeChecked) {
   auto batch = store_->Begin();
   ASSERT_TRUE((*batch)->view()->Put("a", Row("a", 1)).ok());
   ASSERT_TRUE((*batch)->Commit({}).ok());
+  ASSERT_TRUE(store_->Flush().ok());
   View& committed = const_cast<View&>(store_->committed());
   EXPECT_EQ(committed.Put("b", Row("b", 1)).code(), absl::StatusCode::kFailedPrecondition);
   bank::v1::Deposited wrong;
@@ -95,6 +98,7 @@ TEST_F(RocksViewStoreTest, ScanPrefixRangeAndPaging) {
   ASSERT_TRUE(inside.ok());
   ASSERT_EQ(inside->rows.size(), 1u);
   ASSERT_TRUE((*batch)->Commit({}).ok());
+  ASSERT_TRUE(store_->Flush().ok());
 
   const View& committed = store_->committed();
   std::vector<std::string> keys;
