@@ -452,7 +452,8 @@ std::string FormatJson(const LoadOptions& options, const LoadReport& report) {
       "\"throughput\":%.1f,\"offered_rate\":%.1f,\"max_send_lag_ms\":%.3f,\"p50_ms\":%.3f,"
       "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f,\"outcomes\":%s,"
       "\"error_codes\":%s,\"preload_sent\":%d,\"preload_completed\":%d,\"warmup_completed\":%d,"
-      "\"client_cpu_s\":%.3f}",
+      "\"client_cpu_s\":%.3f,\"to_processed_p50_ms\":%.3f,\"to_processed_p99_ms\":%.3f,"
+      "\"from_processed_p50_ms\":%.3f,\"from_processed_p99_ms\":%.3f}",
       options.submit ? "submit" : "execute", WorkloadName(options.workload), options.seed,
       options.target, options.mode == LoadOptions::Mode::kClosed ? "closed" : "open",
       options.mode == LoadOptions::Mode::kClosed ? options.concurrency : 0,
@@ -462,7 +463,9 @@ std::string FormatJson(const LoadOptions& options, const LoadReport& report) {
       m.latency.QuantileMillis(0.99), m.latency.QuantileMillis(0.999), m.latency.MaxMillis(),
       m.latency.MeanMillis(), JsonCounts(m.outcomes), JsonCounts(m.error_codes),
       report.preload.sent, report.preload.completed, report.warmup.completed,
-      report.client_cpu_seconds);
+      report.client_cpu_seconds, m.to_processed.QuantileMillis(0.50),
+      m.to_processed.QuantileMillis(0.99), m.from_processed.QuantileMillis(0.50),
+      m.from_processed.QuantileMillis(0.99));
 }
 
 }  // namespace leftfold::bench
