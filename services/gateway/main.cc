@@ -6,6 +6,8 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,7 @@ int main(int argc, char** argv) {
   double execute_timeout_s = 30;
   double drain_s = 10;
   std::string log_level = "info";
+  std::vector<std::string> kafka_property_args;
   app.add_option("--listen", listen, "gRPC listen address host:port")->capture_default_str();
   app.add_option("--brokers", brokers,
                  "Kafka bootstrap servers; empty: embedded log in --data-dir");
@@ -49,8 +52,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--drain", drain_s, "Graceful shutdown: seconds in-flight calls get")
       ->capture_default_str();
+  app.add_option("--kafka-property", kafka_property_args,
+                 "librdkafka property for every client, KEY=VALUE (repeatable)");
   app.add_option("--log-level", log_level, "debug|info|warning|error")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+
+  std::map<std::string, std::string> kafka_properties;
+  for (const std::string& property : kafka_property_args) {
+    size_t eq = property.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "--kafka-property wants KEY=VALUE, got '%s'\n", property.c_str());
+      return 2;
+    }
+    kafka_properties[property.substr(0, eq)] = property.substr(eq + 1);
+  }
 
   if (log_level == "debug") leftfold::SetLogLevel(leftfold::LogLevel::kDebug);
   if (log_level == "warning") leftfold::SetLogLevel(leftfold::LogLevel::kWarning);
@@ -66,7 +81,8 @@ int main(int argc, char** argv) {
   auto transport = leftfold::Transport::Open({.brokers = brokers,
                                               .embedded_dir = data_dir + "/log",
                                               .topic_prefix = prefix,
-                                              .partitions = partitions});
+                                              .partitions = partitions,
+                                              .kafka_properties = kafka_properties});
   if (!transport.ok()) {
     leftfold::LogError("gateway", "cannot open transport",
                        {{"error", transport.status().ToString()}});

@@ -246,6 +246,14 @@ void Engine::OnDone(Call* raw, const grpc::Status& status) {
       ++state.report.completed;
       ++state.report.outcomes[code];
       state.report.latency.Record(now - call->intended);
+      if (status.ok() && !options_.submit && call->response.has_processed_at()) {
+        absl::Time processed = absl::FromUnixSeconds(call->response.processed_at().seconds()) +
+                               absl::Nanoseconds(call->response.processed_at().nanos());
+        // Clamped at zero: the two clocks are the same, but a stamp is not a barrier.
+        state.report.to_processed.Record(
+            std::max(absl::ZeroDuration(), processed - call->intended));
+        state.report.from_processed.Record(std::max(absl::ZeroDuration(), now - processed));
+      }
     } else {
       ++state.report.errors;
       ++state.report.error_codes[code];
@@ -421,6 +429,14 @@ std::string FormatHuman(const LoadOptions& options, const LoadReport& report) {
       options.mode == LoadOptions::Mode::kOpen ? "from intended send" : "from send",
       m.latency.QuantileMillis(0.50), m.latency.QuantileMillis(0.99),
       m.latency.QuantileMillis(0.999), m.latency.MaxMillis(), m.latency.MeanMillis());
+  if (m.to_processed.count() > 0) {
+    absl::StrAppendFormat(&out,
+                          "  accepted calls, split at processed_at: to p50 %.2f p99 %.2f | from "
+                          "p50 %.2f p99 %.2f ms\n",
+                          m.to_processed.QuantileMillis(0.50), m.to_processed.QuantileMillis(0.99),
+                          m.from_processed.QuantileMillis(0.50),
+                          m.from_processed.QuantileMillis(0.99));
+  }
   absl::StrAppendFormat(&out, "  outcomes: %s\n  transport errors: %d (%s)\n  client CPU: %.2f s\n",
                         Counts(m.outcomes), m.errors, Counts(m.error_codes),
                         report.client_cpu_seconds);
@@ -436,7 +452,8 @@ std::string FormatJson(const LoadOptions& options, const LoadReport& report) {
       "\"throughput\":%.1f,\"offered_rate\":%.1f,\"max_send_lag_ms\":%.3f,\"p50_ms\":%.3f,"
       "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f,\"outcomes\":%s,"
       "\"error_codes\":%s,\"preload_sent\":%d,\"preload_completed\":%d,\"warmup_completed\":%d,"
-      "\"client_cpu_s\":%.3f}",
+      "\"client_cpu_s\":%.3f,\"to_processed_p50_ms\":%.3f,\"to_processed_p99_ms\":%.3f,"
+      "\"from_processed_p50_ms\":%.3f,\"from_processed_p99_ms\":%.3f}",
       options.submit ? "submit" : "execute", WorkloadName(options.workload), options.seed,
       options.target, options.mode == LoadOptions::Mode::kClosed ? "closed" : "open",
       options.mode == LoadOptions::Mode::kClosed ? options.concurrency : 0,
@@ -446,7 +463,9 @@ std::string FormatJson(const LoadOptions& options, const LoadReport& report) {
       m.latency.QuantileMillis(0.99), m.latency.QuantileMillis(0.999), m.latency.MaxMillis(),
       m.latency.MeanMillis(), JsonCounts(m.outcomes), JsonCounts(m.error_codes),
       report.preload.sent, report.preload.completed, report.warmup.completed,
-      report.client_cpu_seconds);
+      report.client_cpu_seconds, m.to_processed.QuantileMillis(0.50),
+      m.to_processed.QuantileMillis(0.99), m.from_processed.QuantileMillis(0.50),
+      m.from_processed.QuantileMillis(0.99));
 }
 
 }  // namespace leftfold::bench

@@ -84,6 +84,11 @@ struct PhaseReport {
   std::map<std::string, int64_t> outcomes;  // completed calls by gRPC status code name
   std::map<std::string, int64_t> error_codes;
   LatencyHistogram latency;  // completed calls only
+  // Execute calls answered OK, split at the result's processed_at (stamped by the processor
+  // when it decided the command; same machine, same clock): the way in (send, gateway, Kafka,
+  // the processor's poll) and the way back (the rest of its batch and the commit, the
+  // gateway's results tail, gRPC).
+  LatencyHistogram to_processed, from_processed;
   // First (intended) send of the phase to its last completion.
   absl::Duration elapsed;
   // Open loop: how late the sender got against the schedule (a client bottleneck shows here).

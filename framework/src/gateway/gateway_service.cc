@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/proto_time.h"
 #include "common/status_grpc.h"
-#include "google/protobuf/util/time_util.h"
 #include "leftfold/logging.h"
 
 namespace leftfold::internal::gateway {
@@ -252,10 +252,6 @@ absl::Status Gateway::Impl::Start() {
       log_, results_topics_, options_.results_lookback,
       [this](const internal::log::Record& r, const PositionMap& next) { OnResult(r, next); });
   if (absl::Status s = results_tail_->Start(); !s.ok()) return s;
-  events_tail_ = std::make_unique<internal::gateway::LogTail>(
-      log_, events_topics_, 0,
-      [this](const internal::log::Record& r, const PositionMap& next) { OnEvent(r, next); });
-  if (absl::Status s = events_tail_->Start(); !s.ok()) return s;
   // Live subscribers must not see the lookback as "new"; a slow log only delays start-up.
   if (!results_tail_->WaitCaughtUp(absl::Seconds(10))) {
     LogWarning("gateway", "results reader not caught up after 10s; starting anyway");
@@ -318,7 +314,11 @@ void Gateway::Impl::Stop() {
   // Answered or failed: every queued command gets its callback before the producer goes.
   producer_.Stop();
   if (results_tail_ != nullptr) results_tail_->Stop();
-  if (events_tail_ != nullptr) events_tail_->Stop();
+  {
+    absl::MutexLock lock(&events_tail_mu_);
+    events_tail_stopped_ = true;
+    if (events_tail_ != nullptr) events_tail_->Stop();
+  }
   std::vector<std::shared_ptr<ExecWaiter>> waiting;
   {
     absl::MutexLock lock(&mu_);
@@ -384,7 +384,7 @@ CommandEnvelope Normalize(const CommandEnvelope& in) {
   CommandEnvelope c = in;
   if (c.command_id().empty()) c.set_command_id(internal::gateway::NewCommandId());
   if (!c.has_submitted_at()) {
-    *c.mutable_submitted_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+    *c.mutable_submitted_at() = internal::ProtoNow();
   }
   return c;
 }
@@ -574,6 +574,20 @@ void Gateway::Impl::OnResult(const internal::log::Record& r, const PositionMap& 
   }
 }
 
+absl::Status Gateway::Impl::EnsureEventsTail() {
+  absl::MutexLock lock(&events_tail_mu_);
+  if (events_tail_stopped_) return absl::UnavailableError("gateway is shutting down");
+  if (events_tail_ != nullptr) return absl::OkStatus();
+  // From the end of each events partition as of now, so before the subscription's initial
+  // metadata: every event committed after that is read.
+  auto tail = std::make_unique<internal::gateway::LogTail>(
+      log_, events_topics_, 0,
+      [this](const internal::log::Record& r, const PositionMap& next) { OnEvent(r, next); });
+  if (absl::Status s = tail->Start(); !s.ok()) return s;
+  events_tail_ = std::move(tail);
+  return absl::OkStatus();
+}
+
 void Gateway::Impl::OnEvent(const internal::log::Record& r, const PositionMap& next) {
   absl::MutexLock lock(&subs_mu_);
   std::erase_if(event_subs_, [](const auto& s) { return s->done(); });
@@ -623,6 +637,12 @@ grpc::ServerWriteReactor<Msg>* Gateway::Impl::Subscribe(grpc::CallbackServerCont
       auto it = partition_counts_.find(t);
       absl::StrAppend(&counts, counts.empty() ? "" : ",", t, ":",
                       it == partition_counts_.end() ? 0 : it->second);
+    }
+    if constexpr (std::is_same_v<Msg, EventEnvelope>) {
+      if (absl::Status s = EnsureEventsTail(); !s.ok()) {
+        reactor->sink()->End(internal::ToGrpcStatus(s));
+        return reactor;
+      }
     }
     absl::MutexLock lock(&subs_mu_);
     if constexpr (std::is_same_v<Msg, EventEnvelope>) {

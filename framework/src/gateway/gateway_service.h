@@ -105,6 +105,7 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
                                            bool events);
   void RunReplay();
   void RunTimer();
+  absl::Status EnsureEventsTail();
 
   const std::shared_ptr<Transport> transport_;
   const GatewayOptions options_;
@@ -118,7 +119,11 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
 
   internal::gateway::CommandProducer producer_;
   std::unique_ptr<internal::gateway::LogTail> results_tail_;
-  std::unique_ptr<internal::gateway::LogTail> events_tail_;
+  // Started by the first live event subscription (EnsureEventsTail): a gateway nobody
+  // subscribes to events on reads no events.
+  absl::Mutex events_tail_mu_;
+  std::unique_ptr<internal::gateway::LogTail> events_tail_ ABSL_GUARDED_BY(events_tail_mu_);
+  bool events_tail_stopped_ ABSL_GUARDED_BY(events_tail_mu_) = false;
 
   std::atomic<size_t> inflight_{0};
   std::atomic<bool> accepting_{false};

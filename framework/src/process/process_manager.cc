@@ -8,7 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
 #include "leftfold/logging.h"
 #include "log/errors.h"
 #include "log/log.h"
@@ -36,7 +36,7 @@ absl::Status ProcessContext::Send(const std::string& aggregate_type,
   // Tracing only: which process sent it and because of which record.
   (*envelope.mutable_metadata())["leftfold.process"] = process_name_;
   (*envelope.mutable_metadata())["leftfold.cause"] = source_;
-  *envelope.mutable_submitted_at() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  *envelope.mutable_submitted_at() = internal::ProtoNow();
   return absl::OkStatus();
 }
 

@@ -11,7 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
+#include "common/proto_time.h"
 #include "leftfold/logging.h"
 #include "log/errors.h"
 #include "log/log.h"
@@ -24,7 +24,6 @@ namespace leftfold {
 namespace internal::processor {
 namespace {
 
-using google::protobuf::util::TimeUtil;
 using log::ErrorClass;
 
 constexpr char kComponent[] = "processor";
@@ -161,6 +160,8 @@ class ProcessorImpl final : public Processor {
   // Completes a result: processed-at time, type, counters, the in-batch dedup index.
   void StageResult(v1::CommandResult& result, StagedBatch& staged);
   absl::Status Publish(StagedBatch& staged);
+  // The batch's next command offsets, to commit with it.
+  std::vector<log::TopicPartitionOffset> CommandOffsets(const StagedBatch& staged) const;
   absl::Status ApplyCommitted(StagedBatch& staged);
   // Forgets pending entries of batches the writer has written.
   void PrunePending();
@@ -563,7 +564,7 @@ v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, StagedBat
 }
 
 void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) {
-  *result.mutable_processed_at() = TimeUtil::GetCurrentTime();
+  *result.mutable_processed_at() = ProtoNow();
   if (result.aggregate_type().empty()) result.set_aggregate_type(definition_.type());
   switch (result.outcome()) {
     case v1::CommandResult::ACCEPTED:
@@ -697,7 +698,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   StageResult(result, staged);
   v1::CommandResult* staged_result = &result;
   staged_result->mutable_event_positions()->Reserve(static_cast<int>(decided.events.size()));
-  google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
+  google::protobuf::Timestamp now = ProtoNow();
   for (google::protobuf::Any& payload : decided.events) {
     v1::EventEnvelope& event = event_;
     event.set_aggregate_type(definition_.type());
@@ -748,10 +749,19 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   return absl::OkStatus();
 }
 
+std::vector<log::TopicPartitionOffset> ProcessorImpl::CommandOffsets(
+    const StagedBatch& staged) const {
+  std::vector<log::TopicPartitionOffset> offsets;
+  for (auto [partition, next] : staged.next_command_offsets) {
+    offsets.push_back({{topics_.commands, partition}, next});
+  }
+  return offsets;
+}
+
 absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   // Round trips dominate a batch on Kafka, so the independent ones overlap: snapshots travel with
-  // the events, and the offsets go to the group coordinator while both are in flight. Only the
-  // results wait, for the events' positions.
+  // the events (the offsets were added before either, see ProcessBatch). Results wait for the
+  // events' positions only while those are not predicted.
   auto track = [&staged](std::map<int32_t, int64_t>* next) {
     return [next, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
       if (!delivered.ok()) {
@@ -762,7 +772,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
       n = std::max(n, delivered->offset + 1);
     };
   };
-  google::protobuf::Timestamp now = TimeUtil::GetCurrentTime();
+  google::protobuf::Timestamp now = ProtoNow();
   for (auto& [key, state] : staged.states) {
     v1::Snapshot& snapshot = snapshot_;
     snapshot.set_aggregate_type(definition_.type());
@@ -783,17 +793,6 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
     if (!s.ok()) return s;
     staged.updates[state.partition].encoded_snapshots.push_back(std::move(encoded));
   }
-
-  std::vector<log::TopicPartitionOffset> offsets;
-  for (auto [partition, next] : staged.next_command_offsets) {
-    offsets.push_back({{topics_.commands, partition}, next});
-  }
-  if (exactly_once()) {
-    if (absl::Status s = producer_->SendOffsetsToTransaction(offsets, *consumer_); !s.ok()) {
-      return s;
-    }
-  }
-  staged.offsets_sent = absl::Now();
 
   if (!staged.predicted) {
     if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
@@ -838,7 +837,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   } else {
     if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
     if (!staged.delivery_error.ok()) return staged.delivery_error;
-    if (absl::Status s = consumer_->CommitOffsets(offsets); !s.ok()) return s;
+    if (absl::Status s = consumer_->CommitOffsets(CommandOffsets(staged)); !s.ok()) return s;
   }
   return staged.delivery_error;
 }
@@ -915,9 +914,24 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
   StagedBatch staged;
   staged.started = absl::Now();
 
+  for (const log::Record& record : records) {
+    if (!owned_.contains(record.partition)) continue;  // revoked while polling
+    staged.first_command_offsets.emplace(record.partition, record.offset);
+    staged.next_command_offsets[record.partition] = record.offset + 1;
+  }
   if (exactly_once()) {
     if (absl::Status s = producer_->BeginTransaction(); !s.ok()) return s;
+    // The offsets go first, before any record: right after a commit the coordinator answers
+    // CONCURRENT_TRANSACTIONS until the previous transaction's markers are written, and
+    // librdkafka retries AddOffsetsToTxn after retry.backoff.ms but AddPartitionsToTxn (sent by
+    // the first produce) after a fixed 20 ms. Once AddOffsets went through, AddPartitions does
+    // at once. Measured under load: the 20 ms retry was the largest term of a batch.
+    if (absl::Status s = producer_->SendOffsetsToTransaction(CommandOffsets(staged), *consumer_);
+        !s.ok()) {
+      return s;
+    }
   }
+  staged.offsets_sent = absl::Now();
   std::vector<bool> parsed;
   absl::Status status = Prefetch(records, parsed, staged);
   for (size_t i = 0; i < records.size() && status.ok(); ++i) {
@@ -937,9 +951,9 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
     LogDebug(kComponent, "batch committed",
              {{"commands", absl::StrCat(records.size())},
               {"offsets_predicted", staged.predicted ? "true" : "false"},
-              {"decide_ms", ms(staged.started, staged.decided)},
-              {"send_offsets_ms", ms(staged.decided, staged.offsets_sent)},
-              {"flush_events_ms", ms(staged.offsets_sent, staged.events_flushed)},
+              {"send_offsets_ms", ms(staged.started, staged.offsets_sent)},
+              {"decide_ms", ms(staged.offsets_sent, staged.decided)},
+              {"flush_events_ms", ms(staged.decided, staged.events_flushed)},
               {"commit_ms", ms(staged.events_flushed, staged.committed)}});
     transactions_.fetch_add(1);
     committed_.fetch_add(static_cast<int64_t>(staged.results.size()));

@@ -3,7 +3,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
+#include "common/proto_time.h"
 #include "store/scan_plan.h"
 
 namespace leftfold::testing {
@@ -89,7 +89,7 @@ absl::Status ProjectorFixture::Given(ViewKey aggregate_id, const google::protobu
   envelope.set_aggregate_id(std::string(aggregate_id.str()));
   envelope.set_version(++versions_[envelope.aggregate_id()]);
   envelope.set_command_id(absl::StrCat("fixture-", offset_));
-  envelope.mutable_timestamp()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+  *envelope.mutable_timestamp() = internal::ProtoNow();
   envelope.mutable_payload()->PackFrom(event);
   return Feed(envelope, /*state=*/false);
 }

@@ -1,8 +1,22 @@
 #include "leftfold/transport.h"
 
+#include "absl/synchronization/mutex.h"
 #include "log/log.h"
 
 namespace leftfold {
+namespace {
+
+// Debian's Abseil is built without NDEBUG, so absl::Mutex runs its debug-mode deadlock detection
+// (a process-wide lock-order graph updated on every Lock and Mutex destruction) in every process
+// that links it, gRPC's mutexes included: GraphCycles showed in the gateway's profile on every
+// call. Every leftfold process opens a Transport, so this TU is linked into all of them. A program
+// that wants the detection back sets absl::SetMutexDeadlockDetectionMode itself, after start.
+const bool kMutexDeadlockDetectionOff = [] {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
+}();
+
+}  // namespace
 
 absl::StatusOr<std::shared_ptr<Transport>> Transport::Open(const TransportOptions& options) {
   if (options.partitions < 1) {

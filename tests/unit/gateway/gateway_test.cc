@@ -309,6 +309,16 @@ TEST_F(GatewayTest, SlowSubscriberIsCutOffWithoutHurtingAFastOne) {
   auto fast = stub->SubscribeResults(&fast_ctx, filter);
   fast->WaitForInitialMetadata();
 
+  // The fast subscriber reads on its own thread while the commands go in, as a fast client
+  // does: read only after all the submits, its own gRPC window (not its reading) would decide
+  // whether it keeps up, and on a busy machine it too overflowed the 32-message buffer.
+  std::set<std::string> fast_seen;
+  std::thread fast_reader([&] {
+    CommandResult seen;
+    while (fast_seen.size() < static_cast<size_t>(kCommands) && fast->Read(&seen)) {
+      fast_seen.insert(seen.command_id());
+    }
+  });
   std::string echo(16 * 1024, 'x');  // big results fill the slow client's window quickly
   std::set<std::string> submitted;
   for (int i = 0; i < kCommands; ++i) {
@@ -316,13 +326,14 @@ TEST_F(GatewayTest, SlowSubscriberIsCutOffWithoutHurtingAFastOne) {
     (*c.mutable_metadata())["echo"] = echo;
     grpc::ClientContext ctx;
     v1::SubmitAck ack;
-    ASSERT_TRUE(stub->Submit(&ctx, c, &ack).ok());
+    grpc::Status submit = stub->Submit(&ctx, c, &ack);
+    EXPECT_TRUE(submit.ok()) << submit.error_message();
+    if (!submit.ok()) fast_ctx.TryCancel();  // the reader would wait for it forever
     submitted.insert(ack.command_id());
   }
-  std::set<std::string> fast_seen;
-  CommandResult r;
-  while (fast_seen.size() < submitted.size() && fast->Read(&r)) fast_seen.insert(r.command_id());
+  fast_reader.join();
   EXPECT_EQ(fast_seen, submitted);
+  CommandResult r;
 
   // Only now does the slow one read: it got a bounded prefix, then RESOURCE_EXHAUSTED.
   std::set<std::string> slow_seen;

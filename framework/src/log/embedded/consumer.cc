@@ -128,10 +128,19 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
   if (!s.ok()) return s;
   absl::Time deadline = absl::Now() + timeout;
   std::vector<Record> out;
+  std::vector<const TopicState*> topics;
   for (;;) {
-    uint64_t seq = store_->ChangeSeq();
+    // The store-wide count before the rebalance (a group change after it wakes the wait), the
+    // topics' counts after it (the partitions it just claimed) and before the reads.
+    uint64_t store_seq = store_->ChangeSeq();
     s = RunRebalance();
     if (!s.ok()) return s;
+    topics.clear();
+    for (const auto& [tp, cursor] : assigned_) {  // ordered by topic
+      if (topics.empty() || topics.back() != cursor.topic.get())
+        topics.push_back(cursor.topic.get());
+    }
+    LogStore::ChangeToken seen = store_->Changes(store_seq, topics);
     if (!assigned_.empty()) {
       std::vector<std::pair<int32_t, Cursor*>> cursors;
       for (auto& [tp, cursor] : assigned_) cursors.emplace_back(tp.partition, &cursor);
@@ -153,7 +162,7 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
       }
     }
     if (!out.empty() || absl::Now() >= deadline) return out;
-    store_->WaitForChange(seq, deadline);
+    store_->WaitForChange(seen, deadline);
   }
 }
 

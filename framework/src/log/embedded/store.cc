@@ -486,9 +486,16 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(
     }
     locks.Publish();
   }
+  // Slots are sorted by topic: one entry per topic written.
+  std::vector<const TopicState*> written;
+  for (size_t i = 0; i < locks.size(); ++i) {
+    if (written.empty() || written.back() != locks.slot(i).topic) {
+      written.push_back(locks.slot(i).topic);
+    }
+  }
   unlock_all();
   if (!s.ok()) return FromRocks(s, "append");
-  NotifyChange();
+  NotifyAppended(written);
   return assigned;
 }
 
@@ -530,7 +537,13 @@ void LogStore::Release(const std::vector<Reservation>& reservations) {
     p.open.erase(r.first);
     p.UpdateEnd();
   }
-  NotifyChange();  // the readable end may have moved past the gap
+  std::vector<const TopicState*> topics;
+  for (const Reservation& r : reservations) {
+    if (std::find(topics.begin(), topics.end(), r.topic.get()) == topics.end()) {
+      topics.push_back(r.topic.get());
+    }
+  }
+  NotifyAppended(topics);  // the readable end may have moved past the gap
 }
 
 absl::StatusOr<int64_t> LogStore::Read(const TopicState& topic, int32_t partition, int64_t from,
@@ -595,17 +608,40 @@ uint64_t LogStore::ChangeSeq() {
   return seq_;
 }
 
+LogStore::ChangeToken LogStore::Changes(uint64_t store_seq,
+                                        const std::vector<const TopicState*>& topics) {
+  ChangeToken token;
+  token.store = store_seq;
+  token.topics.reserve(topics.size());
+  for (const TopicState* topic : topics) {
+    token.topics.emplace_back(topic, topic->changes.load(std::memory_order_acquire));
+  }
+  return token;
+}
+
 void LogStore::NotifyChange() {
   absl::MutexLock lock(&notify_mu_);
   ++seq_;
-  notify_cv_.SignalAll();
 }
 
-void LogStore::WaitForChange(uint64_t seq, absl::Time deadline) {
-  absl::MutexLock lock(&notify_mu_);
-  while (seq_ == seq) {
-    if (notify_cv_.WaitWithDeadline(&notify_mu_, deadline)) return;
+void LogStore::NotifyAppended(const std::vector<const TopicState*>& topics) {
+  for (const TopicState* topic : topics) {
+    topic->changes.fetch_add(1, std::memory_order_release);
   }
+  // The unlock evaluates the waiters' conditions, which now see the new counts.
+  absl::MutexLock lock(&notify_mu_);
+}
+
+void LogStore::WaitForChange(const ChangeToken& token, absl::Time deadline) {
+  auto changed = [this, &token]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    if (seq_ != token.store) return true;
+    for (const auto& [topic, seen] : token.topics) {
+      if (topic->changes.load(std::memory_order_acquire) != seen) return true;
+    }
+    return false;
+  };
+  notify_mu_.LockWhenWithDeadline(absl::Condition(&changed), deadline);
+  notify_mu_.Unlock();
 }
 
 std::shared_ptr<GroupState> LogStore::Group(const std::string& name) {

@@ -70,6 +70,9 @@ struct TopicState {
   std::vector<std::unique_ptr<PartitionState>> partitions;
   // Set by DeleteTopics under every partition lock; appends check it under their lock.
   std::atomic<bool> deleted{false};
+  // Bumped after every append to (or released reservation of) this topic: readers of other
+  // topics sleep on.
+  mutable std::atomic<uint64_t> changes{0};
 };
 
 struct GroupMember {
@@ -174,11 +177,20 @@ class LogStore {
   absl::StatusOr<int64_t> CommittedOffset(const std::string& group, const TopicState& topic,
                                           int32_t partition) const;
 
-  // Change notification: bumped on every append, topic change and group change.
-  uint64_t ChangeSeq();
-  void NotifyChange();
-  // Waits until the sequence moves past `seq` or `deadline` passes.
-  void WaitForChange(uint64_t seq, absl::Time deadline);
+  // Change notification. A reader takes a token of the counters it cares about before it reads,
+  // and after finding nothing waits for any of them to move: the store-wide one (topic and group
+  // changes: every reader) and one per topic it reads (appends to that topic only). So a record
+  // wakes the readers of its topic, not every consumer of the process.
+  struct ChangeToken {
+    uint64_t store = 0;
+    std::vector<std::pair<const TopicState*, uint64_t>> topics;
+  };
+  uint64_t ChangeSeq();  // the store-wide counter
+  ChangeToken Changes(uint64_t store_seq, const std::vector<const TopicState*>& topics);
+  void NotifyChange();  // store-wide
+  void NotifyAppended(const std::vector<const TopicState*>& topics);
+  // Waits until a counter of `token` moves or `deadline` passes. The topics must outlive it.
+  void WaitForChange(const ChangeToken& token, absl::Time deadline);
 
   // The group's state, created on first use; lives as long as the store.
   std::shared_ptr<GroupState> Group(const std::string& name);
@@ -213,8 +225,9 @@ class LogStore {
   absl::flat_hash_map<std::string, std::shared_ptr<TransactionalIdState>> epochs_
       ABSL_GUARDED_BY(mu_);
 
+  // Waiters block in LockWhen on a condition over the counters; absl::Mutex evaluates those
+  // conditions when a notifier unlocks it and wakes only the waiters whose condition holds.
   absl::Mutex notify_mu_;
-  absl::CondVar notify_cv_;
   uint64_t seq_ ABSL_GUARDED_BY(notify_mu_) = 0;
 };
 
