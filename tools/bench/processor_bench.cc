@@ -284,24 +284,25 @@ absl::StatusOr<RunResult> RunPassthrough(const Config& config, int run) {
       cpu0 = CpuSeconds();
       start = absl::Now();
     }
-    if (transactional) {
-      if (absl::Status s = (*producer)->BeginTransaction(); !s.ok()) return s;
-    }
     std::map<int32_t, int64_t> next;
+    for (const Record& r : *batch) next[r.partition] = r.offset + 1;
+    std::vector<internal::log::TopicPartitionOffset> offsets;
+    for (auto [p, o] : next) offsets.push_back({{topics.commands, p}, o});
+    if (transactional) {
+      // The processor's order: offsets first, then the records (see ProcessBatch).
+      if (absl::Status s = (*producer)->BeginTransaction(); !s.ok()) return s;
+      if (absl::Status s = (*producer)->SendOffsetsToTransaction(offsets, **consumer); !s.ok()) {
+        return s;
+      }
+    }
     for (const Record& r : *batch) {
       for (const std::string* topic : {&topics.events, &topics.results, &topics.snapshots}) {
         absl::Status s = (*producer)->Produce(
             {.topic = *topic, .key = r.key, .value = r.value, .partition = r.partition});
         if (!s.ok()) return s;
       }
-      next[r.partition] = r.offset + 1;
     }
-    std::vector<internal::log::TopicPartitionOffset> offsets;
-    for (auto [p, o] : next) offsets.push_back({{topics.commands, p}, o});
     if (transactional) {
-      if (absl::Status s = (*producer)->SendOffsetsToTransaction(offsets, **consumer); !s.ok()) {
-        return s;
-      }
       if (absl::Status s = (*producer)->CommitTransaction(); !s.ok()) return s;
     } else {
       if (absl::Status s = (*producer)->Flush(absl::Seconds(30)); !s.ok()) return s;
