@@ -64,6 +64,11 @@ int ProcessorMain(int argc, char** argv, const ProcessorBinary& binary) {
       ->check(CLI::IsMember({"exactly_once", "at_least_once"}))
       ->capture_default_str();
   app.add_option("--max-batch", max_batch, "commands per transaction")->capture_default_str();
+  app.add_option("--workers", options.workers,
+                 "processing threads, each a group member with its own transactions and a share "
+                 "of the partitions")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   std::vector<std::string> kafka_properties;
   app.add_option("--kafka-property", kafka_properties,
                  "librdkafka property for every client, KEY=VALUE (repeatable)");

@@ -80,8 +80,11 @@ absl::string_view DecideKindName(DecideResult::Kind kind) {
 }
 
 void Emit::operator()(const Message& event) {
+  // MergeFrom into a new message, not CopyFrom: protobuf as built here runs CopyFrom's check that
+  // the source is not a descendant of the target by reflection (~4% of an embedded processor's
+  // thread in perf).
   std::unique_ptr<Message> copy(event.New());
-  copy->CopyFrom(event);
+  copy->MergeFrom(event);
   events_.push_back(std::move(copy));
 }
 
@@ -168,7 +171,7 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
   DecideResult result;
   result.kind = DecideResult::Kind::kAccepted;
   result.new_state.reset(state.New());
-  result.new_state->CopyFrom(state);
+  result.new_state->MergeFrom(state);  // see Emit::operator()
   result.events.reserve(emit.events_.size());
   for (std::unique_ptr<Message>& event : emit.events_) {
     const std::string& event_type = event->GetDescriptor()->full_name();
