@@ -100,7 +100,8 @@ class ProcessorFaultTest : public ::testing::Test {
   }
 
   // Starts a processor child; its output goes to <dir>/<instance>-<n>.log.
-  ChildProcess* StartProcessor(const std::string& instance_id, const std::string& state_dir) {
+  ChildProcess* StartProcessor(const std::string& instance_id, const std::string& state_dir,
+                               const std::vector<std::string>& extra_args = {}) {
     std::vector<std::string> argv = {
         kProcessorBinary, "--brokers", brokers_, "--state-dir", state_dir, "--group",
         prefix_ + "processor", "--instance-id", instance_id, "--topic-prefix", prefix_,
@@ -109,6 +110,7 @@ class ProcessorFaultTest : public ::testing::Test {
         // Fast takeovers: a dead or paused member leaves the group after 6s.
         "--kafka-property", "session.timeout.ms=6000", "--kafka-property",
         "heartbeat.interval.ms=500"};
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::string log_path = absl::StrCat(dir_, "/", instance_id, "-", children_.size(), ".log");
     auto child = ChildProcess::Spawn(argv, log_path);
     EXPECT_TRUE(child.ok()) << child.status();
@@ -235,6 +237,24 @@ TEST_F(ProcessorFaultTest, KillAndRestartUnderLoad) {
                static_cast<long long>(acked_at_kill));
   EXPECT_LT(acked_at_kill, driver.total()) << "the kill should land while load is still coming";
   ChildProcess* a2 = StartProcessor("a", state);
+  ASSERT_NO_FATAL_FAILURE(AwaitAllResults(absl::Seconds(180)));
+  ASSERT_NO_FATAL_FAILURE(StopGracefully(a2));
+  CheckAll();
+}
+
+// 1b. The same with two workers in the instance (ProcessorOptions::workers): both workers' open
+// transactions die with the process, and the restarted instance's workers fence them.
+TEST_F(ProcessorFaultTest, TwoWorkersKilledAndRestartedUnderLoad) {
+  ASSERT_NO_FATAL_FAILURE(Open(TestBrokers()));
+  std::string state = absl::StrCat(dir_, "/state-a");
+  ChildProcess* a = StartProcessor("a", state, {"--workers", "2"});
+  LoadDriver& driver = StartLoad(
+      {.seed = 111, .accounts = 100, .commands = 24000, .rate = 2500, .resubmit_fraction = 0.05});
+  ASSERT_TRUE(AwaitResults(driver.command_ids().size() / 3, absl::Seconds(90)));
+  int64_t acked_at_kill = driver.acked();
+  ASSERT_NO_FATAL_FAILURE(Kill9(a));
+  EXPECT_LT(acked_at_kill, driver.total()) << "the kill should land while load is still coming";
+  ChildProcess* a2 = StartProcessor("a", state, {"--workers", "2"});
   ASSERT_NO_FATAL_FAILURE(AwaitAllResults(absl::Seconds(180)));
   ASSERT_NO_FATAL_FAILURE(StopGracefully(a2));
   CheckAll();
