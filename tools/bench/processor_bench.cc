@@ -45,7 +45,7 @@ struct Config {
   int64_t commands = 200000;
   int runs = 3;
   int partitions = 4;
-  size_t max_batch = 500;
+  size_t max_batch = ProcessorOptions{}.max_batch;
   size_t workers = 1;
   uint64_t seed = 42;
   std::string dir = "/tmp/leftfold-processor-bench";

@@ -49,8 +49,11 @@ struct ProcessorOptions {
   // Kafka group member: a restart gets its partitions back at once, not after the session
   // timeout; a stopped one keeps them unprocessed until that timeout.
   std::string instance_id;
-  // Most commands per transaction. Default: 500.
-  size_t max_batch = 500;
+  // Most commands per transaction: only reached when commands queue up (a batch takes what
+  // arrived during the previous one), so it sets throughput under a backlog, not latency below
+  // it. Default: 2000 (leftfold_processor_bench: about 2x the throughput of 500 on Kafka and
+  // 1.2x embedded with two workers, same ratio to the passthrough).
+  size_t max_batch = 2000;
   // Longest wait for a batch to fill. Default: 2ms (latency over batch size under light load).
   absl::Duration max_batch_delay = absl::Milliseconds(2);
   // Aggregate states kept in memory (LRU over all partitions). Default: 100,000.
