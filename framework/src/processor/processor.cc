@@ -970,7 +970,12 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
   }
 
   ErrorClass error = log::ClassifyError(status);
-  if (error == ErrorClass::kFatal || error == ErrorClass::kInvalid) return status;
+  if (error == ErrorClass::kFatal || error == ErrorClass::kInvalid) {
+    // The processor stops on this error. Close the producer while `staged` still lives: closing
+    // purges the records in flight, and their delivery callbacks point into `staged`.
+    (void)producer_->Close();
+    return status;
+  }
   // Abortable or retriable: nothing of this batch became visible; do it again.
   aborted_.fetch_add(1);
   LogWarning(kComponent, "transaction aborted, reprocessing the batch",
