@@ -99,28 +99,10 @@ TEST(ProjectorStaticMemberTest, RestartWithSameInstanceIdGetsPartitionsAtOnce) {
   auto first = leftfold::testing::ProduceDeposits(**log, type, topic, kFirst, 9);
   ASSERT_TRUE(first.ok()) << first.status();
 
-  // Everything the child needs is built before fork(): the child only calls execve.
-  const std::string env_entry =
-      absl::StrCat(kChildEnv, "=", type, "|", name, "|", dir, "|", EncodePositions(*first));
-  const std::string brokers_entry =
-      absl::StrCat("LEFTFOLD_TEST_BROKERS=", leftfold::testing::TestBrokers());
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
-  envp.push_back(const_cast<char*>(env_entry.c_str()));
-  envp.push_back(const_cast<char*>(brokers_entry.c_str()));
-  envp.push_back(nullptr);
-  std::string filter = "--gtest_filter=ProjectorStaticMemberTest.DISABLED_ChildAppliesThenCrashes";
-  std::string also = "--gtest_also_run_disabled_tests";
-  std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  char* argv[] = {self.data(), filter.data(), also.data(), nullptr};
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    execve(self.c_str(), argv, envp.data());
-    _exit(127);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  int status = leftfold::testing::RunSelfAsChild(
+      "ProjectorStaticMemberTest.DISABLED_ChildAppliesThenCrashes",
+      {absl::StrCat(kChildEnv, "=", type, "|", name, "|", dir, "|", EncodePositions(*first)),
+       absl::StrCat("LEFTFOLD_TEST_BROKERS=", leftfold::testing::TestBrokers())});
   // Killed by its own SIGKILL = it applied the first events; an exit code = it failed first.
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
       << "the child projector did not get to its crash (status " << status << ")";

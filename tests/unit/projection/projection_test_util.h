@@ -2,6 +2,7 @@
 // aggregate's events topic and a counter projector whose view proves exactly-once application.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@
 #include "leftfold/projector.h"
 #include "leftfold/v1/envelope.pb.h"
 #include "log/log.h"
+#include "support/test_env.h"
+#include "topology/topics.h"
 
 namespace leftfold::testing {
 
@@ -25,6 +28,27 @@ inline v1::EventEnvelope MakeEnvelope(const std::string& type, const std::string
   e.mutable_payload()->PackFrom(payload);
   e.mutable_timestamp()->set_seconds(1700000000 + version);
   return e;
+}
+
+// An embedded log in a fresh temp directory, and a unique aggregate type whose topics (4
+// partitions) exist in it: where the runner, pipeline and rebuild tests start.
+struct EmbeddedEvents {
+  std::string dir, type, topic;  // `topic`: the type's events topic
+  std::unique_ptr<internal::log::Log> log;
+};
+inline absl::StatusOr<EmbeddedEvents> OpenEmbeddedEvents(const std::string& prefix) {
+  EmbeddedEvents out;
+  out.dir = MakeTempDir(prefix);
+  absl::StatusOr<std::unique_ptr<internal::log::Log>> log =
+      internal::log::OpenLog({.embedded_dir = out.dir + "/log"});
+  if (!log.ok()) return log.status();
+  out.log = *std::move(log);
+  out.type = UniqueName("bank.account");
+  internal::AggregateTopics topics = internal::TopicsFor("", out.type);
+  out.topic = topics.events;
+  absl::StatusOr<int32_t> ensured = internal::EnsureTopics(out.log->admin(), topics, 4);
+  if (!ensured.ok()) return ensured.status();
+  return out;
 }
 
 // Produces `records` (key, value) to `topic` with a plain producer; returns where each landed.

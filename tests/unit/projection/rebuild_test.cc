@@ -77,13 +77,10 @@ Projector BuggyCounter(const std::string& name, const std::string& type) {
 class RebuildTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = leftfold::testing::MakeTempDir("rebuild");
-    auto log = log::OpenLog({.embedded_dir = dir_ + "/log"});
-    ASSERT_TRUE(log.ok()) << log.status();
-    log_ = *std::move(log);
-    type_ = leftfold::testing::UniqueName("bank.account");
-    topic_ = TopicsFor("", type_).events;
-    ASSERT_TRUE(EnsureTopics(log_->admin(), TopicsFor("", type_), 4).ok());
+    auto events = leftfold::testing::OpenEmbeddedEvents("rebuild");
+    ASSERT_TRUE(events.ok()) << events.status();
+    dir_ = events->dir, type_ = events->type, topic_ = events->topic;
+    log_ = std::move(events->log);
     store_ = Open(dir_ + "/view");
   }
   void TearDown() override {

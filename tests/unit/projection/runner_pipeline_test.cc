@@ -23,8 +23,6 @@
 #include "topology/topics.h"
 #include "unit/projection/projection_test_util.h"
 
-extern char** environ;
-
 namespace leftfold::internal::projection {
 namespace {
 
@@ -87,13 +85,10 @@ class LosingStore : public store::ProjectionStore {
 class RunnerPipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = leftfold::testing::MakeTempDir("pipeline");
-    auto log = log::OpenLog({.embedded_dir = dir_ + "/log"});
-    ASSERT_TRUE(log.ok()) << log.status();
-    log_ = *std::move(log);
-    type_ = leftfold::testing::UniqueName("bank.account");
-    topic_ = TopicsFor("", type_).events;
-    ASSERT_TRUE(EnsureTopics(log_->admin(), TopicsFor("", type_), 4).ok());
+    auto events = leftfold::testing::OpenEmbeddedEvents("pipeline");
+    ASSERT_TRUE(events.ok()) << events.status();
+    dir_ = events->dir, type_ = events->type, topic_ = events->topic;
+    log_ = std::move(events->log);
     auto store = store::RocksViewStore::Open(dir_ + "/view", "counter");
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
@@ -178,23 +173,9 @@ TEST_F(RunnerPipelineTest, KillMinus9WhileBatchesAreInFlightResumesExactlyOnce) 
   // The child opens the same log and view store: one process at a time.
   store_.reset();
   log_.reset();
-  const std::string env_entry = absl::StrCat(kChildEnv, "=", dir_, "|", type_, "|", kEvents / 3);
-  std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
-  envp.push_back(const_cast<char*>(env_entry.c_str()));
-  envp.push_back(nullptr);
-  std::string filter = "--gtest_filter=RunnerPipelineChild.DISABLED_CrashChild";
-  std::string also = "--gtest_also_run_disabled_tests";
-  std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  char* argv[] = {self.data(), filter.data(), also.data(), nullptr};
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    execve(self.c_str(), argv, envp.data());
-    _exit(127);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  int status = leftfold::testing::RunSelfAsChild(
+      "RunnerPipelineChild.DISABLED_CrashChild",
+      {absl::StrCat(kChildEnv, "=", dir_, "|", type_, "|", kEvents / 3)});
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
       << "the child projector did not get to its crash (status " << status << ")";
 

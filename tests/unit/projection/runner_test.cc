@@ -40,13 +40,10 @@ int64_t Total(const View& view) {
 class RunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = leftfold::testing::MakeTempDir("projector");
-    auto log = log::OpenLog({.embedded_dir = dir_ + "/log"});
-    ASSERT_TRUE(log.ok()) << log.status();
-    log_ = *std::move(log);
-    type_ = leftfold::testing::UniqueName("bank.account");
-    topic_ = TopicsFor("", type_).events;
-    ASSERT_TRUE(EnsureTopics(log_->admin(), TopicsFor("", type_), 4).ok());
+    auto events = leftfold::testing::OpenEmbeddedEvents("projector");
+    ASSERT_TRUE(events.ok()) << events.status();
+    dir_ = events->dir, type_ = events->type, topic_ = events->topic;
+    log_ = std::move(events->log);
     OpenStore();
   }
   void TearDown() override {
