@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,30 +12,13 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/kafka_properties.h"
 #include "common/signals.h"
 #include "leftfold/logging.h"
 #include "leftfold/processor.h"
 #include "leftfold/transport.h"
 
 namespace leftfold::services {
-namespace {
-
-// KEY=VALUE flags into a map; false (and a message on stderr) for a malformed one.
-bool ParseProperties(const std::vector<std::string>& properties,
-                     std::map<std::string, std::string>& out) {
-  for (const std::string& property : properties) {
-    size_t eq = property.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::fprintf(stderr, "--kafka-property wants KEY=VALUE, got '%s'\n", property.c_str());
-      return false;
-    }
-    out[property.substr(0, eq)] = property.substr(eq + 1);
-  }
-  return true;
-}
-
-}  // namespace
-
 int ProcessorMain(int argc, char** argv, const ProcessorBinary& binary) {
   BlockTerminationSignals();
   const std::string type = binary.definition.type();
@@ -84,7 +66,7 @@ int ProcessorMain(int argc, char** argv, const ProcessorBinary& binary) {
     app.add_flag(absl::StrCat("--with-", binary.extras_flag), with_extras, binary.extras_help);
   }
   CLI11_PARSE(app, argc, argv);
-  if (!ParseProperties(kafka_properties, transport_options.kafka_properties)) return 2;
+  if (!ParseKafkaProperties(kafka_properties, transport_options.kafka_properties)) return 2;
   if (log_level == "debug") SetLogLevel(LogLevel::kDebug);
   if (log_level == "warning") SetLogLevel(LogLevel::kWarning);
   if (log_level == "error") SetLogLevel(LogLevel::kError);

@@ -6,7 +6,6 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
-#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/kafka_properties.h"
 #include "leftfold/gateway.h"
 #include "leftfold/logging.h"
 #include "leftfold/transport.h"
@@ -58,14 +58,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   std::map<std::string, std::string> kafka_properties;
-  for (const std::string& property : kafka_property_args) {
-    size_t eq = property.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::fprintf(stderr, "--kafka-property wants KEY=VALUE, got '%s'\n", property.c_str());
-      return 2;
-    }
-    kafka_properties[property.substr(0, eq)] = property.substr(eq + 1);
-  }
+  if (!leftfold::services::ParseKafkaProperties(kafka_property_args, kafka_properties)) return 2;
 
   if (log_level == "debug") leftfold::SetLogLevel(leftfold::LogLevel::kDebug);
   if (log_level == "warning") leftfold::SetLogLevel(leftfold::LogLevel::kWarning);
