@@ -8,7 +8,6 @@
 #include "projection/runner.h"
 #include "store/rocks_view_store.h"
 #include "support/test_env.h"
-#include "topology/topics.h"
 #include "unit/projection/projection_test_util.h"
 
 namespace leftfold::internal::projection {
@@ -24,20 +23,19 @@ int64_t Total(const View& view) {
 
 TEST(KafkaProjectorTest, CounterEqualsCommittedEventsAcrossRestart) {
   ASSERT_FALSE(leftfold::testing::TestBrokers().empty()) << "LEFTFOLD_TEST_BROKERS is not set";
-  auto log = log::OpenLog({.brokers = leftfold::testing::TestBrokers()});
-  ASSERT_TRUE(log.ok()) << log.status();
-  const std::string type = leftfold::testing::UniqueName("bank.account");
-  const std::string topic = TopicsFor("", type).events;
-  ASSERT_TRUE(EnsureTopics((*log)->admin(), TopicsFor("", type), 3).ok());
-  const std::string dir = leftfold::testing::MakeTempDir("kafkaprojector");
+  auto events = leftfold::testing::OpenTestEvents(
+      "kafkaprojector", {.brokers = leftfold::testing::TestBrokers(), .partitions = 3});
+  ASSERT_TRUE(events.ok()) << events.status();
+  const std::string type = events->type, topic = events->topic, dir = events->dir;
+  internal::log::Log& log = *events->log;
   const std::string name = leftfold::testing::UniqueName("counter");
 
   constexpr int kPlain = 300;
-  auto positions = leftfold::testing::ProduceDeposits(**log, type, topic, kPlain, 11);
+  auto positions = leftfold::testing::ProduceDeposits(log, type, topic, kPlain, 11);
   ASSERT_TRUE(positions.ok()) << positions.status();
 
   // Events the way the aggregate processor writes them: in transactions; one is aborted.
-  auto producer = (*log)->NewProducer({.transactional_id = leftfold::testing::UniqueName("tx")});
+  auto producer = log.NewProducer({.transactional_id = leftfold::testing::UniqueName("tx")});
   ASSERT_TRUE(producer.ok()) << producer.status();
   std::vector<v1::Position> tx_positions;
   for (int round = 0; round < 2; ++round) {
@@ -73,7 +71,7 @@ TEST(KafkaProjectorTest, CounterEqualsCommittedEventsAcrossRestart) {
   {
     auto store = store::RocksViewStore::Open(dir, name);
     ASSERT_TRUE(store.ok()) << store.status();
-    Runner runner(**log, CounterProjector(name, type), **store, {.max_batch = 100});
+    Runner runner(log, CounterProjector(name, type), **store, {.max_batch = 100});
     ASSERT_TRUE(runner.Start().ok());
     ASSERT_TRUE(runner.WaitFor(*positions, absl::Now() + absl::Seconds(60)).ok());
     first_run = Total((*store)->committed());
@@ -81,11 +79,11 @@ TEST(KafkaProjectorTest, CounterEqualsCommittedEventsAcrossRestart) {
     EXPECT_TRUE(runner.Stop().ok());
   }
   // More events while the projector is down; the restart continues from the view's checkpoint.
-  auto more = leftfold::testing::ProduceDeposits(**log, type, topic, 50, 11, 1000);
+  auto more = leftfold::testing::ProduceDeposits(log, type, topic, 50, 11, 1000);
   ASSERT_TRUE(more.ok());
   auto store = store::RocksViewStore::Open(dir, name);
   ASSERT_TRUE(store.ok());
-  Runner runner(**log, CounterProjector(name, type), **store, {.max_batch = 100});
+  Runner runner(log, CounterProjector(name, type), **store, {.max_batch = 100});
   ASSERT_TRUE(runner.Start().ok());
   std::vector<v1::Position> all = *more;
   all.insert(all.end(), tx_positions.begin(), tx_positions.end());

@@ -23,7 +23,6 @@
 #include "projection/runner.h"
 #include "store/rocks_view_store.h"
 #include "support/test_env.h"
-#include "topology/topics.h"
 #include "unit/projection/projection_test_util.h"
 
 namespace leftfold::internal::projection {
@@ -87,16 +86,15 @@ TEST(ProjectorStaticMemberTest, DISABLED_ChildAppliesThenCrashes) {
 
 TEST(ProjectorStaticMemberTest, RestartWithSameInstanceIdGetsPartitionsAtOnce) {
   ASSERT_FALSE(leftfold::testing::TestBrokers().empty()) << "LEFTFOLD_TEST_BROKERS is not set";
-  auto log = log::OpenLog({.brokers = leftfold::testing::TestBrokers()});
-  ASSERT_TRUE(log.ok()) << log.status();
-  const std::string type = leftfold::testing::UniqueName("bank.account");
-  const std::string topic = TopicsFor("", type).events;
-  ASSERT_TRUE(EnsureTopics((*log)->admin(), TopicsFor("", type), 3).ok());
-  const std::string dir = leftfold::testing::MakeTempDir("staticprojector");
+  auto events = leftfold::testing::OpenTestEvents(
+      "staticprojector", {.brokers = leftfold::testing::TestBrokers(), .partitions = 3});
+  ASSERT_TRUE(events.ok()) << events.status();
+  const std::string type = events->type, topic = events->topic, dir = events->dir;
+  internal::log::Log& log = *events->log;
   const std::string name = leftfold::testing::UniqueName("counter");
   constexpr int kFirst = 120;
   constexpr int kSecond = 60;
-  auto first = leftfold::testing::ProduceDeposits(**log, type, topic, kFirst, 9);
+  auto first = leftfold::testing::ProduceDeposits(log, type, topic, kFirst, 9);
   ASSERT_TRUE(first.ok()) << first.status();
 
   int status = leftfold::testing::RunSelfAsChild(
@@ -107,14 +105,14 @@ TEST(ProjectorStaticMemberTest, RestartWithSameInstanceIdGetsPartitionsAtOnce) {
   ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
       << "the child projector did not get to its crash (status " << status << ")";
 
-  auto second = leftfold::testing::ProduceDeposits(**log, type, topic, kSecond, 9, 1000);
+  auto second = leftfold::testing::ProduceDeposits(log, type, topic, kSecond, 9, 1000);
   ASSERT_TRUE(second.ok()) << second.status();
   auto store = store::RocksViewStore::Open(dir, name);
   ASSERT_TRUE(store.ok()) << store.status();
   const int64_t before = Total((*store)->committed());
   EXPECT_EQ(before, kFirst);  // the child's view, as its last commit left it
 
-  Runner runner(**log, CounterProjector(name, type), **store,
+  Runner runner(log, CounterProjector(name, type), **store,
                 {.max_batch = 100, .instance_id = kInstanceId});
   const absl::Time start = absl::Now();
   ASSERT_TRUE(runner.Start().ok());

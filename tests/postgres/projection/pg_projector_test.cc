@@ -11,7 +11,6 @@
 #include "projection/runner.h"
 #include "store/pg_store.h"
 #include "support/test_env.h"
-#include "topology/topics.h"
 #include "unit/projection/projection_test_util.h"
 
 namespace leftfold::internal::projection {
@@ -50,15 +49,12 @@ class PgProjectorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_FALSE(PgUri().empty()) << "LEFTFOLD_TEST_PG is not set (tools/test starts PostgreSQL)";
-    dir_ = leftfold::testing::MakeTempDir("pgprojector");
-    auto log = log::OpenLog({.embedded_dir = dir_ + "/log"});
-    ASSERT_TRUE(log.ok()) << log.status();
-    log_ = *std::move(log);
-    type_ = leftfold::testing::UniqueName("bank.account");
-    topic_ = TopicsFor("", type_).events;
+    auto events = leftfold::testing::OpenTestEvents("pgprojector", {.partitions = 3});
+    ASSERT_TRUE(events.ok()) << events.status();
+    dir_ = events->dir, type_ = events->type, topic_ = events->topic;
+    log_ = std::move(events->log);
     name_ = leftfold::testing::UniqueName("pg_balances");
     table_ = absl::StrReplaceAll(name_, {{"-", "_"}});
-    ASSERT_TRUE(EnsureTopics(log_->admin(), TopicsFor("", type_), 3).ok());
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 

@@ -30,23 +30,30 @@ inline v1::EventEnvelope MakeEnvelope(const std::string& type, const std::string
   return e;
 }
 
-// An embedded log in a fresh temp directory, and a unique aggregate type whose topics (4
-// partitions) exist in it: where the runner, pipeline and rebuild tests start.
-struct EmbeddedEvents {
+// A fresh temp directory, a log (the embedded one under <dir>/log, or Kafka at `brokers`) and a
+// unique aggregate type whose topics exist in it: where the projection tests start.
+struct TestEvents {
   std::string dir, type, topic;  // `topic`: the type's events topic
   std::unique_ptr<internal::log::Log> log;
 };
-inline absl::StatusOr<EmbeddedEvents> OpenEmbeddedEvents(const std::string& prefix) {
-  EmbeddedEvents out;
+struct TestEventsOptions {
+  std::string brokers;  // empty: the embedded log
+  int32_t partitions = 4;
+};
+inline absl::StatusOr<TestEvents> OpenTestEvents(const std::string& prefix,
+                                                 const TestEventsOptions& options = {}) {
+  TestEvents out;
   out.dir = MakeTempDir(prefix);
   absl::StatusOr<std::unique_ptr<internal::log::Log>> log =
-      internal::log::OpenLog({.embedded_dir = out.dir + "/log"});
+      options.brokers.empty() ? internal::log::OpenLog({.embedded_dir = out.dir + "/log"})
+                              : internal::log::OpenLog({.brokers = options.brokers});
   if (!log.ok()) return log.status();
   out.log = *std::move(log);
   out.type = UniqueName("bank.account");
   internal::AggregateTopics topics = internal::TopicsFor("", out.type);
   out.topic = topics.events;
-  absl::StatusOr<int32_t> ensured = internal::EnsureTopics(out.log->admin(), topics, 4);
+  absl::StatusOr<int32_t> ensured =
+      internal::EnsureTopics(out.log->admin(), topics, options.partitions);
   if (!ensured.ok()) return ensured.status();
   return out;
 }

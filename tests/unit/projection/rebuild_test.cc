@@ -15,7 +15,6 @@
 #include "projection/runner.h"
 #include "store/rocks_view_store.h"
 #include "support/test_env.h"
-#include "topology/topics.h"
 #include "unit/projection/projection_test_util.h"
 
 namespace leftfold::internal::projection {
@@ -77,7 +76,7 @@ Projector BuggyCounter(const std::string& name, const std::string& type) {
 class RebuildTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto events = leftfold::testing::OpenEmbeddedEvents("rebuild");
+    auto events = leftfold::testing::OpenTestEvents("rebuild");
     ASSERT_TRUE(events.ok()) << events.status();
     dir_ = events->dir, type_ = events->type, topic_ = events->topic;
     log_ = std::move(events->log);

@@ -20,7 +20,6 @@
 #include "projection/runner.h"
 #include "store/rocks_view_store.h"
 #include "support/test_env.h"
-#include "topology/topics.h"
 #include "unit/projection/projection_test_util.h"
 
 namespace leftfold::internal::projection {
@@ -85,7 +84,7 @@ class LosingStore : public store::ProjectionStore {
 class RunnerPipelineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto events = leftfold::testing::OpenEmbeddedEvents("pipeline");
+    auto events = leftfold::testing::OpenTestEvents("pipeline");
     ASSERT_TRUE(events.ok()) << events.status();
     dir_ = events->dir, type_ = events->type, topic_ = events->topic;
     log_ = std::move(events->log);

@@ -11,7 +11,6 @@
 #include "gtest/gtest.h"
 #include "store/rocks_view_store.h"
 #include "support/test_env.h"
-#include "topology/topics.h"
 #include "unit/projection/projection_test_util.h"
 
 namespace leftfold::internal::projection {
@@ -40,7 +39,7 @@ int64_t Total(const View& view) {
 class RunnerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto events = leftfold::testing::OpenEmbeddedEvents("projector");
+    auto events = leftfold::testing::OpenTestEvents("projector");
     ASSERT_TRUE(events.ok()) << events.status();
     dir_ = events->dir, type_ = events->type, topic_ = events->topic;
     log_ = std::move(events->log);
