@@ -1,4 +1,4 @@
-// The current time as a google.protobuf.Timestamp, to the microsecond.
+// The current time as a google.protobuf.Timestamp, at the clock's full (sub-second) resolution.
 //
 //   *event.mutable_timestamp() = leftfold::internal::ProtoNow();
 //
