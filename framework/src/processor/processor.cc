@@ -937,8 +937,6 @@ absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records
   for (size_t i = 0; i < records.size() && status.ok(); ++i) {
     const log::Record& record = records[i];
     if (!owned_.contains(record.partition)) continue;  // revoked while polling
-    staged.first_command_offsets.emplace(record.partition, record.offset);
-    staged.next_command_offsets[record.partition] = record.offset + 1;
     status = Decide(record, parsed[i] ? command_pool_[i].get() : nullptr, staged);
   }
   staged.decided = absl::Now();
