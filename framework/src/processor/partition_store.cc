@@ -1,7 +1,6 @@
 #include "processor/partition_store.h"
 
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
@@ -212,21 +211,10 @@ absl::StatusOr<std::optional<v1::Snapshot>> PartitionStore::GetSnapshot(
 
 absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
     const std::string& command_id) const {
-  // Asked once per command, and most ids miss: the key is built on the stack when it fits.
-  char stack_key[256];
-  std::string heap_key;
-  rocksdb::Slice key;
-  size_t prefix = sizeof(kResultPrefix) - 1;
-  if (prefix + command_id.size() <= sizeof(stack_key)) {
-    std::memcpy(stack_key, kResultPrefix, prefix);
-    std::memcpy(stack_key + prefix, command_id.data(), command_id.size());
-    key = rocksdb::Slice(stack_key, prefix + command_id.size());
-  } else {
-    heap_key = absl::StrCat(kResultPrefix, command_id);
-    key = heap_key;
-  }
+  // The processor reads whole batches with GetResults; this single lookup is the plain one.
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), key, &value);
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), absl::StrCat(kResultPrefix, command_id), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get result"); !st.ok()) return st;
   absl::StatusOr<v1::CommandResult> result = DecodeResult(value);
