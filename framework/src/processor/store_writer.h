@@ -15,16 +15,13 @@
 // returns (RocksDB allows the owner's concurrent reads).
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/background_writer.h"
 #include "processor/partition_store.h"
 
 namespace leftfold::internal::processor {
@@ -52,17 +49,7 @@ class StoreWriter {
   absl::Status error() const;
 
  private:
-  void Loop();
-
-  const size_t max_pending_;
-  mutable std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<std::pair<uint64_t, std::shared_ptr<const Batch>>> queue_;
-  uint64_t enqueued_ = 0;
-  uint64_t applied_ = 0;
-  absl::Status error_;
-  bool stop_ = false;
-  std::thread thread_;
+  BackgroundWriter writer_;
 };
 
 }  // namespace leftfold::internal::processor

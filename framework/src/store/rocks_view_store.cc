@@ -4,17 +4,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/background_writer.h"
 #include "projection/row_codec.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
@@ -219,55 +217,21 @@ class RowCache : public absl::flat_hash_map<std::string, CachedRow> {};
 class CommitWriter {
  public:
   CommitWriter(absl::Mutex* db_mu, rocksdb::DB* const* db, Watermarks* watermarks)
-      : db_mu_(db_mu), db_(db), watermarks_(watermarks), thread_([this] { Loop(); }) {}
-  ~CommitWriter() {
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      idle_.wait(lock, [this] { return !busy_; });
-      stop_ = true;
-    }
-    work_.notify_all();
-    thread_.join();
-  }
+      : db_mu_(db_mu), db_(db), watermarks_(watermarks) {}
 
   // Waits until no write is in flight; the failure of the last one, if not taken yet.
-  absl::Status Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    idle_.wait(lock, [this] { return !busy_; });
-    return error_;
-  }
+  absl::Status Wait() { return writer_.Drain(); }
   // Like Wait, and forgets the failure (the caller reports it).
-  absl::Status Take() {
-    std::unique_lock<std::mutex> lock(mu_);
-    idle_.wait(lock, [this] { return !busy_; });
-    return std::exchange(error_, absl::OkStatus());
-  }
+  absl::Status Take() { return writer_.DrainAndTakeError(); }
   // After Take() returned OK: writes `batch` in the background, then advances the watermarks.
   void Submit(rocksdb::WriteBatch batch, Checkpoints checkpoints) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      batch_ = std::move(batch);
-      checkpoints_ = std::move(checkpoints);
-      busy_ = true;
-    }
-    work_.notify_all();
+    auto job = std::make_shared<std::pair<rocksdb::WriteBatch, Checkpoints>>(
+        std::move(batch), std::move(checkpoints));
+    writer_.Enqueue([this, job] { return Write(job->first, job->second); });
   }
 
  private:
-  void Loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      work_.wait(lock, [this] { return stop_ || busy_; });
-      if (!busy_) return;
-      lock.unlock();
-      absl::Status s = Write();
-      lock.lock();
-      if (!s.ok() && error_.ok()) error_ = s;
-      busy_ = false;
-      idle_.notify_all();
-    }
-  }
-  absl::Status Write() {
+  absl::Status Write(rocksdb::WriteBatch& batch, const Checkpoints& checkpoints) {
     {
       absl::ReaderMutexLock lock(db_mu_);  // SwapIn replaces the database under it
       rocksdb::DB* db = *db_;
@@ -278,25 +242,17 @@ class CommitWriter {
       // atomic batch), so the projector re-applies exactly those events from the log, the
       // source of truth. Never an event twice, never a view ahead of its checkpoint.
       options.sync = false;
-      rocksdb::Status s = db->Write(options, &batch_);
+      rocksdb::Status s = db->Write(options, &batch);
       if (!s.ok()) return FromRocks(s, "commit");
     }
-    watermarks_->Advance(checkpoints_);
+    watermarks_->Advance(checkpoints);
     return absl::OkStatus();
   }
 
   absl::Mutex* db_mu_;
   rocksdb::DB* const* db_;
   Watermarks* watermarks_;
-  std::mutex mu_;
-  std::condition_variable work_;  // busy_ or stop_ set
-  std::condition_variable idle_;  // busy_ cleared
-  bool busy_ = false;             // a batch is handed over and not written yet
-  bool stop_ = false;
-  absl::Status error_;
-  rocksdb::WriteBatch batch_;  // owned by the writer thread while busy_
-  Checkpoints checkpoints_;
-  std::thread thread_;  // last: starts once the rest is set up
+  BackgroundWriter writer_{/*max_pending=*/1};  // last: its destructor runs the write in flight
 };
 
 namespace {
