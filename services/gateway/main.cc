@@ -3,8 +3,6 @@
 // in-flight calls for up to --drain.
 //
 //   leftfold-gateway --brokers 127.0.0.1:9092 --aggregate-types bank.account --listen 0.0.0.0:50051
-#include <signal.h>
-
 #include <CLI/CLI.hpp>
 #include <map>
 #include <string>
@@ -14,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/kafka_properties.h"
+#include "common/signals.h"
 #include "leftfold/gateway.h"
 #include "leftfold/logging.h"
 #include "leftfold/transport.h"
@@ -64,12 +63,8 @@ int main(int argc, char** argv) {
   if (log_level == "warning") leftfold::SetLogLevel(leftfold::LogLevel::kWarning);
   if (log_level == "error") leftfold::SetLogLevel(leftfold::LogLevel::kError);
 
-  // Block the stop signals before any thread starts, so only sigwait below receives them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread starts, so only the wait below receives them.
+  leftfold::services::BlockTerminationSignals();
 
   auto transport = leftfold::Transport::Open({.brokers = brokers,
                                               .embedded_dir = data_dir + "/log",
@@ -96,8 +91,7 @@ int main(int argc, char** argv) {
                      {"port", absl::StrCat((*server)->port())},
                      {"aggregate_types", absl::StrJoin(types, ",")},
                      {"backend", (*transport)->backend()}});
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  int sig = leftfold::services::WaitForTerminationSignal();
   leftfold::LogInfo("gateway", "signal received, draining", {{"signal", absl::StrCat(sig)}});
   (*server)->Shutdown(absl::Seconds(drain_s));
   leftfold::LogInfo("gateway", "bye");
