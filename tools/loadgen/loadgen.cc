@@ -4,15 +4,19 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "bank/v1/bank.pb.h"
 #include "grpcpp/create_channel.h"
@@ -74,9 +78,29 @@ double CpuSeconds() {
          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
-// One Execute in flight. Owned by the Engine from Issue until its completion callback.
+// The code Execute would have answered a result with (gateway_service.cc, StatusForResult), so
+// stream and unary runs count outcomes alike.
+std::string OutcomeCode(const v1::CommandResult& r) {
+  switch (r.outcome()) {
+    case v1::CommandResult::ACCEPTED:
+      return "OK";
+    case v1::CommandResult::REJECTED:
+      return CodeName(r.code() == 0 ? grpc::StatusCode::UNKNOWN
+                                    : static_cast<grpc::StatusCode>(r.code()));
+    case v1::CommandResult::CONFLICT:
+      return "ABORTED";
+    case v1::CommandResult::FAILED:
+      return CodeName(r.code() == 0 ? grpc::StatusCode::INTERNAL
+                                    : static_cast<grpc::StatusCode>(r.code()));
+    default:
+      return "INTERNAL";
+  }
+}
+
+// One command in flight (an Execute call, or one command of a stream). Owned by the Engine from
+// Issue until its completion.
 struct Call {
-  grpc::ClientContext context;
+  std::optional<grpc::ClientContext> context;  // unary only
   v1::CommandEnvelope request;
   v1::CommandResult response;
   v1::SubmitAck ack;
@@ -91,6 +115,8 @@ struct PhaseState {
   absl::Time last_send;
   absl::Time last_done;
 };
+
+class StreamLane;
 
 // Runs the phases. Completion callbacks run on gRPC's threads; in closed loop each one issues
 // the call that replaces it, so no thread is held per call. Thread-safe.
@@ -107,7 +133,18 @@ class Engine {
     }
   }
 
+  ~Engine();
+
   absl::Status WaitReady(const std::string& prefix);
+
+  // Stream mode: opens the ExecuteStreams before the first command, half-closes them and waits
+  // for their end after the last.
+  void OpenStreams();
+  void CloseStreams();
+  // A stream's response to `call`, or the end of `call` with its stream (response null,
+  // `stream_status` says how the stream ended).
+  void OnStreamAnswer(std::unique_ptr<Call> call, const v1::ExecuteStreamResponse* response,
+                      const grpc::Status& stream_status, StreamLane* lane);
 
   // Closed loop over the preload (`count` commands), or over warm-up + measured.
   void RunClosed(bool preload, int64_t preload_count);
@@ -142,6 +179,11 @@ class Engine {
   }
   void Issue(std::unique_ptr<Call> call);
   void OnDone(Call* call, const grpc::Status& status);
+  // Counts `call`'s end; in closed loop (and when `replace`) returns the call that takes its
+  // place.
+  std::unique_ptr<Call> Record(const Call& call, absl::Time now, bool completed,
+                               const std::string& code, const v1::CommandResult* accepted,
+                               bool replace);
   void WaitIdle() ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     mu_.Await(absl::Condition(this, &Engine::Idle));
@@ -151,6 +193,8 @@ class Engine {
   std::vector<std::unique_ptr<v1::CommandGateway::Stub>> stubs_;
   std::atomic<uint64_t> next_stub_{0};
   std::string id_prefix_;
+  std::vector<std::unique_ptr<StreamLane>> lanes_;  // stream mode; set before the first Issue
+  std::atomic<uint64_t> next_lane_{0};
 
   absl::Mutex mu_;
   WorkloadGenerator generator_ ABSL_GUARDED_BY(mu_);
@@ -219,15 +263,157 @@ std::unique_ptr<Call> Engine::NextClosed() {
   return call;
 }
 
+// One ExecuteStream: one write and one read in flight, commands queued behind the write,
+// responses matched to their calls by command id. Deleted by the Engine after Await.
+class StreamLane final
+    : public grpc::ClientBidiReactor<v1::CommandEnvelope, v1::ExecuteStreamResponse> {
+ public:
+  StreamLane(Engine* engine, v1::CommandGateway::Stub& stub, absl::Duration command_timeout)
+      : engine_(engine) {
+    context_.AddMetadata(
+        "leftfold-command-timeout-ms",
+        absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(command_timeout))));
+    stub.async()->ExecuteStream(&context_, this);
+    StartRead(&response_);
+    StartCall();
+  }
+
+  void Send(std::unique_ptr<Call> call) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!ended_) {
+        queue_.push_back(std::move(call));
+        if (!writing_) WriteNextLocked();
+        return;
+      }
+    }
+    engine_->OnStreamAnswer(std::move(call), nullptr, final_status_, this);
+  }
+
+  // Half-closes once everything queued is written; the gateway then ends the stream (OK) when
+  // it has answered every command.
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+    MaybeWritesDoneLocked();
+  }
+  grpc::Status Await() {
+    done_.WaitForNotification();
+    return final_status_;
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok || ended_) return;  // the stream broke: OnDone fails what is left
+    if (!queue_.empty()) {
+      WriteNextLocked();
+    } else {
+      MaybeWritesDoneLocked();
+    }
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // the stream ends; OnDone follows
+    v1::ExecuteStreamResponse response = std::move(response_);
+    std::unique_ptr<Call> call;
+    {
+      absl::MutexLock lock(&mu_);
+      if (auto it = pending_.find(response.command_id()); it != pending_.end()) {
+        call = std::move(it->second.front());
+        it->second.pop_front();
+        if (it->second.empty()) pending_.erase(it);
+      }
+      response_.Clear();
+      StartRead(&response_);
+    }
+    if (call != nullptr)
+      engine_->OnStreamAnswer(std::move(call), &response, grpc::Status::OK, this);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    std::vector<std::unique_ptr<Call>> lost;
+    {
+      absl::MutexLock lock(&mu_);
+      ended_ = true;
+      final_status_ = status;
+      for (auto& call : queue_) lost.push_back(std::move(call));
+      queue_.clear();
+      for (auto& [id, calls] : pending_) {
+        for (auto& call : calls) lost.push_back(std::move(call));
+      }
+      pending_.clear();
+    }
+    for (auto& call : lost) engine_->OnStreamAnswer(std::move(call), nullptr, status, this);
+    done_.Notify();  // last touch: the Engine may delete this lane now
+  }
+
+ private:
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::unique_ptr<Call> call = std::move(queue_.front());
+    queue_.pop_front();
+    // The call may be answered (and freed) before OnWriteDone: the lane owns what is written.
+    write_ = std::move(call->request);
+    pending_[write_.command_id()].push_back(std::move(call));
+    writing_ = true;
+    StartWrite(&write_);
+  }
+  void MaybeWritesDoneLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!closing_ || writing_ || !queue_.empty() || writes_done_ || ended_) return;
+    writes_done_ = true;
+    StartWritesDone();
+  }
+
+  Engine* const engine_;
+  grpc::ClientContext context_;
+  v1::ExecuteStreamResponse response_;  // the one outstanding read
+  absl::Notification done_;
+  grpc::Status final_status_;  // written before done_ / ended_
+  absl::Mutex mu_;
+  std::deque<std::unique_ptr<Call>> queue_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::deque<std::unique_ptr<Call>>> pending_ ABSL_GUARDED_BY(mu_);
+  v1::CommandEnvelope write_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+Engine::~Engine() { CloseStreams(); }
+
+void Engine::OpenStreams() {
+  for (int i = 0; i < std::max(1, options_.streams); ++i) {
+    lanes_.push_back(
+        std::make_unique<StreamLane>(this, *stubs_[i % stubs_.size()], options_.deadline));
+  }
+}
+
+void Engine::CloseStreams() {
+  for (auto& lane : lanes_) lane->Close();
+  for (auto& lane : lanes_) {
+    grpc::Status s = lane->Await();
+    if (!s.ok()) {
+      std::fprintf(stderr, "leftfold-loadgen: a stream ended with %s: %s\n",
+                   CodeName(s.error_code()).c_str(), s.error_message().c_str());
+    }
+  }
+  lanes_.clear();
+}
+
 void Engine::Issue(std::unique_ptr<Call> call) {
-  call->context.set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
+  if (!lanes_.empty()) {
+    lanes_[next_lane_++ % lanes_.size()]->Send(std::move(call));
+    return;
+  }
+  call->context.emplace();
+  call->context->set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
   v1::CommandGateway::Stub& stub = *stubs_[next_stub_++ % stubs_.size()];
   Call* raw = call.release();
   if (options_.submit) {
-    stub.async()->Submit(&raw->context, &raw->request, &raw->ack,
+    stub.async()->Submit(&*raw->context, &raw->request, &raw->ack,
                          [this, raw](grpc::Status status) { OnDone(raw, status); });
   } else {
-    stub.async()->Execute(&raw->context, &raw->request, &raw->response,
+    stub.async()->Execute(&*raw->context, &raw->request, &raw->response,
                           [this, raw](grpc::Status status) { OnDone(raw, status); });
   }
 }
@@ -236,36 +422,67 @@ void Engine::OnDone(Call* raw, const grpc::Status& status) {
   std::unique_ptr<Call> call(raw);
   absl::Time now = absl::Now();
   bool completed =
-      status.ok() || call->context.GetServerTrailingMetadata().count(kResultTrailer) > 0;
-  std::unique_ptr<Call> next;
-  {
-    absl::MutexLock lock(&mu_);
-    PhaseState& state = phases_[call->phase];
-    std::string code = CodeName(status.error_code());
-    if (completed) {
-      ++state.report.completed;
-      ++state.report.outcomes[code];
-      state.report.latency.Record(now - call->intended);
-      if (status.ok() && !options_.submit && call->response.has_processed_at()) {
-        absl::Time processed = absl::FromUnixSeconds(call->response.processed_at().seconds()) +
-                               absl::Nanoseconds(call->response.processed_at().nanos());
-        // Clamped at zero: the two clocks are the same, but a stamp is not a barrier.
-        state.report.to_processed.Record(
-            std::max(absl::ZeroDuration(), processed - call->intended));
-        state.report.from_processed.Record(std::max(absl::ZeroDuration(), now - processed));
-      }
-    } else {
-      ++state.report.errors;
-      ++state.report.error_codes[code];
-    }
-    state.last_done = std::max(state.last_done, now);
-    // Closed loop: this lane's next call, taken before the count drops so WaitIdle cannot see a
-    // false zero between two calls of the last lane.
-    if (options_.mode == LoadOptions::Mode::kClosed || closed_preload_) next = NextClosed();
-    --outstanding_;
-  }
+      status.ok() || call->context->GetServerTrailingMetadata().count(kResultTrailer) > 0;
+  std::unique_ptr<Call> next =
+      Record(*call, now, completed, CodeName(status.error_code()),
+             status.ok() && !options_.submit ? &call->response : nullptr, /*replace=*/true);
   // Issued from the callback thread, which never blocks on it.
   if (next != nullptr) Issue(std::move(next));
+}
+
+void Engine::OnStreamAnswer(std::unique_ptr<Call> call, const v1::ExecuteStreamResponse* response,
+                            const grpc::Status& stream_status, StreamLane* lane) {
+  absl::Time now = absl::Now();
+  std::unique_ptr<Call> next;
+  if (response == nullptr) {
+    // Lost with its stream: an error under the stream's code; its lane takes no replacement.
+    Record(*call, now, false,
+           stream_status.ok() ? "STREAM_ENDED" : CodeName(stream_status.error_code()), nullptr,
+           /*replace=*/false);
+    return;
+  }
+  if (response->has_result()) {
+    const v1::CommandResult& r = response->result();
+    next = Record(*call, now, true, OutcomeCode(r),
+                  r.outcome() == v1::CommandResult::ACCEPTED ? &r : nullptr, /*replace=*/true);
+  } else {
+    next = Record(*call, now, false,
+                  CodeName(static_cast<grpc::StatusCode>(response->status().code())), nullptr,
+                  /*replace=*/true);
+  }
+  // Closed loop: the replacement goes to the same stream, so each keeps its share of lanes.
+  if (next != nullptr) lane->Send(std::move(next));
+}
+
+std::unique_ptr<Call> Engine::Record(const Call& call, absl::Time now, bool completed,
+                                     const std::string& code, const v1::CommandResult* accepted,
+                                     bool replace) {
+  std::unique_ptr<Call> next;
+  absl::MutexLock lock(&mu_);
+  PhaseState& state = phases_[call.phase];
+  if (completed) {
+    ++state.report.completed;
+    ++state.report.outcomes[code];
+    state.report.latency.Record(now - call.intended);
+    if (accepted != nullptr && accepted->has_processed_at()) {
+      absl::Time processed = absl::FromUnixSeconds(accepted->processed_at().seconds()) +
+                             absl::Nanoseconds(accepted->processed_at().nanos());
+      // Clamped at zero: the two clocks are the same, but a stamp is not a barrier.
+      state.report.to_processed.Record(std::max(absl::ZeroDuration(), processed - call.intended));
+      state.report.from_processed.Record(std::max(absl::ZeroDuration(), now - processed));
+    }
+  } else {
+    ++state.report.errors;
+    ++state.report.error_codes[code];
+  }
+  state.last_done = std::max(state.last_done, now);
+  // Closed loop: this lane's next call, taken before the count drops so WaitIdle cannot see a
+  // false zero between two calls of the last lane.
+  if (replace && (options_.mode == LoadOptions::Mode::kClosed || closed_preload_)) {
+    next = NextClosed();
+  }
+  --outstanding_;
+  return next;
 }
 
 void Engine::RunClosed(bool preload, int64_t preload_count) {
@@ -350,6 +567,9 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   if (options.commands <= 0 && options.duration <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("need --commands or --duration");
   }
+  if (options.rpc == LoadOptions::Rpc::kStream && options.submit) {
+    return absl::InvalidArgumentError("--submit is unary only (there is no SubmitStream)");
+  }
   LoadReport report;
   report.id_prefix = options.id_prefix.empty()
                          ? absl::StrCat("lg", getpid(), "-", absl::ToUnixMillis(absl::Now()), "-")
@@ -360,6 +580,7 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   if (options.wait_ready > absl::ZeroDuration()) {
     if (absl::Status s = engine.WaitReady(report.id_prefix); !s.ok()) return s;
   }
+  if (options.rpc == LoadOptions::Rpc::kStream) engine.OpenStreams();
   // Only the uniform workloads open every account up front; Zipf opens lazily inside its mix.
   if (options.preload && options.workload != Workload::kBankZipf) {
     engine.RunClosed(/*preload=*/true,
@@ -370,6 +591,7 @@ absl::StatusOr<LoadReport> RunLoad(const LoadOptions& options) {
   } else {
     engine.RunOpen();
   }
+  engine.CloseStreams();
   report.preload = engine.Report(kPreload);
   report.warmup = engine.Report(kWarmup);
   report.measured = engine.Report(kMeasured);
@@ -401,14 +623,21 @@ std::string ModeText(const LoadOptions& options) {
              : absl::StrFormat("open loop, %.0f commands/s offered", options.rate);
 }
 
+std::string RpcText(const LoadOptions& options) {
+  if (options.rpc == LoadOptions::Rpc::kStream) {
+    return absl::StrCat("ExecuteStream (", options.streams, " streams)");
+  }
+  return options.submit ? "Submit" : "Execute";
+}
+
 }  // namespace
 
 std::string FormatHuman(const LoadOptions& options, const LoadReport& report) {
   const PhaseReport& m = report.measured;
-  std::string out = absl::StrFormat("leftfold-loadgen: %s %s seed %d -> %s, %s, deadline %s\n",
-                                    options.submit ? "Submit" : "Execute",
-                                    WorkloadName(options.workload), options.seed, options.target,
-                                    ModeText(options), absl::FormatDuration(options.deadline));
+  std::string out =
+      absl::StrFormat("leftfold-loadgen: %s %s seed %d -> %s, %s, deadline %s\n", RpcText(options),
+                      WorkloadName(options.workload), options.seed, options.target,
+                      ModeText(options), absl::FormatDuration(options.deadline));
   if (report.preload.sent > 0) {
     absl::StrAppendFormat(&out, "preload   %d opens in %.2f s (%.0f/s): %s; errors: %s\n",
                           report.preload.sent, absl::ToDoubleSeconds(report.preload.elapsed),
@@ -446,16 +675,20 @@ std::string FormatHuman(const LoadOptions& options, const LoadReport& report) {
 std::string FormatJson(const LoadOptions& options, const LoadReport& report) {
   const PhaseReport& m = report.measured;
   return absl::StrFormat(
-      "{\"rpc\":\"%s\",\"workload\":\"%s\",\"seed\":%d,\"target\":\"%s\",\"mode\":\"%s\","
-      "\"concurrency\":%d,"
+      "{\"rpc\":\"%s\",\"streams\":%d,\"workload\":\"%s\",\"seed\":%d,\"target\":\"%s\","
+      "\"mode\":\"%s\",\"concurrency\":%d,"
       "\"rate\":%.1f,\"sent\":%d,\"completed\":%d,\"errors\":%d,\"elapsed_s\":%.4f,"
       "\"throughput\":%.1f,\"offered_rate\":%.1f,\"max_send_lag_ms\":%.3f,\"p50_ms\":%.3f,"
       "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f,\"outcomes\":%s,"
       "\"error_codes\":%s,\"preload_sent\":%d,\"preload_completed\":%d,\"warmup_completed\":%d,"
       "\"client_cpu_s\":%.3f,\"to_processed_p50_ms\":%.3f,\"to_processed_p99_ms\":%.3f,"
       "\"from_processed_p50_ms\":%.3f,\"from_processed_p99_ms\":%.3f}",
-      options.submit ? "submit" : "execute", WorkloadName(options.workload), options.seed,
-      options.target, options.mode == LoadOptions::Mode::kClosed ? "closed" : "open",
+      options.rpc == LoadOptions::Rpc::kStream ? "execute_stream"
+      : options.submit                         ? "submit"
+                                               : "execute",
+      options.rpc == LoadOptions::Rpc::kStream ? options.streams : 0,
+      WorkloadName(options.workload), options.seed, options.target,
+      options.mode == LoadOptions::Mode::kClosed ? "closed" : "open",
       options.mode == LoadOptions::Mode::kClosed ? options.concurrency : 0,
       options.mode == LoadOptions::Mode::kOpen ? options.rate : 0.0, m.sent, m.completed, m.errors,
       absl::ToDoubleSeconds(m.elapsed), m.Throughput(), m.OfferedRate(),

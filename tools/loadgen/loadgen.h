@@ -1,6 +1,6 @@
 // The load generator behind `leftfold-loadgen`: sends a canonical workload (tools/bench/workload.h)
-// to a leftfold.v1.CommandGateway as Execute calls over the gRPC callback API and measures what
-// the client sees.
+// to a leftfold.v1.CommandGateway as Execute calls, or over ExecuteStream calls, with the gRPC
+// callback API and measures what the client sees.
 //
 //   leftfold::bench::LoadOptions options;
 //   options.target = "127.0.0.1:50051";
@@ -22,7 +22,9 @@
 // code carrying the `leftfold-result-bin` trailer (a rejection, e.g. FAILED_PRECONDITION for
 // insufficient funds, or ABORTED for a version conflict). Anything else (UNAVAILABLE,
 // DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ...) is an error, counted apart and kept out of the
-// latency histogram.
+// latency histogram. Over ExecuteStream the same: a response with a result is completed and
+// counted under the code Execute would have answered with (OK, FAILED_PRECONDITION, ABORTED,
+// ...); a response with a status, or a command lost with its stream, is an error.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +40,7 @@ namespace leftfold::bench {
 
 struct LoadOptions {
   enum class Mode { kClosed, kOpen };
+  enum class Rpc { kUnary, kStream };
 
   // Gateway address. Default: 127.0.0.1:50051.
   std::string target = "127.0.0.1:50051";
@@ -46,8 +49,15 @@ struct LoadOptions {
   uint64_t seed = 42;
   Mode mode = Mode::kClosed;
   // Submit instead of Execute: answers once the log has the command, so Execute minus Submit
-  // is the processor and result path. Default: false.
+  // is the processor and result path. Unary only. Default: false.
   bool submit = false;
+  // kUnary: one Execute call per command. kStream: commands go over `streams` ExecuteStream
+  // calls (one write and one read in flight per stream, responses matched by command id);
+  // latency is still per command, from its (intended) send to its response. Default: kUnary.
+  Rpc rpc = Rpc::kUnary;
+  // Stream mode: ExecuteStream calls (round-robin over the channels). Closed loop spreads the
+  // `concurrency` commands over them evenly; open loop sends round-robin. Default: 4.
+  int streams = 4;
   // Closed loop: calls kept outstanding. Default: 64.
   int concurrency = 64;
   // Open loop: offered commands/s. Default: 1000.
@@ -58,7 +68,8 @@ struct LoadOptions {
   absl::Duration duration = absl::Seconds(10);
   // Unmeasured load before the measured phase. Default: 2s.
   absl::Duration warmup = absl::Seconds(2);
-  // Per-call deadline (from the actual send). Default: 5s.
+  // Per-call deadline (from the actual send); in stream mode the per-command timeout
+  // (`leftfold-command-timeout-ms`). Default: 5s.
   absl::Duration deadline = absl::Seconds(5);
   // Send the workload's account opens first, unmeasured. Default: true.
   bool preload = true;

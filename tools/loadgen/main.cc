@@ -3,6 +3,7 @@
 //
 //   leftfold-loadgen --target 127.0.0.1:50051 --mode closed --concurrency 64 --duration 20
 //   leftfold-loadgen --mode open --rate 2000 --duration 20 --warmup 5 --json
+//   leftfold-loadgen --rpc stream --streams 4 --concurrency 512 --duration 20
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
@@ -13,11 +14,13 @@ int main(int argc, char** argv) {
   LoadOptions options;
   std::string workload = "bank-uniform";
   std::string mode = "closed";
+  std::string rpc = "unary";
   double duration_s = 10, warmup_s = 2, deadline_s = 5, wait_ready_s = 0;
   bool no_preload = false, json = false;
 
   CLI::App app{
-      "leftfold-loadgen: Execute load on a leftfold command gateway (closed or open loop)."};
+      "leftfold-loadgen: Execute (or ExecuteStream) load on a leftfold command gateway (closed or "
+      "open loop)."};
   app.add_option("--target", options.target, "gateway address")->capture_default_str();
   app.add_option("--workload", workload, "bank-uniform, bank-zipf or bank-dup")
       ->capture_default_str();
@@ -53,7 +56,16 @@ int main(int argc, char** argv) {
                  "open loop: most calls in flight (the sender waits beyond)")
       ->capture_default_str();
   app.add_flag("--submit", options.submit,
-               "send Submit instead of Execute (measures the produce path alone)");
+               "send Submit instead of Execute (measures the produce path alone; unary only)");
+  app.add_option("--rpc", rpc,
+                 "unary (one Execute call per command) or stream (commands over ExecuteStream "
+                 "calls)")
+      ->check(CLI::IsMember({"unary", "stream"}))
+      ->capture_default_str();
+  app.add_option("--streams", options.streams,
+                 "stream mode: ExecuteStream calls to spread the commands over")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_flag("--json", json, "print a one-line JSON summary after the human-readable report");
   CLI11_PARSE(app, argc, argv);
 
@@ -64,6 +76,7 @@ int main(int argc, char** argv) {
   }
   options.workload = *parsed;
   options.mode = mode == "open" ? LoadOptions::Mode::kOpen : LoadOptions::Mode::kClosed;
+  options.rpc = rpc == "stream" ? LoadOptions::Rpc::kStream : LoadOptions::Rpc::kUnary;
   options.duration = absl::Seconds(duration_s);
   options.warmup = absl::Seconds(warmup_s);
   options.deadline = absl::Seconds(deadline_s);

@@ -45,8 +45,13 @@ struct GatewayOptions {
   // Commands accepted but not yet answered (Submit: until acknowledged; Execute: until the
   // result). Beyond it calls get RESOURCE_EXHAUSTED instead of queuing. Default: 10000.
   size_t max_inflight = 10000;
-  // Execute waits at most this long when the client set no (or a longer) deadline. Default: 30s.
+  // Execute waits at most this long when the client set no (or a longer) deadline; also the cap
+  // and the default of ExecuteStream's per-command timeout. Default: 30s.
   absl::Duration max_execute_wait = absl::Seconds(30);
+  // ExecuteStream: commands one stream may have read and not yet answered (their responses
+  // written). At this many the gateway stops reading that stream until answers go out, so a
+  // sender is held back by HTTP/2 flow control instead of buffered. Default: 1024.
+  size_t max_stream_pending = 1024;
   // Items a subscriber may have queued and unsent; beyond it its stream ends with
   // RESOURCE_EXHAUSTED and a resume position. Default: 10000.
   size_t subscriber_buffer = 10000;

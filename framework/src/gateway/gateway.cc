@@ -22,9 +22,11 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(std::shared_ptr<Transpo
   for (const std::string& t : options.aggregate_types) {
     if (t.empty()) return absl::InvalidArgumentError("GatewayOptions.aggregate_types: empty name");
   }
-  if (options.max_inflight == 0 || options.subscriber_buffer == 0) {
+  if (options.max_inflight == 0 || options.subscriber_buffer == 0 ||
+      options.max_stream_pending == 0) {
     return absl::InvalidArgumentError(
-        "GatewayOptions: max_inflight and subscriber_buffer must be at least 1");
+        "GatewayOptions: max_inflight, subscriber_buffer and max_stream_pending must be at least "
+        "1");
   }
   return std::unique_ptr<Gateway>(
       new Gateway(std::make_unique<Impl>(std::move(transport), std::move(options))));

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/proto_time.h"
 #include "common/status_grpc.h"
+#include "gateway/execute_stream.h"
 #include "leftfold/logging.h"
 
 namespace leftfold::internal::gateway {
@@ -95,36 +96,45 @@ const CommandResult* ResultCache::Find(const std::string& key) {
   return &it->second->second;
 }
 
-// One Execute call waiting for its result. Exactly one of {result, deadline, cancel, shutdown,
-// produce failure} claims it and finishes the call.
-struct ExecWaiter {
-  Gateway::Impl* impl = nullptr;
-  grpc::ServerUnaryReactor* reactor = nullptr;  // valid until claimed and finished
-  grpc::CallbackServerContext* ctx = nullptr;
-  CommandResult* response = nullptr;
-  std::string key;
-  std::string command_id;
-  std::atomic<bool> claimed{false};
-
-  bool Claim() { return !claimed.exchange(true); }
-
-  // Only after Claim() returned true.
-  void Finish(const grpc::Status& status, const CommandResult* result) {
-    if (result != nullptr) {
-      *response = *result;
-      if (!status.ok()) ctx->AddTrailingMetadata(kResultMetadata, result->SerializeAsString());
-    }
-    // Released first: a client that sees the answer may send its next command at once.
-    impl->ReleaseInflight();
-    reactor->Finish(status);
-  }
-};
-
-namespace {
+void ExecWaiter::Finish(const grpc::Status& status, const CommandResult* result) {
+  // Released first: a client that sees the answer may send its next command at once.
+  impl->ReleaseInflight();
+  Answer(status, result);
+}
 
 std::string CacheKey(const std::string& aggregate_type, const std::string& command_id) {
   return absl::StrCat(aggregate_type, "\x1f", command_id);
 }
+
+absl::Time CommandDeadline(absl::Time now, absl::Duration wait, absl::Time call_deadline) {
+  absl::Time deadline = now + wait;
+  if (call_deadline != absl::InfiniteFuture()) {
+    absl::Duration margin = std::min(absl::Milliseconds(200), (call_deadline - now) / 10);
+    deadline = std::min(deadline, call_deadline - margin);
+  }
+  return deadline;
+}
+
+namespace {
+
+// The waiter of one Execute call; finishing it finishes the call.
+struct UnaryWaiter final : ExecWaiter {
+  grpc::ServerUnaryReactor* reactor = nullptr;  // valid until claimed and finished
+  grpc::CallbackServerContext* ctx = nullptr;
+  CommandResult* response = nullptr;
+
+ protected:
+  void Answer(const grpc::Status& status, const CommandResult* result) override {
+    if (result != nullptr) {
+      *response = *result;
+      if (!status.ok()) ctx->AddTrailingMetadata(kResultMetadata, result->SerializeAsString());
+    } else if (status.error_code() != grpc::StatusCode::CANCELLED) {
+      // No result (deadline, shutdown, the log refused it): name the command for GetResult.
+      ctx->AddTrailingMetadata(kCommandIdMetadata, command_id);
+    }
+    reactor->Finish(status);
+  }
+};
 
 class ExecuteReactor final : public grpc::ServerUnaryReactor {
  public:
@@ -299,6 +309,14 @@ void Gateway::Impl::BeginShutdown() {
     absl::MutexLock lock(&replay_mu_);
     replay_stop_ = true;  // the replay thread ends its streams as it exits
   }
+  std::vector<std::weak_ptr<internal::gateway::CommandStream>> streams;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    streams.swap(streams_);
+  }
+  for (auto& weak : streams) {
+    if (auto stream = weak.lock(); stream != nullptr) stream->Shutdown();
+  }
 }
 
 void Gateway::Impl::Stop() {
@@ -327,7 +345,6 @@ void Gateway::Impl::Stop() {
   }
   for (auto& w : waiting) {
     if (!w->Claim()) continue;
-    w->ctx->AddTrailingMetadata(internal::gateway::kCommandIdMetadata, w->command_id);
     w->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                            absl::StrCat("gateway stopped before the result of command ",
                                         w->command_id, " arrived; it may still be applied")),
@@ -370,7 +387,7 @@ internal::log::OutgoingRecord Gateway::Impl::ToRecord(const CommandEnvelope& c) 
           .headers = {{"command_id", c.command_id()}}};
 }
 
-namespace {
+namespace internal::gateway {
 grpc::Status NotAccepting() {
   return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                       "gateway is not serving (starting or stopping)");
@@ -379,16 +396,19 @@ grpc::Status Overloaded(size_t max) {
   return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                       absl::StrCat("gateway has ", max, " commands in flight; retry later"));
 }
-// Copies the request, filling in what the gateway owns (id, submission time).
 CommandEnvelope Normalize(const CommandEnvelope& in) {
   CommandEnvelope c = in;
-  if (c.command_id().empty()) c.set_command_id(internal::gateway::NewCommandId());
+  if (c.command_id().empty()) c.set_command_id(NewCommandId());
   if (!c.has_submitted_at()) {
     *c.mutable_submitted_at() = internal::ProtoNow();
   }
   return c;
 }
-}  // namespace
+}  // namespace internal::gateway
+
+using internal::gateway::Normalize;
+using internal::gateway::NotAccepting;
+using internal::gateway::Overloaded;
 
 grpc::ServerUnaryReactor* Gateway::Impl::Submit(grpc::CallbackServerContext* ctx,
                                                 const CommandEnvelope* request,
@@ -441,7 +461,7 @@ grpc::ServerUnaryReactor* Gateway::Impl::Execute(grpc::CallbackServerContext* ct
     return reactor;
   }
   CommandEnvelope c = Normalize(*request);
-  auto waiter = std::make_shared<ExecWaiter>();
+  auto waiter = std::make_shared<internal::gateway::UnaryWaiter>();
   waiter->impl = this;
   waiter->ctx = ctx;
   waiter->response = response;
@@ -449,7 +469,29 @@ grpc::ServerUnaryReactor* Gateway::Impl::Execute(grpc::CallbackServerContext* ct
   waiter->key = internal::gateway::CacheKey(c.aggregate_type(), c.command_id());
   auto* reactor = new internal::gateway::ExecuteReactor(waiter);
   waiter->reactor = reactor;
+  absl::Time call_deadline = ctx->deadline() == std::chrono::system_clock::time_point::max()
+                                 ? absl::InfiniteFuture()
+                                 : absl::FromChrono(ctx->deadline());
+  Dispatch(
+      c, waiter,
+      internal::gateway::CommandDeadline(absl::Now(), options_.max_execute_wait, call_deadline));
+  return reactor;
+}
 
+internal::gateway::StreamReactor* Gateway::Impl::ExecuteStream(grpc::CallbackServerContext* ctx) {
+  auto* reactor = new internal::gateway::ExecuteStreamReactor(this, ctx);
+  {
+    absl::MutexLock lock(&streams_mu_);
+    std::erase_if(streams_, [](const auto& s) { return s.expired(); });
+    streams_.push_back(reactor->stream());
+  }
+  // After registering: a stream that BeginShutdown missed sees accepting_ false here.
+  reactor->stream()->Begin();
+  return reactor;
+}
+
+void Gateway::Impl::Dispatch(const CommandEnvelope& c, const std::shared_ptr<ExecWaiter>& waiter,
+                             absl::Time deadline) {
   // Register before producing: the result may arrive before the log's acknowledgement does.
   std::optional<CommandResult> known;
   {
@@ -462,24 +504,13 @@ grpc::ServerUnaryReactor* Gateway::Impl::Execute(grpc::CallbackServerContext* ct
   }
   if (known.has_value()) {
     if (waiter->Claim()) waiter->Finish(internal::gateway::StatusForResult(*known), &*known);
-    return reactor;
-  }
-
-  // Finish a little before the client's deadline so that our DEADLINE_EXCEEDED, with the command
-  // id, reaches it rather than its own local timeout.
-  absl::Time now = absl::Now();
-  absl::Time deadline = now + options_.max_execute_wait;
-  if (ctx->deadline() != std::chrono::system_clock::time_point::max()) {
-    absl::Time client = absl::FromChrono(ctx->deadline());
-    absl::Duration margin = std::min(absl::Milliseconds(200), (client - now) / 10);
-    deadline = std::min(deadline, client - margin);
+    return;
   }
   {
     absl::MutexLock lock(&timer_mu_);
     if (deadlines_.empty() || deadline < deadlines_.begin()->first) timer_kick_ = true;
     deadlines_.emplace(deadline, waiter);
   }
-
   producer_.Send(
       ToRecord(c), [this, waiter](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
         if (where.ok() || !waiter->Claim()) return;
@@ -489,7 +520,6 @@ grpc::ServerUnaryReactor* Gateway::Impl::Execute(grpc::CallbackServerContext* ct
                                                  where.status().ToString())),
                        nullptr);
       });
-  return reactor;
 }
 
 void Gateway::Impl::Forget(const std::shared_ptr<ExecWaiter>& waiter) {
@@ -504,7 +534,6 @@ void Gateway::Impl::Forget(const std::shared_ptr<ExecWaiter>& waiter) {
 void Gateway::Impl::Expire(const std::shared_ptr<ExecWaiter>& waiter) {
   if (!waiter->Claim()) return;
   Forget(waiter);
-  waiter->ctx->AddTrailingMetadata(internal::gateway::kCommandIdMetadata, waiter->command_id);
   waiter->Finish(
       grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                    absl::StrCat("no result yet for command ", waiter->command_id,

@@ -1,5 +1,6 @@
 // The CommandGateway callback service (Gateway::Impl): validation, the in-flight cap, Execute
-// waiters, the recent-results cache and the subscription hubs. See README.md in this folder.
+// (and ExecuteStream) waiters, the recent-results cache and the subscription hubs. See README.md
+// in this folder.
 #pragma once
 
 #include <atomic>
@@ -15,6 +16,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "gateway/command_producer.h"
 #include "gateway/log_tail.h"
 #include "gateway/subscriber.h"
@@ -39,6 +41,14 @@ std::string FormatPartitionCounts(const std::vector<log::TopicPartitionOffset>& 
 // A 128-bit random id in UUID layout (8-4-4-4-12 hex).
 std::string NewCommandId();
 
+// UNAVAILABLE: the gateway is starting or stopping.
+grpc::Status NotAccepting();
+// RESOURCE_EXHAUSTED: `max` commands in flight.
+grpc::Status Overloaded(size_t max);
+// Copies the request, filling in what the gateway owns (a command id when empty, the
+// submission time).
+leftfold::v1::CommandEnvelope Normalize(const leftfold::v1::CommandEnvelope& in);
+
 // The gRPC status an Execute answers with for a result (OK for ACCEPTED).
 grpc::Status StatusForResult(const leftfold::v1::CommandResult& result);
 
@@ -55,7 +65,37 @@ class ResultCache {
   absl::flat_hash_map<std::string, decltype(entries_)::iterator> index_;
 };
 
-struct ExecWaiter;
+// One command waiting for its result: an Execute call, or one command of an ExecuteStream.
+// Registered under `key` in Gateway::Impl's waiters (and its deadline on the timer) by Dispatch.
+// Exactly one of {result, deadline, cancel, shutdown, produce failure} claims it and answers.
+// Shared by the waiters map, the timer (weakly), the producer callback and its call or stream.
+struct ExecWaiter {
+  virtual ~ExecWaiter() = default;
+
+  Gateway::Impl* impl = nullptr;
+  std::string key;  // CacheKey(aggregate type, command id)
+  std::string command_id;
+  std::atomic<bool> claimed{false};
+
+  bool Claim() { return !claimed.exchange(true); }
+
+  // Only after Claim() returned true. `result` is set when the result arrived (then `status` is
+  // StatusForResult of it); otherwise `status` says why there is none.
+  void Finish(const grpc::Status& status, const leftfold::v1::CommandResult* result);
+
+ protected:
+  // Delivers the answer. The caller holds a reference to this waiter.
+  virtual void Answer(const grpc::Status& status, const leftfold::v1::CommandResult* result) = 0;
+};
+
+class CommandStream;
+
+// "aggregate type\x1fcommand id": the key of the waiters map and of the result cache.
+std::string CacheKey(const std::string& aggregate_type, const std::string& command_id);
+
+// When a command's wait ends: `wait` from now, but a little before the call's deadline (if
+// any), so that our own answer, naming the command, reaches the client before its timeout does.
+absl::Time CommandDeadline(absl::Time now, absl::Duration wait, absl::Time call_deadline);
 
 }  // namespace leftfold::internal::gateway
 
@@ -77,6 +117,8 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx,
                                     const leftfold::v1::CommandEnvelope* request,
                                     leftfold::v1::CommandResult* response) override;
+  grpc::ServerBidiReactor<leftfold::v1::CommandEnvelope, leftfold::v1::ExecuteStreamResponse>*
+  ExecuteStream(grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* GetResult(grpc::CallbackServerContext* ctx,
                                       const leftfold::v1::GetResultRequest* request,
                                       leftfold::v1::CommandResult* response) override;
@@ -85,18 +127,30 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   grpc::ServerWriteReactor<leftfold::v1::EventEnvelope>* SubscribeEvents(
       grpc::CallbackServerContext* ctx, const leftfold::v1::EventFilter* request) override;
 
-  // Called by an Execute waiter when it ends (any way), and by the deadline timer.
+  // Called by a waiter when it ends (any way), and by the deadline timer.
   void ReleaseInflight() { inflight_.fetch_sub(1); }
   void Expire(const std::shared_ptr<internal::gateway::ExecWaiter>& waiter);
   void Forget(const std::shared_ptr<internal::gateway::ExecWaiter>& waiter);
+
+  // The command path shared by Execute and ExecuteStream (internal::gateway::CommandStream).
+  const GatewayOptions& options() const { return options_; }
+  bool accepting() const { return accepting_.load(); }
+  // INVALID_ARGUMENT naming the field, or OK.
+  absl::Status Validate(const leftfold::v1::CommandEnvelope& c) const;
+  // Takes an in-flight slot; false (nothing taken) at max_inflight.
+  bool Admit();
+  // For a validated, normalized command whose in-flight slot is taken: answers `waiter` from the
+  // result cache when the id is known (nothing produced), else registers it for the result,
+  // arms its deadline and produces the command. The waiter is answered exactly once, possibly
+  // before this returns.
+  void Dispatch(const leftfold::v1::CommandEnvelope& c,
+                const std::shared_ptr<internal::gateway::ExecWaiter>& waiter, absl::Time deadline);
 
  private:
   struct ReplaySource;
   template <typename Msg>
   using SinkPtr = std::shared_ptr<internal::gateway::Sink<Msg>>;
 
-  absl::Status Validate(const leftfold::v1::CommandEnvelope& c) const;
-  bool Admit();
   internal::log::OutgoingRecord ToRecord(const leftfold::v1::CommandEnvelope& c) const;
   void OnResult(const internal::log::Record& r, const internal::gateway::PositionMap& next);
   void OnEvent(const internal::log::Record& r, const internal::gateway::PositionMap& next);
@@ -147,7 +201,13 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   bool replay_stop_ ABSL_GUARDED_BY(replay_mu_) = false;
   std::thread replay_thread_;
 
-  // Execute deadlines: one timer thread for all calls.
+  // Open ExecuteStreams, told by BeginShutdown to stop reading and end once drained. Pruned of
+  // ended ones when a stream opens.
+  absl::Mutex streams_mu_;
+  std::vector<std::weak_ptr<internal::gateway::CommandStream>> streams_
+      ABSL_GUARDED_BY(streams_mu_);
+
+  // Command deadlines (Execute and ExecuteStream): one timer thread for all calls.
   absl::Mutex timer_mu_;
   std::multimap<absl::Time, std::weak_ptr<internal::gateway::ExecWaiter>> deadlines_
       ABSL_GUARDED_BY(timer_mu_);
