@@ -191,6 +191,51 @@ TEST_P(ProcessorTest, EachBatchSeesTheBatchCommittingBeforeIt) {
   EXPECT_EQ(h.processor().stats().aborted_transactions, 0);
 }
 
+// At least once: records are delivered, then the offsets committed outside any transaction.
+// Results still carry their events' positions, repeats still get the original result, and a
+// restart resumes after the committed offsets.
+TEST_P(ProcessorTest, AtLeastOnceDeliversThenCommitsAndStillDeduplicates) {
+  ProcessorHarness h(brokers());
+  ProcessorOptions options;
+  options.guarantee = ProcessorOptions::Guarantee::kAtLeastOnce;
+  h.StartProcessor(options);
+  h.Send({BankCommand("o", "acc-1", Open("erin", 10)), BankCommand("d1", "acc-1", DepositOf(1))});
+  ASSERT_EQ(h.Results(2).size(), 2u);
+  h.Send({BankCommand("d1", "acc-1", DepositOf(1)), BankCommand("d2", "acc-1", DepositOf(2))});
+  auto results = h.Results(4);
+  ASSERT_EQ(h.all_results().size(), 4u);
+  EXPECT_EQ(results["o"].version(), 1);
+  EXPECT_EQ(results["d1"].version(), 2);
+  EXPECT_EQ(results["d2"].version(), 3);
+  std::set<std::string> d1_copies;
+  for (const auto& r : h.all_results()) {
+    if (r.command_id() == "d1") d1_copies.insert(r.SerializeAsString());
+  }
+  EXPECT_EQ(d1_copies.size(), 1u) << "the repeated d1 must get the original result";
+
+  std::map<std::pair<int32_t, int64_t>, std::string> event_at;
+  for (const auto& record : h.ReadAll(h.topics().events, 3)) {
+    v1::EventEnvelope event;
+    ASSERT_TRUE(event.ParseFromString(record.value));
+    event_at[{record.partition, record.offset}] = event.command_id();
+  }
+  EXPECT_EQ(event_at.size(), 3u);
+  for (const char* id : {"o", "d1", "d2"}) {
+    ASSERT_EQ(results[id].event_positions_size(), 1) << id;
+    const v1::Position& p = results[id].event_positions(0);
+    EXPECT_EQ((event_at[{p.partition(), p.offset()}]), id);
+  }
+
+  // A restart resumes after the committed offsets: only the new command is decided.
+  ASSERT_TRUE(h.StopProcessor().ok());
+  h.StartProcessor(options);
+  h.Send({BankCommand("d3", "acc-1", DepositOf(3))});
+  results = h.Results(5);
+  EXPECT_EQ(results["d3"].version(), 4);
+  EXPECT_EQ(h.all_results().size(), 5u);
+  EXPECT_EQ(h.processor().stats().commands, 1);
+}
+
 TEST_P(ProcessorTest, StaleExpectedVersionIsAConflict) {
   ProcessorHarness h(brokers());
   h.StartProcessor();
