@@ -147,6 +147,95 @@ TEST_P(ProcessorTest, DuplicateCommandIdGetsOriginalResultAndNoSecondEvent) {
   EXPECT_EQ(h.processor().stats().duplicates, 2);
 }
 
+// One command per batch, all waiting before the processor starts: every batch is decided while
+// the one before it commits, so its state, its version and a repeated command id must come from
+// that committing batch (nothing of it is in the cache or the store yet).
+TEST_P(ProcessorTest, EachBatchSeesTheBatchCommittingBeforeIt) {
+  ProcessorHarness h(brokers());
+  h.StartProcessor();  // creates the topics
+  ASSERT_TRUE(h.StopProcessor().ok());
+  h.Send({BankCommand("o", "acc-1", Open("dana", 10)), BankCommand("d1", "acc-1", DepositOf(1)),
+          BankCommand("d1", "acc-1", DepositOf(1)), BankCommand("d2", "acc-1", DepositOf(2)),
+          BankCommand("w", "acc-1", WithdrawOf(100)), BankCommand("d3", "acc-1", DepositOf(3)),
+          BankCommand("d3", "acc-1", DepositOf(3))});
+  ProcessorOptions options;
+  options.max_batch = 1;
+  h.StartProcessor(options);
+  auto results = h.Results(7);
+  ASSERT_EQ(h.all_results().size(), 7u);
+  EXPECT_EQ(results["o"].version(), 1);
+  EXPECT_EQ(results["d1"].version(), 2);
+  EXPECT_EQ(results["d2"].version(), 3);
+  EXPECT_EQ(results["w"].outcome(), v1::CommandResult::REJECTED);
+  EXPECT_EQ(results["d3"].version(), 4);
+  std::map<std::string, std::set<std::string>> copies;
+  for (const auto& r : h.all_results()) copies[r.command_id()].insert(r.SerializeAsString());
+  EXPECT_EQ(copies["d1"].size(), 1u) << "the repeated d1 must get the original result";
+  EXPECT_EQ(copies["d3"].size(), 1u) << "the repeated d3 must get the original result";
+
+  auto events = h.Events(4);
+  ASSERT_EQ(events.size(), 4u);
+  ExpectContiguousVersions(events);
+  auto snapshots = h.Snapshots(1);
+  bank::v1::Account state;
+  ASSERT_TRUE(snapshots["acc-1"].state().UnpackTo(&state));
+  EXPECT_EQ(state.balance(), 16);
+  EXPECT_EQ(state.SerializeAsString(), FoldAccount(events, "acc-1").SerializeAsString());
+  EXPECT_EQ(h.processor().stats().duplicates, 2);
+  // The last commit is counted once the processor awaited it (its results are visible before).
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (h.processor().stats().transactions < 7 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(h.processor().stats().transactions, 7) << "one transaction per batch of one";
+  EXPECT_EQ(h.processor().stats().aborted_transactions, 0);
+}
+
+// At least once: records are delivered, then the offsets committed outside any transaction.
+// Results still carry their events' positions, repeats still get the original result, and a
+// restart resumes after the committed offsets.
+TEST_P(ProcessorTest, AtLeastOnceDeliversThenCommitsAndStillDeduplicates) {
+  ProcessorHarness h(brokers());
+  ProcessorOptions options;
+  options.guarantee = ProcessorOptions::Guarantee::kAtLeastOnce;
+  h.StartProcessor(options);
+  h.Send({BankCommand("o", "acc-1", Open("erin", 10)), BankCommand("d1", "acc-1", DepositOf(1))});
+  ASSERT_EQ(h.Results(2).size(), 2u);
+  h.Send({BankCommand("d1", "acc-1", DepositOf(1)), BankCommand("d2", "acc-1", DepositOf(2))});
+  auto results = h.Results(4);
+  ASSERT_EQ(h.all_results().size(), 4u);
+  EXPECT_EQ(results["o"].version(), 1);
+  EXPECT_EQ(results["d1"].version(), 2);
+  EXPECT_EQ(results["d2"].version(), 3);
+  std::set<std::string> d1_copies;
+  for (const auto& r : h.all_results()) {
+    if (r.command_id() == "d1") d1_copies.insert(r.SerializeAsString());
+  }
+  EXPECT_EQ(d1_copies.size(), 1u) << "the repeated d1 must get the original result";
+
+  std::map<std::pair<int32_t, int64_t>, std::string> event_at;
+  for (const auto& record : h.ReadAll(h.topics().events, 3)) {
+    v1::EventEnvelope event;
+    ASSERT_TRUE(event.ParseFromString(record.value));
+    event_at[{record.partition, record.offset}] = event.command_id();
+  }
+  EXPECT_EQ(event_at.size(), 3u);
+  for (const char* id : {"o", "d1", "d2"}) {
+    ASSERT_EQ(results[id].event_positions_size(), 1) << id;
+    const v1::Position& p = results[id].event_positions(0);
+    EXPECT_EQ((event_at[{p.partition(), p.offset()}]), id);
+  }
+
+  // A restart resumes after the committed offsets: only the new command is decided.
+  ASSERT_TRUE(h.StopProcessor().ok());
+  h.StartProcessor(options);
+  h.Send({BankCommand("d3", "acc-1", DepositOf(3))});
+  results = h.Results(5);
+  EXPECT_EQ(results["d3"].version(), 4);
+  EXPECT_EQ(h.all_results().size(), 5u);
+  EXPECT_EQ(h.processor().stats().commands, 1);
+}
+
 TEST_P(ProcessorTest, StaleExpectedVersionIsAConflict) {
   ProcessorHarness h(brokers());
   h.StartProcessor();

@@ -11,6 +11,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "common/background_writer.h"
 #include "common/proto_time.h"
 #include "leftfold/logging.h"
 #include "log/errors.h"
@@ -98,8 +99,25 @@ struct StagedBatch {
   std::map<int32_t, int64_t> next_event_offset;
   // First and last delivered event offset per partition.
   std::map<int32_t, std::pair<int64_t, int64_t>> event_offsets;
-  // Stage end times, for the debug log of slow batches.
-  absl::Time started, decided, offsets_sent, events_flushed, committed;
+  // The events, serialized while deciding and produced by Publish, each with the position in its
+  // command's result that its offset fills in.
+  std::vector<std::pair<log::OutgoingRecord, v1::Position*>> events;
+  // Stage end times, for the debug log. `committed` is set on the committer's thread.
+  absl::Time started, decided, previous_committed, offsets_sent, events_flushed, published,
+      committed;
+};
+
+// A polled batch and what it was decided into. The processor has two and alternates: one is
+// committed on the committer's thread while the next is decided (see ProcessBatch). Everything
+// here keeps its address while its transaction is open: delivery callbacks and the results' dedup
+// index point into it.
+struct BatchSlot {
+  std::vector<log::Record> records;
+  StagedBatch staged;
+  // Messages reused from batch to batch of this slot: a cleared protobuf keeps its strings'
+  // capacity, which saves most of the per-command allocations.
+  std::vector<std::unique_ptr<v1::CommandResult>> result_pool;
+  std::vector<std::unique_ptr<v1::CommandEnvelope>> command_pool;  // one per record
 };
 
 class ProcessorImpl final : public Processor {
@@ -142,26 +160,55 @@ class ProcessorImpl final : public Processor {
   absl::Status ReadToEnd(log::Consumer& reader, const std::string& topic, int32_t partition,
                          int64_t from, const std::function<absl::Status(const log::Record&)>& fn);
 
-  absl::Status ProcessBatch(const std::vector<log::Record>& records);
-  // Parses the batch's commands into command_pool_ (parsed[i]: record i parsed) and reads the
-  // stored results of their ids, one MultiGet per partition store.
-  absl::Status Prefetch(const std::vector<log::Record>& records, std::vector<bool>& parsed,
-                        StagedBatch& staged);
+  absl::Status ProcessBatch(std::vector<log::Record> records);
+  // Decides the slot's records from index `from` on (a batch may grow once, see ProcessBatch).
+  absl::Status DecideFrom(BatchSlot& slot, size_t from);
+  // Parses the slot's commands from `from` on into its command_pool (parsed[i - from]: record i
+  // parsed) and reads the stored results of their ids, one MultiGet per partition store.
+  absl::Status Prefetch(BatchSlot& slot, size_t from, std::vector<bool>& parsed);
   // `command` is the parsed envelope of `record`, or nullptr if it did not parse.
   absl::Status Decide(const log::Record& record, const v1::CommandEnvelope* command,
-                      StagedBatch& staged);
+                      BatchSlot& slot);
   // The offset the next event on `partition` will get, or -1 (unknown; the batch then waits for
   // its deliveries before sending results).
   int64_t PredictEventOffset(int32_t partition, StagedBatch& staged);
   absl::StatusOr<StateCache::Entry> LoadState(int32_t partition, const std::string& aggregate_id,
                                               StagedBatch& staged);
-  // A cleared result from the pool, appended to the batch for `record`.
-  v1::CommandResult& NewResult(const log::Record& record, StagedBatch& staged);
+  // The committing batch's result for `command_id`, or nullptr.
+  const v1::CommandResult* CommittingResult(absl::string_view command_id) const {
+    if (committing_ == nullptr) return nullptr;
+    const StagedBatch& previous = committing_->staged;
+    auto it = previous.result_by_command_id.find(command_id);
+    return it == previous.result_by_command_id.end() ? nullptr : previous.results[it->second];
+  }
+  // A cleared result from the slot's pool, appended to its batch for `record`.
+  v1::CommandResult& NewResult(const log::Record& record, BatchSlot& slot);
   // Completes a result: processed-at time, type, counters, the in-batch dedup index.
   void StageResult(v1::CommandResult& result, StagedBatch& staged);
+  // Serializes the decided batch for the log and the stores: snapshots, and the results when
+  // their event positions are predicted. CPU only: runs while the previous batch commits.
+  void Prepare(StagedBatch& staged);
+  // Copies in-batch duplicates from their originals and serializes the results.
+  void EncodeResults(StagedBatch& staged);
+  // Produces the batch's records into the open transaction; returns once all are delivered.
   absl::Status Publish(StagedBatch& staged);
+  // Commits the published batch on the committer's thread; AwaitCommit waits for it.
+  void StartCommit(BatchSlot& slot);
+  // Waits for the committing batch's commit, if one runs. Once it committed, the stores and the
+  // cache take the batch and committing_ is cleared; on an error committing_ stays set for
+  // Recover.
+  absl::Status AwaitCommit();
+  // AwaitCommit from the rebalance callbacks and on the way out: a failed commit is aborted and
+  // rewound there, and an error that stops the processor is kept in callback_error_.
+  void SettleCommit();
+  // A batch (or two: the committing one and the next) failed with `status`. Returns `status` if
+  // the processor must stop; otherwise aborts the open transaction (`transaction_open`), forgets
+  // what the batches staged and rewinds the consumer to their first commands, and returns OK.
+  absl::Status Recover(absl::Status status, std::vector<BatchSlot*> slots, bool transaction_open);
   // The batch's next command offsets, to commit with it.
   std::vector<log::TopicPartitionOffset> CommandOffsets(const StagedBatch& staged) const;
+  // Bookkeeping of a committed batch, then ApplyCommitted.
+  absl::Status Committed(StagedBatch& staged);
   absl::Status ApplyCommitted(StagedBatch& staged);
   // Forgets pending entries of batches the writer has written.
   void PrunePending();
@@ -198,14 +245,20 @@ class ProcessorImpl final : public Processor {
   // Command id (a view into the batch) -> (batch seq, the result's encoded store value).
   absl::flat_hash_map<absl::string_view, std::pair<uint64_t, const std::string*>> pending_results_;
   absl::flat_hash_map<std::string, std::pair<uint64_t, StateCache::Entry>> pending_states_;
-  // Messages reused from command to command and batch to batch: a cleared protobuf keeps its
-  // strings' capacity, which saves most of the per-command allocations.
-  std::vector<std::unique_ptr<v1::CommandResult>> result_pool_;
-  std::vector<std::unique_ptr<v1::CommandEnvelope>> command_pool_;  // one per record of a batch
+  // Two batches: while one commits on committer_'s thread the next is decided in the other.
+  BatchSlot slots_[2];
+  size_t next_slot_ = 0;
+  // The slot whose commit runs (or ran and was not awaited yet), or nullptr. Decide reads its
+  // results and states: they are the newest, ahead of the cache and the stores.
+  BatchSlot* committing_ = nullptr;
+  // Runs one commit at a time. Declared after producer_: destroyed (joined) before it.
+  BackgroundWriter committer_{1};
   v1::EventEnvelope event_;
   v1::Snapshot snapshot_;
   // A restore failure inside the rebalance callback; Run returns it.
   absl::Status callback_error_;
+  // Counts OnRevoked calls, so a batch can tell that partitions went while it polled.
+  uint64_t revocations_ = 0;
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> ready_{false};
@@ -257,12 +310,18 @@ absl::Status ProcessorImpl::Run() {
       break;
     }
     if (!owned_.empty()) ready_.store(true);
-    if (batch->empty()) continue;
-    if (absl::Status s = ProcessBatch(*batch); !s.ok()) {
+    if (batch->empty()) {
+      // Nothing new: finish the committing batch now rather than with the next one.
+      SettleCommit();
+      continue;
+    }
+    if (absl::Status s = ProcessBatch(*std::move(batch)); !s.ok()) {
       result = s;
       break;
     }
   }
+  SettleCommit();
+  if (!callback_error_.ok() && result.ok()) result = callback_error_;
   if (!result.ok()) {
     LogError(kComponent, "stopping on error",
              {{"type", definition_.type()}, {"error", result.ToString()}});
@@ -278,6 +337,8 @@ absl::Status ProcessorImpl::Run() {
 
 absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& partitions) {
   if (partitions.empty()) return absl::OkStatus();
+  SettleCommit();
+  if (!callback_error_.ok()) return callback_error_;
   if (absl::Status s = DrainWriter(); !s.ok()) return s;
   // One reader (no group) restores every partition, re-assigned per changelog.
   absl::StatusOr<std::unique_ptr<log::Consumer>> reader = log_.NewConsumer({});
@@ -301,7 +362,10 @@ absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& p
 }
 
 void ProcessorImpl::OnRevoked(const std::vector<log::TopicPartition>& partitions) {
-  // Batches run to completion inside Poll's caller, so only the store writer may still be busy.
+  // The last batch may still be committing (its successor is polled meanwhile): finish it, or
+  // abort it, before the partitions go. Then only the store writer may still be busy.
+  ++revocations_;
+  SettleCommit();
   if (absl::Status s = DrainWriter(); !s.ok() && callback_error_.ok()) callback_error_ = s;
   for (const log::TopicPartition& tp : partitions) {
     owned_.erase(tp.partition);
@@ -535,6 +599,12 @@ absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
   if (auto it = staged.states.find(key); it != staged.states.end()) {
     return StateCache::Entry{it->second.version, it->second.state};
   }
+  if (committing_ != nullptr) {
+    const StagedBatch& previous = committing_->staged;
+    if (auto it = previous.states.find(key); it != previous.states.end()) {
+      return StateCache::Entry{it->second.version, it->second.state};
+    }
+  }
   if (const StateCache::Entry* cached = cache_.Get(key)) return *cached;
   if (auto it = pending_states_.find(key); it != pending_states_.end()) return it->second.second;
   std::shared_ptr<google::protobuf::Message> state = definition_.NewState();
@@ -553,10 +623,13 @@ absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
   return entry;
 }
 
-v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, StagedBatch& staged) {
+v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, BatchSlot& slot) {
+  StagedBatch& staged = slot.staged;
   size_t n = staged.results.size();
-  if (n == result_pool_.size()) result_pool_.push_back(std::make_unique<v1::CommandResult>());
-  v1::CommandResult* result = result_pool_[n].get();
+  if (n == slot.result_pool.size()) {
+    slot.result_pool.push_back(std::make_unique<v1::CommandResult>());
+  }
+  v1::CommandResult* result = slot.result_pool[n].get();
   result->Clear();
   staged.results.push_back(result);
   staged.result_records.push_back(&record);
@@ -587,19 +660,38 @@ void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) 
   }
 }
 
-absl::Status ProcessorImpl::Prefetch(const std::vector<log::Record>& records,
-                                     std::vector<bool>& parsed, StagedBatch& staged) {
-  while (command_pool_.size() < records.size()) {
-    command_pool_.push_back(std::make_unique<v1::CommandEnvelope>());
+absl::Status ProcessorImpl::DecideFrom(BatchSlot& slot, size_t from) {
+  StagedBatch& staged = slot.staged;
+  for (size_t i = from; i < slot.records.size(); ++i) {
+    const log::Record& record = slot.records[i];
+    if (!owned_.contains(record.partition)) continue;  // revoked while polling
+    staged.first_command_offsets.emplace(record.partition, record.offset);
+    staged.next_command_offsets[record.partition] = record.offset + 1;
   }
-  parsed.assign(records.size(), false);
+  std::vector<bool> parsed;
+  absl::Status status = Prefetch(slot, from, parsed);
+  for (size_t i = from; i < slot.records.size() && status.ok(); ++i) {
+    const log::Record& record = slot.records[i];
+    if (!owned_.contains(record.partition)) continue;  // revoked while polling
+    status = Decide(record, parsed[i - from] ? slot.command_pool[i].get() : nullptr, slot);
+  }
+  return status;
+}
+
+absl::Status ProcessorImpl::Prefetch(BatchSlot& slot, size_t from, std::vector<bool>& parsed) {
+  const std::vector<log::Record>& records = slot.records;
+  StagedBatch& staged = slot.staged;
+  while (slot.command_pool.size() < records.size()) {
+    slot.command_pool.push_back(std::make_unique<v1::CommandEnvelope>());
+  }
+  parsed.assign(records.size() - from, false);
   std::map<int32_t, std::vector<absl::string_view>> ids;
-  for (size_t i = 0; i < records.size(); ++i) {
+  for (size_t i = from; i < records.size(); ++i) {
     const log::Record& record = records[i];
     if (!owned_.contains(record.partition)) continue;
-    v1::CommandEnvelope& command = *command_pool_[i];
-    parsed[i] = command.ParseFromString(record.value);
-    if (parsed[i] && !command.command_id().empty()) {
+    v1::CommandEnvelope& command = *slot.command_pool[i];
+    parsed[i - from] = command.ParseFromString(record.value);
+    if (parsed[i - from] && !command.command_id().empty()) {
       ids[record.partition].push_back(command.command_id());
     }
   }
@@ -617,9 +709,10 @@ absl::Status ProcessorImpl::Prefetch(const std::vector<log::Record>& records,
 }
 
 absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandEnvelope* parsed,
-                                   StagedBatch& staged) {
+                                   BatchSlot& slot) {
+  StagedBatch& staged = slot.staged;
   commands_.fetch_add(1);
-  v1::CommandResult& result = NewResult(record, staged);
+  v1::CommandResult& result = NewResult(record, slot);
   result.set_aggregate_id(record.key);
   auto reject = [&](absl::StatusCode code, std::string message) {
     result.set_outcome(v1::CommandResult::REJECTED);
@@ -644,13 +737,16 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
                   "aggregate_id is empty or differs from the record key");
   }
 
-  // At most once per command id: an earlier result (this batch, or stored) is sent again as is.
+  // At most once per command id: an earlier result (this batch, the committing one, or stored)
+  // is sent again as is. The committing batch's results are complete: it was published.
   const v1::CommandResult* original = nullptr;
   std::optional<v1::CommandResult> stored;
   if (auto it = staged.result_by_command_id.find(command.command_id());
       it != staged.result_by_command_id.end()) {
     staged.in_batch_duplicates.emplace_back(staged.results.size() - 1, it->second);
     original = staged.results[it->second];
+  } else if (const v1::CommandResult* committing = CommittingResult(command.command_id())) {
+    original = committing;
   } else if (auto pending = pending_results_.find(command.command_id());
              pending != pending_results_.end()) {
     absl::StatusOr<v1::CommandResult> decoded =
@@ -709,17 +805,82 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     *event.mutable_payload() = std::move(payload);
     *event.mutable_timestamp() = now;
     v1::Position* position = staged_result->add_event_positions();
+    // The previous batch was published, so its events' offsets are known (see Publish).
     int64_t predicted = PredictEventOffset(record.partition, staged);
     if (predicted >= 0) {
       position->set_topic(topics_.events);
       position->set_partition(record.partition);
       position->set_offset(predicted);
     }
+    // Produced by Publish, once the previous batch committed.
+    staged.events.emplace_back(log::OutgoingRecord{.topic = topics_.events,
+                                                   .key = command.aggregate_id(),
+                                                   .value = event.SerializeAsString(),
+                                                   .partition = record.partition},
+                               position);
+  }
+  if (version > current->version) {
+    staged.states[CacheKey(record.partition, command.aggregate_id())] = {
+        .partition = record.partition, .version = version, .state = std::move(decided.new_state)};
+  }
+  return absl::OkStatus();
+}
+
+std::vector<log::TopicPartitionOffset> ProcessorImpl::CommandOffsets(
+    const StagedBatch& staged) const {
+  std::vector<log::TopicPartitionOffset> offsets;
+  for (auto [partition, next] : staged.next_command_offsets) {
+    offsets.push_back({{topics_.commands, partition}, next});
+  }
+  return offsets;
+}
+
+void ProcessorImpl::Prepare(StagedBatch& staged) {
+  // Serialized once: the log gets a copy, the store these bytes after the commit.
+  google::protobuf::Timestamp now = ProtoNow();
+  for (auto& [key, state] : staged.states) {
+    v1::Snapshot& snapshot = snapshot_;
+    snapshot.set_aggregate_type(definition_.type());
+    size_t slash = key.find('/') + 1;
+    snapshot.set_aggregate_id(key.data() + slash, key.size() - slash);
+    snapshot.set_version(state.version);
+    snapshot.set_definition_version(definition_.version());
+    snapshot.mutable_state()->PackFrom(*state.state);
+    *snapshot.mutable_timestamp() = now;
+    staged.updates[state.partition].encoded_snapshots.push_back(
+        {.aggregate_id = snapshot.aggregate_id(), .bytes = snapshot.SerializeAsString()});
+  }
+  if (staged.predicted) EncodeResults(staged);
+}
+
+void ProcessorImpl::EncodeResults(StagedBatch& staged) {
+  for (auto [duplicate, original] : staged.in_batch_duplicates) {
+    *staged.results[duplicate] = *staged.results[original];
+  }
+  for (size_t i = 0; i < staged.results.size(); ++i) {
+    staged.updates[staged.result_records[i]->partition].encoded_results.push_back(
+        {.command_id = staged.results[i]->command_id(),
+         .value = PartitionStore::EncodeResult(*staged.results[i])});
+  }
+}
+
+absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
+  // Round trips dominate a batch on Kafka, so the independent ones overlap: snapshots travel with
+  // the events (the offsets were added before either, see ProcessBatch). Results wait for the
+  // events' positions only while those are not predicted.
+  auto track = [&staged](std::map<int32_t, int64_t>* next) {
+    return [next, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
+      if (!delivered.ok()) {
+        if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
+        return;
+      }
+      int64_t& n = (*next)[delivered->tp.partition];
+      n = std::max(n, delivered->offset + 1);
+    };
+  };
+  for (auto& [event, position] : staged.events) {
     absl::Status produced = producer_->Produce(
-        {.topic = topics_.events,
-         .key = command.aggregate_id(),
-         .value = event.SerializeAsString(),
-         .partition = record.partition},
+        std::move(event),
         // Two pointers fit std::function's inline storage: no allocation per event. A position
         // with a topic holds the predicted offset.
         [position, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
@@ -742,104 +903,51 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
         });
     if (!produced.ok()) return produced;
   }
-  if (version > current->version) {
-    staged.states[CacheKey(record.partition, command.aggregate_id())] = {
-        .partition = record.partition, .version = version, .state = std::move(decided.new_state)};
-  }
-  return absl::OkStatus();
-}
-
-std::vector<log::TopicPartitionOffset> ProcessorImpl::CommandOffsets(
-    const StagedBatch& staged) const {
-  std::vector<log::TopicPartitionOffset> offsets;
-  for (auto [partition, next] : staged.next_command_offsets) {
-    offsets.push_back({{topics_.commands, partition}, next});
-  }
-  return offsets;
-}
-
-absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
-  // Round trips dominate a batch on Kafka, so the independent ones overlap: snapshots travel with
-  // the events (the offsets were added before either, see ProcessBatch). Results wait for the
-  // events' positions only while those are not predicted.
-  auto track = [&staged](std::map<int32_t, int64_t>* next) {
-    return [next, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
-      if (!delivered.ok()) {
-        if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
-        return;
-      }
-      int64_t& n = (*next)[delivered->tp.partition];
-      n = std::max(n, delivered->offset + 1);
-    };
-  };
-  google::protobuf::Timestamp now = ProtoNow();
-  for (auto& [key, state] : staged.states) {
-    v1::Snapshot& snapshot = snapshot_;
-    snapshot.set_aggregate_type(definition_.type());
-    size_t slash = key.find('/') + 1;
-    snapshot.set_aggregate_id(key.data() + slash, key.size() - slash);
-    snapshot.set_version(state.version);
-    snapshot.set_definition_version(definition_.version());
-    snapshot.mutable_state()->PackFrom(*state.state);
-    *snapshot.mutable_timestamp() = now;
-    // Serialized once: the log gets a copy, the store these bytes after the commit.
-    PartitionStore::EncodedSnapshot encoded{.aggregate_id = snapshot.aggregate_id(),
-                                            .bytes = snapshot.SerializeAsString()};
-    absl::Status s = producer_->Produce({.topic = topics_.snapshots,
-                                         .key = encoded.aggregate_id,
-                                         .value = encoded.bytes,
-                                         .partition = state.partition},
-                                        track(&staged.snapshots_next));
-    if (!s.ok()) return s;
-    staged.updates[state.partition].encoded_snapshots.push_back(std::move(encoded));
+  for (auto& [partition, update] : staged.updates) {
+    for (const PartitionStore::EncodedSnapshot& snapshot : update.encoded_snapshots) {
+      absl::Status s = producer_->Produce({.topic = topics_.snapshots,
+                                           .key = snapshot.aggregate_id,
+                                           .value = snapshot.bytes,
+                                           .partition = partition},
+                                          track(&staged.snapshots_next));
+      if (!s.ok()) return s;
+    }
   }
 
   if (!staged.predicted) {
     if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
     if (!staged.delivery_error.ok()) return staged.delivery_error;
+    EncodeResults(staged);
   }
   staged.events_flushed = absl::Now();
 
-  for (auto [duplicate, original] : staged.in_batch_duplicates) {
-    *staged.results[duplicate] = *staged.results[original];
-  }
-  for (size_t i = 0; i < staged.results.size(); ++i) {
-    const v1::CommandResult& result = *staged.results[i];
-    const log::Record& record = *staged.result_records[i];
-    // Serialized once, in the store's format; the log gets the result's bytes.
-    PartitionStore::EncodedResult encoded{.command_id = result.command_id(),
-                                          .value = PartitionStore::EncodeResult(result)};
+  // EncodeResults appended each partition's results in batch order; the same order finds them.
+  std::map<int32_t, size_t> next_result;
+  for (const log::Record* record : staged.result_records) {
+    const PartitionStore::EncodedResult& result =
+        staged.updates[record->partition].encoded_results[next_result[record->partition]++];
     absl::Status s =
         producer_->Produce({.topic = topics_.results,
-                            .key = record.key,
-                            .value = std::string(PartitionStore::ResultBytes(encoded.value)),
-                            .partition = record.partition},
+                            .key = record->key,
+                            .value = std::string(PartitionStore::ResultBytes(result.value)),
+                            .partition = record->partition},
                            track(&staged.results_next));
     if (!s.ok()) return s;
-    staged.updates[record.partition].encoded_results.push_back(std::move(encoded));
   }
 
-  if (staged.predicted) {
-    // Every record's delivery, before anything commits: a result with a wrong position must
-    // never become visible.
-    if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
-    if (!staged.delivery_error.ok()) return staged.delivery_error;
-    if (staged.prediction_missed) {
-      return absl::AbortedError("event offsets differed from their prediction");
-    }
+  // Every record's delivery, before anything commits: a result with a wrong position must never
+  // become visible, and the next batch predicts its event offsets from these.
+  if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
+  if (!staged.delivery_error.ok()) return staged.delivery_error;
+  if (staged.prediction_missed) {
+    return absl::AbortedError("event offsets differed from their prediction");
   }
-  if (exactly_once()) {
-    absl::Status s = producer_->CommitTransaction();
-    for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
-      s = producer_->CommitTransaction();
-    }
-    if (!s.ok()) return s;
-  } else {
-    if (absl::Status s = producer_->Flush(absl::Seconds(30)); !s.ok()) return s;
-    if (!staged.delivery_error.ok()) return staged.delivery_error;
-    if (absl::Status s = consumer_->CommitOffsets(CommandOffsets(staged)); !s.ok()) return s;
+  for (auto [partition, offsets] : staged.event_offsets) {
+    EventOffsetTrack& track = event_tracks_[partition];
+    if (track.last >= 0) track.gap = offsets.first - track.last - 1;
+    track.last = offsets.second;
   }
-  return staged.delivery_error;
+  return absl::OkStatus();
 }
 
 absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
@@ -910,81 +1018,148 @@ void ProcessorImpl::Rewind(const StagedBatch& staged) {
   }
 }
 
-absl::Status ProcessorImpl::ProcessBatch(const std::vector<log::Record>& records) {
-  StagedBatch staged;
+absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
+  // Two batches overlap: this one is decided and serialized (CPU) while the previous one commits
+  // on the committer's thread (round trips), then waits for that commit before its own records
+  // go out. It reads the previous batch's results and states, and is dropped with it should that
+  // commit fail. One transaction is open at a time, so the transactional contract is unchanged.
+  BatchSlot& slot = slots_[next_slot_];
+  next_slot_ = 1 - next_slot_;
+  slot.records = std::move(records);
+  // Room for a top-up without moving the records: results point at them.
+  slot.records.reserve(std::max(slot.records.size(), options_.max_batch));
+  slot.staged = StagedBatch{};
+  StagedBatch& staged = slot.staged;
   staged.started = absl::Now();
 
-  for (const log::Record& record : records) {
-    if (!owned_.contains(record.partition)) continue;  // revoked while polling
-    staged.first_command_offsets.emplace(record.partition, record.offset);
-    staged.next_command_offsets[record.partition] = record.offset + 1;
+  absl::Status status = DecideFrom(slot, 0);
+  const bool full = slot.records.size() >= options_.max_batch;
+  if (status.ok() && full) Prepare(staged);
+  staged.decided = absl::Now();
+
+  if (absl::Status previous = AwaitCommit(); !previous.ok()) {
+    return Recover(previous, {committing_, &slot}, /*transaction_open=*/true);
   }
+  staged.previous_committed = absl::Now();
+  if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/false);
+
+  if (!full) {
+    // Commands that arrived while the previous batch committed join this one instead of waiting
+    // a whole transaction for the next (at low rates a batch is polled long before it can go).
+    uint64_t revocations = revocations_;
+    size_t size = slot.records.size();
+    absl::StatusOr<std::vector<log::Record>> more =
+        consumer_->Poll(options_.max_batch - size, absl::ZeroDuration());
+    if (revocations_ != revocations) {
+      // Partitions went while polling: what was decided may belong to another owner now.
+      // Nothing was produced; the partitions kept read these commands again.
+      LogInfo(kComponent, "batch dropped: partitions were revoked while it waited",
+              {{"type", definition_.type()}});
+      cache_.Clear();
+      Rewind(staged);
+      return callback_error_;
+    }
+    if (more.ok() && !more->empty()) {
+      for (log::Record& record : *more) slot.records.push_back(std::move(record));
+      status = DecideFrom(slot, size);
+    } else if (!more.ok() && log::ClassifyError(more.status()) != ErrorClass::kRetriable) {
+      status = more.status();
+    }
+    if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/false);
+    Prepare(staged);
+  }
+
   if (exactly_once()) {
-    if (absl::Status s = producer_->BeginTransaction(); !s.ok()) return s;
+    status = producer_->BeginTransaction();
+    if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/false);
     // The offsets go first, before any record: right after a commit the coordinator answers
     // CONCURRENT_TRANSACTIONS until the previous transaction's markers are written, and
     // librdkafka retries AddOffsetsToTxn after retry.backoff.ms but AddPartitionsToTxn (sent by
     // the first produce) after a fixed 20 ms. Once AddOffsets went through, AddPartitions does
     // at once. Measured under load: the 20 ms retry was the largest term of a batch.
-    if (absl::Status s = producer_->SendOffsetsToTransaction(CommandOffsets(staged), *consumer_);
-        !s.ok()) {
-      return s;
-    }
+    status = producer_->SendOffsetsToTransaction(CommandOffsets(staged), *consumer_);
   }
   staged.offsets_sent = absl::Now();
-  std::vector<bool> parsed;
-  absl::Status status = Prefetch(records, parsed, staged);
-  for (size_t i = 0; i < records.size() && status.ok(); ++i) {
-    const log::Record& record = records[i];
-    if (!owned_.contains(record.partition)) continue;  // revoked while polling
-    status = Decide(record, parsed[i] ? command_pool_[i].get() : nullptr, staged);
-  }
-  staged.decided = absl::Now();
   if (status.ok()) status = Publish(staged);
-  if (status.ok()) {
-    staged.committed = absl::Now();
-    auto ms = [](absl::Time from, absl::Time to) {
-      return absl::StrCat(absl::ToDoubleMilliseconds(to - from));
-    };
-    LogDebug(kComponent, "batch committed",
-             {{"commands", absl::StrCat(records.size())},
-              {"offsets_predicted", staged.predicted ? "true" : "false"},
-              {"send_offsets_ms", ms(staged.started, staged.offsets_sent)},
-              {"decide_ms", ms(staged.offsets_sent, staged.decided)},
-              {"flush_events_ms", ms(staged.decided, staged.events_flushed)},
-              {"commit_ms", ms(staged.events_flushed, staged.committed)}});
-    transactions_.fetch_add(1);
-    committed_.fetch_add(static_cast<int64_t>(staged.results.size()));
-    for (auto [partition, offsets] : staged.event_offsets) {
-      EventOffsetTrack& track = event_tracks_[partition];
-      if (staged.prediction_missed) {
-        track = {};  // learn again from the next two transactions
-      } else if (track.last >= 0) {
-        track.gap = offsets.first - track.last - 1;
-      }
-      track.last = offsets.second;
-    }
-    return ApplyCommitted(staged);
-  }
+  staged.published = absl::Now();
+  if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
 
+  if (exactly_once()) {
+    StartCommit(slot);
+    return absl::OkStatus();
+  }
+  // At least once: the records are delivered; the offsets follow on this thread.
+  status = consumer_->CommitOffsets(CommandOffsets(staged));
+  if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/false);
+  staged.committed = absl::Now();
+  return Committed(staged);
+}
+
+void ProcessorImpl::StartCommit(BatchSlot& slot) {
+  committing_ = &slot;
+  committer_.Enqueue([this, &slot] {
+    absl::Status s = producer_->CommitTransaction();
+    for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
+      s = producer_->CommitTransaction();
+    }
+    slot.staged.committed = absl::Now();
+    return s;
+  });
+}
+
+absl::Status ProcessorImpl::AwaitCommit() {
+  if (committing_ == nullptr) return absl::OkStatus();
+  if (absl::Status s = committer_.DrainAndTakeError(); !s.ok()) return s;
+  BatchSlot* done = std::exchange(committing_, nullptr);
+  return Committed(done->staged);
+}
+
+void ProcessorImpl::SettleCommit() {
+  absl::Status s = AwaitCommit();
+  if (!s.ok() && committing_ != nullptr) s = Recover(s, {committing_}, /*transaction_open=*/true);
+  if (!s.ok() && callback_error_.ok()) callback_error_ = s;
+}
+
+absl::Status ProcessorImpl::Committed(StagedBatch& staged) {
+  auto ms = [](absl::Time from, absl::Time to) {
+    return absl::StrCat(absl::ToDoubleMilliseconds(to - from));
+  };
+  LogDebug(kComponent, "batch committed",
+           {{"commands", absl::StrCat(staged.results.size())},
+            {"offsets_predicted", staged.predicted ? "true" : "false"},
+            {"decide_ms", ms(staged.started, staged.decided)},
+            {"wait_previous_ms", ms(staged.decided, staged.previous_committed)},
+            {"send_offsets_ms", ms(staged.previous_committed, staged.offsets_sent)},
+            {"flush_events_ms", ms(staged.offsets_sent, staged.events_flushed)},
+            {"publish_ms", ms(staged.offsets_sent, staged.published)},
+            {"commit_ms", ms(staged.published, staged.committed)}});
+  transactions_.fetch_add(1);
+  committed_.fetch_add(static_cast<int64_t>(staged.results.size()));
+  return ApplyCommitted(staged);
+}
+
+absl::Status ProcessorImpl::Recover(absl::Status status, std::vector<BatchSlot*> slots,
+                                    bool transaction_open) {
+  committing_ = nullptr;
   ErrorClass error = log::ClassifyError(status);
   if (error == ErrorClass::kFatal || error == ErrorClass::kInvalid) {
-    // The processor stops on this error. Close the producer while `staged` still lives: closing
-    // purges the records in flight, and their delivery callbacks point into `staged`.
+    // The processor stops on this error. Close the producer while the batches still live:
+    // closing purges the records in flight, and their delivery callbacks point into them.
     (void)producer_->Close();
     return status;
   }
-  // Abortable or retriable: nothing of this batch became visible; do it again.
+  // Abortable or retriable: nothing of these batches became visible; do them again.
   aborted_.fetch_add(1);
   LogWarning(kComponent, "transaction aborted, reprocessing the batch",
              {{"type", definition_.type()}, {"error", status.ToString()}});
-  if (exactly_once()) {
+  if (exactly_once() && transaction_open) {
     absl::Status aborted = producer_->AbortTransaction();
     if (log::ClassifyError(aborted) == ErrorClass::kFatal) return aborted;
   }
   cache_.Clear();
   event_tracks_.clear();  // an abort marker moved the offsets; learn them again
-  Rewind(staged);
+  // Newest first: where both batches hold a partition, the older one's first offset wins.
+  for (auto it = slots.rbegin(); it != slots.rend(); ++it) Rewind((*it)->staged);
   return absl::OkStatus();
 }
 

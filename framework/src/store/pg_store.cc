@@ -370,10 +370,17 @@ absl::StatusOr<std::unique_ptr<PgStore>> PgStore::Open(
   const SqlParam* none = nullptr;
   auto run = [&](const char* q) { return session.ExecDirect(q, none, none).status(); };
   if (absl::Status s = run("BEGIN"); !s.ok()) return s;
-  absl::Status s =
-      run("CREATE TABLE IF NOT EXISTS leftfold_checkpoints ("
-          " projector text NOT NULL, topic text NOT NULL, partition integer NOT NULL,"
-          " next_offset bigint NOT NULL, PRIMARY KEY (projector, topic, partition))");
+  // Migrations run one at a time per database: concurrent `CREATE TABLE IF NOT EXISTS` of one
+  // new table fails in one of the sessions (unique violation in pg_type), so two projectors
+  // starting together, or our own checkpoint table on a fresh database, would race. The lock
+  // goes with the transaction.
+  absl::Status s = run("SELECT pg_advisory_xact_lock(hashtext('leftfold.migrations'))");
+  if (s.ok()) {
+    s =
+        run("CREATE TABLE IF NOT EXISTS leftfold_checkpoints ("
+            " projector text NOT NULL, topic text NOT NULL, partition integer NOT NULL,"
+            " next_offset bigint NOT NULL, PRIMARY KEY (projector, topic, partition))");
+  }
   if (s.ok() && migration) {
     DirectSqlView sql(session);
     s = migration(sql);

@@ -2,6 +2,8 @@
 // restarted projector resumes from the checkpoint and applies nothing twice.
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -119,6 +121,26 @@ TEST_F(PgProjectorTest, RowsAndCheckpointCommitTogetherAndRestartResumes) {
   EXPECT_EQ(events, kEvents);
   EXPECT_EQ(balance, leftfold::testing::SumOfAmounts(kEvents));
   EXPECT_EQ(checkpoints, kEvents);
+}
+
+// Projectors that start together migrate one after the other: concurrent CREATE TABLE IF NOT
+// EXISTS of one new table would fail in all but one session.
+TEST_F(PgProjectorTest, ConcurrentOpensMigrateTheSameTable) {
+  constexpr int kOpens = 6;
+  std::vector<absl::Status> results(kOpens);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kOpens; ++i) {
+    threads.emplace_back([&, i] {
+      auto store = store::PgStore::Open(PgUri(), absl::StrCat(name_, "_", i), [&](SqlView& sql) {
+        return sql
+            .Exec(absl::StrCat("CREATE TABLE IF NOT EXISTS ", table_, " (id text PRIMARY KEY)"))
+            .status();
+      });
+      results[i] = store.status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kOpens; ++i) EXPECT_TRUE(results[i].ok()) << i << ": " << results[i];
 }
 
 TEST_F(PgProjectorTest, FailedMigrationIsReported) {
