@@ -40,7 +40,10 @@ class EmbeddedProducer final : public Producer {
   // FAILED_PRECONDITION when closed; FatalError once a newer producer took the transactional id.
   absl::Status CheckUsable();
   absl::Status CheckInTransaction();
-  absl::StatusOr<PendingRecord> Prepare(OutgoingRecord& record, DeliveryCallback on_delivery);
+  // The topic named `name` from the producer's cache (refreshed when it was deleted).
+  absl::StatusOr<const std::shared_ptr<TopicState>*> Topic(const std::string& name);
+  // Checks `record` and moves it (and `on_delivery`) into `*out`.
+  absl::Status Prepare(OutgoingRecord& record, DeliveryCallback& on_delivery, PendingRecord* out);
   // Runs the staged records' callbacks with `status`, releases the transaction's reserved
   // offsets (they become a gap) and drops the transaction.
   void DropTransaction(const absl::Status& status);
@@ -67,7 +70,9 @@ class EmbeddedProducer final : public Producer {
   size_t reserved_count_ = 0;
   std::vector<Reservation> reservations_;
   std::vector<PendingOffsets> staged_offsets_;
-  std::shared_ptr<TopicState> last_topic_;  // saves a lookup per record
+  // Topics this producer wrote to, most recent last: saves the store's lookup per record.
+  static constexpr size_t kMaxCachedTopics = 8;
+  std::vector<std::shared_ptr<TopicState>> topics_;
 
   // Plain mode: shared with the flusher thread.
   absl::Mutex mu_;

@@ -143,7 +143,16 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
     LogStore::ChangeToken seen = store_->Changes(store_seq, topics);
     if (!assigned_.empty()) {
       std::vector<std::pair<int32_t, Cursor*>> cursors;
-      for (auto& [tp, cursor] : assigned_) cursors.emplace_back(tp.partition, &cursor);
+      cursors.reserve(assigned_.size());
+      // Sized once for what is readable now (records, not offsets: gaps make it an upper
+      // bound), instead of growing a vector of 2,000 Records ~11 times.
+      size_t readable = 0;
+      for (auto& [tp, cursor] : assigned_) {
+        cursors.emplace_back(tp.partition, &cursor);
+        int64_t end = cursor.topic->partitions[tp.partition]->end.load(std::memory_order_relaxed);
+        if (!cursor.paused && end > cursor.next) readable += static_cast<size_t>(end - cursor.next);
+      }
+      out.reserve(std::min(readable, max_records));
       size_t start = next_start_++ % cursors.size();
       for (size_t i = 0; i < cursors.size() && out.size() < max_records; ++i) {
         auto [partition, cursor] = cursors[(start + i) % cursors.size()];

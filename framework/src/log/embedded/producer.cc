@@ -64,13 +64,30 @@ absl::Status EmbeddedProducer::BeginTransaction() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PendingRecord> EmbeddedProducer::Prepare(OutgoingRecord& record,
-                                                        DeliveryCallback on_delivery) {
-  if (last_topic_ == nullptr || last_topic_->name != record.topic || last_topic_->deleted) {
-    absl::StatusOr<std::shared_ptr<TopicState>> topic = store_->FindTopic(record.topic);
-    if (!topic.ok()) return topic.status();
-    last_topic_ = *std::move(topic);
+absl::StatusOr<const std::shared_ptr<TopicState>*> EmbeddedProducer::Topic(
+    const std::string& name) {
+  // A producer writes a handful of topics (a processor: events, snapshots, results), often
+  // interleaved: a short list beats the store's locked map per record.
+  for (std::shared_ptr<TopicState>& topic : topics_) {
+    if (topic->name != name) continue;
+    if (topic->deleted) {
+      absl::StatusOr<std::shared_ptr<TopicState>> found = store_->FindTopic(name);
+      if (!found.ok()) return found.status();
+      topic = *std::move(found);  // staged records keep the old one alive
+    }
+    return &topic;
   }
+  absl::StatusOr<std::shared_ptr<TopicState>> found = store_->FindTopic(name);
+  if (!found.ok()) return found.status();
+  if (topics_.size() >= kMaxCachedTopics) topics_.erase(topics_.begin());
+  return &topics_.emplace_back(*std::move(found));
+}
+
+absl::Status EmbeddedProducer::Prepare(OutgoingRecord& record, DeliveryCallback& on_delivery,
+                                       PendingRecord* out) {
+  absl::StatusOr<const std::shared_ptr<TopicState>*> topic = Topic(record.topic);
+  if (!topic.ok()) return topic.status();
+  const TopicState& t = ***topic;
   size_t size = record.key.size() + record.value.size();
   for (const Header& h : record.headers) size += h.key.size() + h.value.size();
   if (size > store_->options().max_record_bytes) {
@@ -80,16 +97,20 @@ absl::StatusOr<PendingRecord> EmbeddedProducer::Prepare(OutgoingRecord& record,
   }
   int32_t partition = record.partition;
   if (partition < 0) {
-    partition = PartitionForKey(record.key, last_topic_->partition_count);
-  } else if (partition >= last_topic_->partition_count) {
+    partition = PartitionForKey(record.key, t.partition_count);
+  } else if (partition >= t.partition_count) {
     return absl::NotFoundError(
         absl::StrCat("embedded log: topic '", record.topic, "' has no partition ", partition));
   }
-  PendingRecord pending{
-      .topic = last_topic_, .partition = partition, .on_delivery = std::move(on_delivery)};
-  EncodeRecordValue(absl::ToUnixMillis(absl::Now()), record.key, record.value, record.headers,
-                    &pending.value);
-  return pending;
+  // The caller's strings move in: encoded (and copied) once, into the WriteBatch at the write.
+  out->topic = **topic;
+  out->partition = partition;
+  out->offset = -1;
+  out->key = std::move(record.key);
+  out->value = std::move(record.value);
+  out->headers = std::move(record.headers);
+  out->on_delivery = std::move(on_delivery);
+  return absl::OkStatus();
 }
 
 absl::Status EmbeddedProducer::Produce(OutgoingRecord record, DeliveryCallback on_delivery) {
@@ -101,18 +122,19 @@ absl::Status EmbeddedProducer::Produce(OutgoingRecord record, DeliveryCallback o
           "embedded log: Produce on a transactional producer outside a transaction");
     }
     if (txn_ == Txn::kAbortOnly) return abort_reason_;
+    // Offsets are assigned by Flush (reserved) or at commit, under the partition locks. Staged
+    // in place: no temporary record to move.
+    s = Prepare(record, on_delivery, &staged_.emplace_back());
+    if (!s.ok()) staged_.pop_back();
+    return s;
   }
-  absl::StatusOr<PendingRecord> pending = Prepare(record, std::move(on_delivery));
-  if (!pending.ok()) return pending.status();
-  if (transactional_) {
-    // Offsets are assigned by Flush (reserved) or at commit, under the partition locks.
-    staged_.push_back(*std::move(pending));
-    return absl::OkStatus();
-  }
+  PendingRecord pending;
+  s = Prepare(record, on_delivery, &pending);
+  if (!s.ok()) return s;
   {
     absl::MutexLock lock(&mu_);
     if (pending_.empty()) first_pending_ = absl::Now();
-    pending_.push_back(*std::move(pending));
+    pending_.push_back(std::move(pending));
     // A failed write is reported to the delivery callbacks.
     if (pending_.size() >= store_->options().max_batch_records) {
       WritePendingLocked().IgnoreError();
@@ -239,6 +261,7 @@ absl::Status EmbeddedProducer::ReserveStaged() {
   reservations_.insert(reservations_.end(), reserved->reservations.begin(),
                        reserved->reservations.end());
   std::vector<std::pair<DeliveryCallback, TopicPartitionOffset>> delivered;
+  delivered.reserve(staged_.size() - reserved_count_);
   for (size_t i = reserved_count_; i < staged_.size(); ++i) {
     PendingRecord& r = staged_[i];
     r.offset = reserved->offsets[i - reserved_count_];
@@ -272,8 +295,8 @@ absl::Status EmbeddedProducer::Flush(absl::Duration /*timeout: writes are synchr
 
 absl::Status EmbeddedProducer::WritePendingLocked() {
   if (pending_.empty()) return absl::OkStatus();
-  std::vector<PendingRecord> batch = std::move(pending_);
-  pending_.clear();
+  std::vector<PendingRecord> batch;
+  batch.swap(pending_);
   absl::StatusOr<std::vector<int64_t>> offsets =
       store_->Append(batch, {}, store_->options().sync_plain_writes);
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -286,6 +309,9 @@ absl::Status EmbeddedProducer::WritePendingLocked() {
       completed_.emplace_back(std::move(r.on_delivery), offsets.status());
     }
   }
+  // The next batch gathers into this capacity instead of growing a vector again.
+  batch.clear();
+  if (pending_.empty()) pending_.swap(batch);
   return offsets.status();
 }
 

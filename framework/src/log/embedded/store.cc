@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "log/embedded/codec.h"
 #include "log/errors.h"
 #include "rocksdb/db.h"
@@ -43,6 +45,45 @@ void DisablePerfCounters() {
 }
 
 std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+// Buffers one append builds its WriteBatch in, kept per writing thread: a transaction of 2,000
+// records is a ~1 MB batch, and allocating (and page-faulting) that afresh per commit showed up
+// in profiles. A thread that once wrote a huge batch gives the memory back after it.
+struct AppendScratch {
+  static constexpr size_t kKeepBytes = size_t{8} << 20;
+  rocksdb::WriteBatch batch;
+  // Segment framing (codec.h SegmentGather); never reallocated while pieces point into it.
+  std::unique_ptr<char[]> bytes;
+  size_t bytes_capacity = 0;
+  std::vector<rocksdb::Slice> parts;
+
+  void Reset(size_t batch_bytes, size_t scratch_bytes) {
+    if (batch.Data().capacity() < batch_bytes) {
+      batch = rocksdb::WriteBatch(batch_bytes);
+    } else {
+      batch.Clear();
+    }
+    if (bytes_capacity < scratch_bytes) {
+      bytes_capacity = std::max(scratch_bytes, 2 * bytes_capacity);
+      bytes = std::make_unique_for_overwrite<char[]>(bytes_capacity);
+    }
+  }
+  void Trim() {
+    if (batch.Data().capacity() > kKeepBytes) batch = rocksdb::WriteBatch();
+    if (bytes_capacity > kKeepBytes) {
+      bytes.reset();
+      bytes_capacity = 0;
+    }
+    if (parts.capacity() > kKeepBytes / sizeof(rocksdb::Slice)) {
+      std::vector<rocksdb::Slice>().swap(parts);
+    }
+  }
+};
+
+AppendScratch& ThreadScratch() {
+  thread_local AppendScratch scratch;
+  return scratch;
+}
 
 // The distinct partitions of a batch, locked in (topic id, partition) order for as long as this
 // lives (or until Unlock). Each slot carries the partition's next offset while locked.
@@ -431,17 +472,29 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(
     for (uint32_t i = 0; i < order.size(); ++i) order[start[slot_of[i]]++] = i;
   }
   // Sized up front: a WriteBatch that grows while 1,000 records go in copies itself ~10 times.
+  // The scratch the segments' framing goes into is sized for the worst case: pieces point into
+  // it, so it must not move.
   size_t batch_bytes = 64;
-  for (const PendingRecord& r : records) batch_bytes += r.value.size() + kMaxVarintBytes;
+  size_t scratch_bytes = 0;
+  for (const PendingRecord& r : records) {
+    size_t bound = SegmentGather<rocksdb::Slice>::ScratchBound(r.key, r.value, r.headers);
+    batch_bytes += r.key.size() + r.value.size() + bound;
+    scratch_bytes += bound + kMaxVarintBytes;  // + a segment count, at most one per record
+  }
   for (const PendingOffsets& o : offsets) {
     batch_bytes += o.offsets.size() * (o.group->name.size() + 32);
   }
-  rocksdb::WriteBatch batch(batch_bytes);
-  // One segment per run of consecutive offsets of one partition, written as gathered slices
-  // (count, then length + encoding per record): the record bytes are copied once, into the batch.
+  AppendScratch& scratch = ThreadScratch();
+  scratch.Reset(batch_bytes, scratch_bytes);
+  rocksdb::WriteBatch& batch = scratch.batch;
+  std::vector<rocksdb::Slice>& parts = scratch.parts;
+  // One timestamp for the whole append (LogAppendTime): a clock read per record cost more than
+  // the rest of its framing.
+  const int64_t timestamp_ms = absl::ToUnixMillis(absl::Now());
+  // One segment per run of consecutive offsets of one partition, written as gathered pieces
+  // (codec.h SegmentGather): the record bytes are copied once, into the batch.
+  SegmentGather<rocksdb::Slice> gather(scratch.bytes.get(), &parts, timestamp_ms);
   std::string key;
-  std::string varints;
-  std::vector<rocksdb::Slice> parts;
   for (size_t begin = 0; begin < order.size();) {
     const PendingRecord& head = records[order[begin]];
     size_t end = begin + 1;
@@ -453,18 +506,13 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(
     }
     key.clear();
     AppendRecordKey(head.topic->id, head.partition, assigned[order[begin]], &key);
-    varints.clear();
-    varints.reserve((end - begin + 1) * kMaxVarintBytes);  // no reallocation: slices point in
     parts.clear();
-    AppendVarint(end - begin, &varints);
-    parts.emplace_back(varints.data(), varints.size());
+    gather.Begin(end - begin);
     for (size_t k = begin; k < end; ++k) {
-      const std::string& value = records[order[k]].value;
-      size_t at = varints.size();
-      AppendVarint(value.size(), &varints);
-      parts.emplace_back(varints.data() + at, varints.size() - at);
-      parts.emplace_back(value);
+      const PendingRecord& r = records[order[k]];
+      gather.Add(r.key, r.value, r.headers);
     }
+    gather.End();
     rocksdb::Slice key_slice(key);
     batch.Put(records_cf_, rocksdb::SliceParts(&key_slice, 1),
               rocksdb::SliceParts(parts.data(), static_cast<int>(parts.size())));
@@ -480,6 +528,7 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(
   write_options.sync = sync;
   DisablePerfCounters();
   rocksdb::Status s = db_->Write(write_options, &batch);
+  scratch.Trim();
   if (s.ok()) {
     for (const Reservation& r : reservations) {
       r.topic->partitions[r.partition]->open.erase(r.first);

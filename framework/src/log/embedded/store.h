@@ -94,13 +94,17 @@ struct GroupState {
   std::map<TopicPartition, std::string> owners ABSL_GUARDED_BY(mu);
 };
 
-// A record ready to append: topic resolved, value encoded.
+// A record ready to append: topic and partition resolved. Key, value and headers are the
+// producer's own strings (moved in, not encoded): Append gathers them straight into the
+// WriteBatch, so the bytes are copied once on their way to RocksDB.
 struct PendingRecord {
   std::shared_ptr<TopicState> topic;
   int32_t partition = 0;
   // >= 0: the offset reserved for it (LogStore::Reserve); -1: assigned when appended.
   int64_t offset = -1;
+  std::string key;
   std::string value;
+  std::vector<Header> headers;
   DeliveryCallback on_delivery;
 };
 
@@ -151,9 +155,11 @@ class LogStore {
   // Appends `records` and writes `offsets` in ONE WriteBatch: all or nothing. Each run of
   // consecutive offsets of a partition becomes one segment (one RocksDB key, codec.h). A record
   // with a reserved offset (>= 0) is written there; the others get the partition's next offsets, in
-  // order. On success, releases `reservations` (they must cover exactly the reserved records)
-  // and returns each record's offset, in order. ABORTED when a group offset is fenced;
-  // NOT_FOUND when a topic was deleted meanwhile; on any error nothing is written or released.
+  // order. Every record of the batch gets the same timestamp, the time of the append (Kafka's
+  // LogAppendTime): one clock read per batch, not per record. On success, releases `reservations`
+  // (they must cover exactly the reserved records) and returns each record's offset, in order.
+  // ABORTED when a group offset is fenced; NOT_FOUND when a topic was deleted meanwhile; on any
+  // error nothing is written or released.
   absl::StatusOr<std::vector<int64_t>> Append(const std::vector<PendingRecord>& records,
                                               const std::vector<PendingOffsets>& offsets, bool sync,
                                               const std::vector<Reservation>& reservations = {});
