@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   std::string prefix;
   size_t max_inflight = 10000;
   size_t subscriber_buffer = 10000;
+  size_t max_stream_pending = 1024;
   int partitions = 4;
   double execute_timeout_s = 30;
   double drain_s = 10;
@@ -43,6 +44,9 @@ int main(int argc, char** argv) {
   app.add_option("--partitions", partitions, "Partitions of topics created when missing")
       ->capture_default_str();
   app.add_option("--max-inflight", max_inflight, "Commands in flight before RESOURCE_EXHAUSTED")
+      ->capture_default_str();
+  app.add_option("--max-stream-pending", max_stream_pending,
+                 "ExecuteStream: commands one stream may have unanswered before it is not read")
       ->capture_default_str();
   app.add_option("--subscriber-buffer", subscriber_buffer,
                  "Messages a stream subscriber may lag before it is cut off")
@@ -80,6 +84,7 @@ int main(int argc, char** argv) {
                                        {.aggregate_types = types,
                                         .max_inflight = max_inflight,
                                         .max_execute_wait = absl::Seconds(execute_timeout_s),
+                                        .max_stream_pending = max_stream_pending,
                                         .subscriber_buffer = subscriber_buffer},
                                        listen);
   if (!server.ok()) {

@@ -1,12 +1,14 @@
 #include "processor/partition_store.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "leftfold/logging.h"
+#include "log/log.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -19,15 +21,37 @@
 namespace leftfold::internal::processor {
 namespace {
 
-// Key space: s/<aggregate id> → Snapshot; d/<command id> → dedup value (below); m/<name> → meta.
+// Key space: s/<hash><aggregate id> → Snapshot; d/<hash><command id> → dedup value (below);
+// m/<name> → meta. <hash> is 4 bytes of Kafka's murmur2 of the id (stable across processes and
+// versions): the memtable buckets keys by their first 16 bytes (see StoreOptions), and ids often
+// share a long prefix ("lg1234-1764190000-...", "order-2026-11-..."), which put every key of a
+// run into one deep bucket and let its bloom filter answer nothing.
 constexpr char kSnapshotPrefix[] = "s/";
 constexpr char kResultPrefix[] = "d/";
+constexpr size_t kKindSize = 2;
+constexpr size_t kHashSize = 4;
 constexpr char kSnapshotsNextKey[] = "m/snapshots_next";
 constexpr char kResultsNextKey[] = "m/results_next";
 constexpr char kDefinitionVersionKey[] = "m/definition_version";
 // Bumped when the layout above changes; a store of another format is wiped and restored.
 constexpr char kFormatKey[] = "m/format";
-constexpr char kFormat[] = "2";
+constexpr char kFormat[] = "3";
+
+// Appends the key of `id` of the given kind (kSnapshotPrefix or kResultPrefix) to `out`.
+void AppendKey(std::string& out, const char* kind, absl::string_view id) {
+  uint32_t hash = static_cast<uint32_t>(
+      log::PartitionForKey(std::string_view(id.data(), id.size()), INT32_MAX));
+  out.append(kind, kKindSize);
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>(hash >> shift));
+  out.append(id.data(), id.size());
+}
+
+std::string Key(const char* kind, absl::string_view id) {
+  std::string key;
+  key.reserve(kKindSize + kHashSize + id.size());
+  AppendKey(key, kind, id);
+  return key;
+}
 
 // A dedup value is the result's processed-at time (8 bytes, little endian, microseconds since
 // the epoch) followed by the serialized CommandResult, so the compaction filter can expire it
@@ -89,7 +113,7 @@ rocksdb::Options StoreOptions(const rocksdb::CompactionFilter* filter, absl::Dur
   options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Keys are point-looked-up only (no scans): hash them into small skip lists, so an insert
   // into a large memtable does not walk one deep list of random keys. The prefix is the
-  // kind plus up to 14 bytes of the id; scans would need total_order_seek.
+  // kind, the id's hash and up to 10 bytes of the id; scans would need total_order_seek.
   options.prefix_extractor.reset(rocksdb::NewCappedPrefixTransform(16));
   options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 16));
   options.allow_concurrent_memtable_write = false;  // one writer: the processor thread
@@ -198,8 +222,7 @@ absl::StatusOr<v1::CommandResult> PartitionStore::DecodeResult(absl::string_view
 absl::StatusOr<std::optional<v1::Snapshot>> PartitionStore::GetSnapshot(
     const std::string& aggregate_id) const {
   std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), absl::StrCat(kSnapshotPrefix, aggregate_id), &value);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Key(kSnapshotPrefix, aggregate_id), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get snapshot"); !st.ok()) return st;
   v1::Snapshot snapshot;
@@ -213,8 +236,7 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
     const std::string& command_id) const {
   // The processor reads whole batches with GetResults; this single lookup is the plain one.
   std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), absl::StrCat(kResultPrefix, command_id), &value);
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Key(kResultPrefix, command_id), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get result"); !st.ok()) return st;
   absl::StatusOr<v1::CommandResult> result = DecodeResult(value);
@@ -227,16 +249,15 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
 absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> PartitionStore::GetResults(
     const std::vector<absl::string_view>& command_ids) const {
   // All keys in one buffer, reserved up front so the slices stay valid.
-  size_t prefix = sizeof(kResultPrefix) - 1;
   size_t bytes = 0;
-  for (absl::string_view id : command_ids) bytes += prefix + id.size();
+  for (absl::string_view id : command_ids) bytes += kKindSize + kHashSize + id.size();
   std::string buffer;
   buffer.reserve(bytes);
   std::vector<rocksdb::Slice> keys;
   keys.reserve(command_ids.size());
   for (absl::string_view id : command_ids) {
     size_t at = buffer.size();
-    buffer.append(kResultPrefix, prefix).append(id.data(), id.size());
+    AppendKey(buffer, kResultPrefix, id);
     keys.emplace_back(buffer.data() + at, buffer.size() - at);
   }
   std::vector<rocksdb::PinnableSlice> values(keys.size());
@@ -275,21 +296,23 @@ absl::Status PartitionStore::Write(const Update& update) {
       if (!current.ok()) return current.status();
       if (current->has_value() && (*current)->version() > snapshot.version()) continue;
     }
-    batch.Put(absl::StrCat(kSnapshotPrefix, snapshot.aggregate_id()), snapshot.SerializeAsString());
+    batch.Put(Key(kSnapshotPrefix, snapshot.aggregate_id()), snapshot.SerializeAsString());
   }
   for (const v1::CommandResult& result : update.results) {
     if (result.command_id().empty()) continue;
-    batch.Put(absl::StrCat(kResultPrefix, result.command_id()), DedupValue(result));
+    batch.Put(Key(kResultPrefix, result.command_id()), DedupValue(result));
   }
   // One key buffer for the encoded entries: the WriteBatch copies the key.
   std::string key;
   for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
-    key.assign(kSnapshotPrefix).append(snapshot.aggregate_id);
+    key.clear();
+    AppendKey(key, kSnapshotPrefix, snapshot.aggregate_id);
     batch.Put(key, snapshot.bytes);
   }
   for (const EncodedResult& result : update.encoded_results) {
     if (result.command_id.empty()) continue;
-    key.assign(kResultPrefix).append(result.command_id);
+    key.clear();
+    AppendKey(key, kResultPrefix, result.command_id);
     batch.Put(key, result.value);
   }
   if (update.snapshots_next >= 0) batch.Put(kSnapshotsNextKey, absl::StrCat(update.snapshots_next));

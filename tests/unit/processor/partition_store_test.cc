@@ -94,6 +94,40 @@ TEST(PartitionStoreTest, EncodedEntriesReadBackAndGetResultsAnswersInOrder) {
   EXPECT_EQ((*single)->version(), 3);
 }
 
+// Ids that share a long prefix (client-generated ids usually do) and differ only at the end:
+// every one reads back as itself, before and after a flush, and near misses stay misses.
+TEST(PartitionStoreTest, IdsWithALongCommonPrefixReadBackExactly) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  auto store = PartitionStore::Open(dir, {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::string prefix = "client-7-1764190000000-run-";
+  PartitionStore::Update update;
+  for (int i = 0; i < 500; ++i) {
+    update.results.push_back(ResultAt(absl::StrCat(prefix, i), absl::Now()));
+    update.snapshots.push_back(SnapshotOf(absl::StrCat(prefix, "acct-", i), i + 1));
+  }
+  ASSERT_TRUE((*store)->Write(update).ok());
+  for (bool flushed : {false, true}) {
+    if (flushed) {
+      ASSERT_TRUE((*store)->Compact().ok());
+    }
+    std::vector<std::string> ids;
+    for (int i = 0; i < 500; ++i) ids.push_back(absl::StrCat(prefix, i));
+    ids.push_back(absl::StrCat(prefix, 500));  // a near miss
+    std::vector<absl::string_view> views(ids.begin(), ids.end());
+    auto found = (*store)->GetResults(views);
+    ASSERT_TRUE(found.ok()) << found.status();
+    for (int i = 0; i < 500; ++i) {
+      ASSERT_TRUE((*found)[i].has_value()) << i << " flushed " << flushed;
+      EXPECT_EQ((*found)[i]->command_id(), ids[i]);
+    }
+    EXPECT_FALSE((*found)[500].has_value());
+    auto snapshot = (*store)->GetSnapshot(absl::StrCat(prefix, "acct-", 499));
+    ASSERT_TRUE(snapshot.ok() && snapshot->has_value());
+    EXPECT_EQ((*snapshot)->version(), 500);
+  }
+}
+
 // GetResults agrees with GetResult for entries in SST files and in the memtable, for misses,
 // and for an id asked twice in one call (a command repeated within a batch).
 TEST(PartitionStoreTest, GetResultsAgreesWithGetResultAcrossFilesAndMemtable) {
