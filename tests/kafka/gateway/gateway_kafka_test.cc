@@ -1,9 +1,12 @@
-// The command gateway on the real broker: Execute round trip and a subscription on one instance
-// seeing commands sent through another.
+// The command gateway on the real broker: Execute round trip, a subscription on one instance
+// seeing commands sent through another, and a thousand commands over one ExecuteStream.
 #include <grpcpp/grpcpp.h>
 
+#include <map>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "fake_processor.h"
@@ -19,6 +22,7 @@ namespace {
 using v1::CommandEnvelope;
 using v1::CommandGateway;
 using v1::CommandResult;
+using v1::ExecuteStreamResponse;
 
 class GatewayKafkaTest : public ::testing::Test {
  protected:
@@ -104,6 +108,68 @@ TEST_F(GatewayKafkaTest, SubscriberOnOneInstanceSeesCommandsOfAnother) {
   EXPECT_EQ(seen.command_id(), r.command_id());
   sub_ctx.TryCancel();
   reader->Finish();
+}
+
+// ExecuteStream: a thousand commands through one stream, every one answered with its own
+// correct result, applied once each in the order streamed.
+TEST_F(GatewayKafkaTest, AThousandCommandsOverOneExecuteStream) {
+  constexpr int kCommands = 1000;
+  constexpr int kAggregates = 37;
+  auto stub = StartGateway();
+  StartProcessor();
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  auto stream = stub->ExecuteStream(&ctx);
+  // Every tenth command is rejected; the rest append 1 or 2 events.
+  std::map<std::string, std::string> what;  // command id -> payload
+  std::thread writer([&] {
+    for (int i = 0; i < kCommands; ++i) {
+      CommandEnvelope c;
+      c.set_command_id(absl::StrCat("ks-", i));
+      c.set_aggregate_type(type_);
+      c.set_aggregate_id(absl::StrCat("acct-", i % kAggregates));
+      *c.mutable_payload() = testing::FakeProcessor::Payload(
+          i % 10 == 0 ? "reject:9" : absl::StrCat("accept:", 1 + i % 2));
+      if (!stream->Write(c)) return;
+    }
+    stream->WritesDone();
+  });
+  for (int i = 0; i < kCommands; ++i) {
+    what[absl::StrCat("ks-", i)] = i % 10 == 0 ? "reject" : absl::StrCat(1 + i % 2);
+  }
+  std::map<std::string, ExecuteStreamResponse> answers;
+  ExecuteStreamResponse r;
+  while (stream->Read(&r)) {
+    EXPECT_TRUE(answers.emplace(r.command_id(), r).second) << "answered twice: " << r.command_id();
+  }
+  writer.join();
+  grpc::Status s = stream->Finish();
+  ASSERT_TRUE(s.ok()) << s.error_code() << " " << s.error_message();
+  ASSERT_EQ(answers.size(), static_cast<size_t>(kCommands));
+
+  // In send order, each aggregate's version after each command is the running total of the
+  // events of its accepted commands: every command applied exactly once, in the order streamed.
+  std::map<std::string, int64_t> version;
+  for (int i = 0; i < kCommands; ++i) {
+    std::string id = absl::StrCat("ks-", i);
+    SCOPED_TRACE(id);
+    const ExecuteStreamResponse& a = answers[id];
+    ASSERT_TRUE(a.has_result()) << a.status().code() << " " << a.status().message();
+    const CommandResult& result = a.result();
+    EXPECT_EQ(result.command_id(), id);
+    int64_t& v = version[result.aggregate_id()];
+    if (what[id] == "reject") {
+      EXPECT_EQ(result.outcome(), CommandResult::REJECTED);
+      EXPECT_EQ(result.code(), 9);
+    } else {
+      EXPECT_EQ(result.outcome(), CommandResult::ACCEPTED);
+      EXPECT_EQ(absl::StrCat(result.event_positions_size()), what[id]);
+      v += result.event_positions_size();
+    }
+    EXPECT_EQ(result.version(), v);
+  }
+  EXPECT_EQ(servers_[0]->gateway().inflight(), 0u);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "fake_processor.h"
+#include "gateway_fixture.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "leftfold/gateway.h"
@@ -34,49 +35,10 @@ using v1::CommandResult;
 using v1::ExecuteStreamResponse;
 using Stream = grpc::ClientReaderWriter<CommandEnvelope, ExecuteStreamResponse>;
 
-bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(20)) {
-  absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    if (cond()) return true;
-    absl::SleepFor(absl::Milliseconds(5));
-  }
-  return cond();
-}
+using testing::Eventually;
 
-class ExecuteStreamTest : public ::testing::Test {
+class ExecuteStreamTest : public testing::GatewayFixture {
  protected:
-  void SetUp() override {
-    dir_ = testing::MakeTempDir("gateway-stream");
-    auto transport = Transport::Open({.embedded_dir = dir_ + "/log", .partitions = 2});
-    ASSERT_TRUE(transport.ok()) << transport.status();
-    transport_ = *transport;
-    type_ = testing::UniqueName("acct");
-    topics_ = internal::TopicsFor("", type_);
-  }
-
-  void TearDown() override {
-    for (auto& p : processors_) p->Stop();
-    for (auto& s : servers_) s->Shutdown(absl::Seconds(1));
-  }
-
-  std::unique_ptr<CommandGateway::Stub> StartGateway(GatewayOptions options = {}) {
-    if (options.aggregate_types.empty()) options.aggregate_types = {type_};
-    auto server = ServeGateway(transport_, options, "127.0.0.1:0");
-    EXPECT_TRUE(server.ok()) << server.status();
-    if (!server.ok()) return nullptr;
-    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
-                                       grpc::InsecureChannelCredentials());
-    servers_.push_back(*std::move(server));
-    return CommandGateway::NewStub(channel);
-  }
-
-  testing::FakeProcessor& StartProcessor() {
-    processors_.push_back(
-        std::make_unique<testing::FakeProcessor>(transport_->log_internal(), "", type_));
-    EXPECT_TRUE(processors_.back()->Start().ok());
-    return *processors_.back();
-  }
-
   CommandEnvelope Command(const std::string& command_id, const std::string& aggregate_id,
                           const std::string& what) {
     CommandEnvelope c;
@@ -111,23 +73,7 @@ class ExecuteStreamTest : public ::testing::Test {
     return out;
   }
 
-  int64_t CommandsInLog() {
-    auto ends = transport_->log_internal().admin().EndOffsets(
-        topics_.commands, internal::log::Isolation::kReadUncommitted);
-    EXPECT_TRUE(ends.ok()) << ends.status();
-    int64_t sum = 0;
-    for (int64_t e : *ends) sum += e;
-    return sum;
-  }
-
   size_t Inflight() { return servers_[0]->gateway().inflight(); }
-
-  std::string dir_;
-  std::shared_ptr<Transport> transport_;
-  std::string type_;
-  internal::AggregateTopics topics_;
-  std::vector<std::unique_ptr<GatewayServer>> servers_;
-  std::vector<std::unique_ptr<testing::FakeProcessor>> processors_;
 };
 
 TEST_F(ExecuteStreamTest, EveryCommandIsAnsweredWithItsResultThenTheStreamEndsOk) {
