@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <deque>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <thread>
@@ -70,10 +71,10 @@ struct StagedBatch {
     int64_t version = 0;
     std::shared_ptr<const google::protobuf::Message> state;
   };
-  // One per command, in order: pooled objects (ProcessorImpl::result_pool_) with stable
-  // addresses, as delivery callbacks write event positions into them.
+  // One per command, in order: pooled objects (BatchSlot::result_pool) with stable addresses,
+  // as delivery callbacks write event positions into them.
   std::vector<v1::CommandResult*> results;
-  // The command record of each result (the polled batch outlives this one).
+  // The command record of each result (in BatchSlot::records, which outlive this).
   std::vector<const log::Record*> result_records;
   // Views of the results' command ids.
   absl::flat_hash_map<absl::string_view, size_t> result_by_command_id;
@@ -1030,9 +1031,11 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   // commit fail. One transaction is open at a time, so the transactional contract is unchanged.
   BatchSlot& slot = slots_[next_slot_];
   next_slot_ = 1 - next_slot_;
-  slot.records = std::move(records);
-  // Room for a top-up without moving the records: results point at them.
-  slot.records.reserve(std::max(slot.records.size(), options_.max_batch));
+  // The slot keeps its capacity from batch to batch (one allocation of max_batch records, not
+  // one per batch), and a top-up appends without moving the records, which results point at.
+  slot.records.clear();
+  slot.records.reserve(std::max(records.size(), options_.max_batch));
+  std::move(records.begin(), records.end(), std::back_inserter(slot.records));
   slot.staged = StagedBatch{};
   StagedBatch& staged = slot.staged;
   staged.started = absl::Now();
