@@ -18,6 +18,15 @@ using leftfold::v1::ExecuteStreamResponse;
 
 namespace {
 
+// A response that carries a per-command status instead of a result.
+ExecuteStreamResponse StatusResponse(const std::string& command_id, const grpc::Status& status) {
+  ExecuteStreamResponse response;
+  response.set_command_id(command_id);
+  response.mutable_status()->set_code(static_cast<int32_t>(status.error_code()));
+  response.mutable_status()->set_message(status.error_message());
+  return response;
+}
+
 // The waiter of one command of a stream; answering it queues the command's response.
 struct StreamWaiter final : ExecWaiter {
   std::shared_ptr<CommandStream> stream;
@@ -37,9 +46,7 @@ CommandStream::CommandStream(Gateway::Impl* impl, grpc::CallbackServerContext* c
       reactor_(reactor),
       max_pending_(impl->options().max_stream_pending),
       timeout_(impl->options().max_execute_wait),
-      call_deadline_(ctx->deadline() == std::chrono::system_clock::time_point::max()
-                         ? absl::InfiniteFuture()
-                         : absl::FromChrono(ctx->deadline())) {}
+      call_deadline_(CallDeadline(*ctx)) {}
 
 void CommandStream::Begin() {
   absl::MutexLock lock(&mu_);
@@ -125,31 +132,24 @@ void CommandStream::Handle(CommandEnvelope c) {
 void CommandStream::Complete(ExecWaiter* waiter, const grpc::Status& status,
                              const CommandResult* result) {
   ExecuteStreamResponse response;
-  response.set_command_id(waiter->command_id);
   if (result != nullptr) {
+    response.set_command_id(waiter->command_id);
     *response.mutable_result() = *result;
   } else {
-    response.mutable_status()->set_code(static_cast<int32_t>(status.error_code()));
-    response.mutable_status()->set_message(status.error_message());
+    response = StatusResponse(waiter->command_id, status);
   }
   absl::MutexLock lock(&mu_);
   // The caller holds the waiter, so dropping the stream's reference here cannot destroy it.
   waiting_.erase(waiter);
-  if (finished_) return;
-  ready_.push_back(std::move(response));
-  if (!writing_) WriteNextLocked();
+  ReplyLocked(std::move(response));
 }
 
 void CommandStream::ReplyStatus(const std::string& command_id, const grpc::Status& status) {
-  ExecuteStreamResponse response;
-  response.set_command_id(command_id);
-  response.mutable_status()->set_code(static_cast<int32_t>(status.error_code()));
-  response.mutable_status()->set_message(status.error_message());
-  Reply(std::move(response));
+  absl::MutexLock lock(&mu_);
+  ReplyLocked(StatusResponse(command_id, status));
 }
 
-void CommandStream::Reply(ExecuteStreamResponse response) {
-  absl::MutexLock lock(&mu_);
+void CommandStream::ReplyLocked(ExecuteStreamResponse response) {
   if (finished_) return;
   ready_.push_back(std::move(response));
   if (!writing_) WriteNextLocked();

@@ -60,9 +60,11 @@ class CommandStream : public std::enable_shared_from_this<CommandStream> {
 
  private:
   void Handle(leftfold::v1::CommandEnvelope c);
-  // Queues a response; takes `pending_` back only when it has been written.
-  void Reply(leftfold::v1::ExecuteStreamResponse response);
-  void ReplyStatus(const std::string& command_id, const grpc::Status& status);
+  // Queues a response (dropped once the call finished); `pending_` goes down only when it has
+  // been written.
+  void ReplyLocked(leftfold::v1::ExecuteStreamResponse response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReplyStatus(const std::string& command_id, const grpc::Status& status)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeFinishLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

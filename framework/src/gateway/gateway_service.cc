@@ -115,6 +115,12 @@ absl::Time CommandDeadline(absl::Time now, absl::Duration wait, absl::Time call_
   return deadline;
 }
 
+absl::Time CallDeadline(const grpc::CallbackServerContext& ctx) {
+  return ctx.deadline() == std::chrono::system_clock::time_point::max()
+             ? absl::InfiniteFuture()
+             : absl::FromChrono(ctx.deadline());
+}
+
 namespace {
 
 // The waiter of one Execute call; finishing it finishes the call.
@@ -469,12 +475,9 @@ grpc::ServerUnaryReactor* Gateway::Impl::Execute(grpc::CallbackServerContext* ct
   waiter->key = internal::gateway::CacheKey(c.aggregate_type(), c.command_id());
   auto* reactor = new internal::gateway::ExecuteReactor(waiter);
   waiter->reactor = reactor;
-  absl::Time call_deadline = ctx->deadline() == std::chrono::system_clock::time_point::max()
-                                 ? absl::InfiniteFuture()
-                                 : absl::FromChrono(ctx->deadline());
-  Dispatch(
-      c, waiter,
-      internal::gateway::CommandDeadline(absl::Now(), options_.max_execute_wait, call_deadline));
+  Dispatch(c, waiter,
+           internal::gateway::CommandDeadline(absl::Now(), options_.max_execute_wait,
+                                              internal::gateway::CallDeadline(*ctx)));
   return reactor;
 }
 

@@ -97,6 +97,9 @@ std::string CacheKey(const std::string& aggregate_type, const std::string& comma
 // any), so that our own answer, naming the command, reaches the client before its timeout does.
 absl::Time CommandDeadline(absl::Time now, absl::Duration wait, absl::Time call_deadline);
 
+// The call's deadline as an absl::Time; InfiniteFuture when the client set none.
+absl::Time CallDeadline(const grpc::CallbackServerContext& ctx);
+
 }  // namespace leftfold::internal::gateway
 
 namespace leftfold {
