@@ -1,7 +1,10 @@
 #include "gateway/execute_stream.h"
 
+#include <grpc/slice.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -18,13 +21,63 @@ using leftfold::v1::ExecuteStreamResponse;
 
 namespace {
 
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+char* PutVarint(char* out, uint64_t v) {
+  while (v >= 0x80) {
+    *out++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *out++ = static_cast<char>(v);
+  return out;
+}
+
+// A length-delimited field (wire type 2) of a field number below 16: a one-byte tag.
+char* PutBytesField(char* out, int field, absl::string_view bytes) {
+  *out++ = static_cast<char>((field << 3) | 2);
+  out = PutVarint(out, bytes.size());
+  memcpy(out, bytes.data(), bytes.size());
+  return out + bytes.size();
+}
+
+size_t BytesFieldSize(size_t n) { return 1 + VarintSize(n) + n; }
+
+grpc::ByteBuffer ToByteBuffer(const google::protobuf::MessageLite& message) {
+  size_t n = message.ByteSizeLong();
+  grpc::Slice slice(grpc_slice_malloc(n), grpc::Slice::STEAL_REF);
+  message.SerializeWithCachedSizesToArray(const_cast<uint8_t*>(slice.begin()));
+  return grpc::ByteBuffer(&slice, 1);
+}
+
 // A response that carries a per-command status instead of a result.
-ExecuteStreamResponse StatusResponse(const std::string& command_id, const grpc::Status& status) {
+grpc::ByteBuffer StatusResponse(const std::string& command_id, const grpc::Status& status) {
   ExecuteStreamResponse response;
   response.set_command_id(command_id);
   response.mutable_status()->set_code(static_cast<int32_t>(status.error_code()));
   response.mutable_status()->set_message(status.error_message());
-  return response;
+  return ToByteBuffer(response);
+}
+
+// The request's bytes, in one piece (a small message usually arrives as one slice).
+std::string BytesOf(const grpc::ByteBuffer& buffer) {
+  grpc::Slice one;
+  if (buffer.TrySingleSlice(&one).ok()) {
+    return std::string(reinterpret_cast<const char*>(one.begin()), one.size());
+  }
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  out.reserve(buffer.Length());
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
 }
 
 // The waiter of one command of a stream; answering it queues the command's response.
@@ -32,12 +85,55 @@ struct StreamWaiter final : ExecWaiter {
   std::shared_ptr<CommandStream> stream;
 
  protected:
-  void Answer(const grpc::Status& status, const CommandResult* result) override {
-    stream->Complete(this, status, result);
+  void Answer(const grpc::Status& status, CommandResult* result,
+              const std::string* serialized) override {
+    stream->Complete(this, status, result, serialized);
   }
 };
 
 }  // namespace
+
+grpc::ByteBuffer ResultResponseBytes(const std::string& command_id,
+                                     const std::string& serialized_result) {
+  // ExecuteStreamResponse: command_id = 1, result = 2 (the result's own bytes, embedded as-is).
+  size_t n = BytesFieldSize(command_id.size()) + BytesFieldSize(serialized_result.size());
+  grpc::Slice slice(grpc_slice_malloc(n), grpc::Slice::STEAL_REF);
+  char* out = reinterpret_cast<char*>(const_cast<uint8_t*>(slice.begin()));
+  out = PutBytesField(out, 1, command_id);
+  PutBytesField(out, 2, serialized_result);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+void AppendNormalized(const CommandEnvelope& c, bool id_added, bool time_added,
+                      std::string& serialized) {
+  // CommandEnvelope: command_id = 1, submitted_at = 8 (a Timestamp: seconds = 1, nanos = 2, both
+  // varints; zero values omitted, as protobuf writes them). A later occurrence of a field wins
+  // (strings) or merges into an absent one (messages): the same as setting them.
+  const std::string& id = c.command_id();
+  const google::protobuf::Timestamp& ts = c.submitted_at();
+  // Negative int64 seconds take ten bytes as a varint (two's complement), like protobuf's.
+  auto seconds = static_cast<uint64_t>(ts.seconds());
+  auto nanos = static_cast<uint64_t>(static_cast<int64_t>(ts.nanos()));
+  size_t ts_size =
+      (seconds != 0 ? 1 + VarintSize(seconds) : 0) + (nanos != 0 ? 1 + VarintSize(nanos) : 0);
+  size_t at = serialized.size();
+  serialized.resize(at + (id_added ? BytesFieldSize(id.size()) : 0) +
+                    (time_added ? BytesFieldSize(ts_size) : 0));
+  char* out = serialized.data() + at;
+  if (id_added) out = PutBytesField(out, 1, id);
+  if (time_added) {
+    *out++ = static_cast<char>((8 << 3) | 2);
+    out = PutVarint(out, ts_size);
+    if (seconds != 0) {
+      *out++ = static_cast<char>((1 << 3) | 0);
+      out = PutVarint(out, seconds);
+    }
+    if (nanos != 0) {
+      *out++ = static_cast<char>((2 << 3) | 0);
+      out = PutVarint(out, nanos);
+    }
+  }
+}
 
 CommandStream::CommandStream(Gateway::Impl* impl, grpc::CallbackServerContext* ctx,
                              StreamReactor* reactor)
@@ -73,7 +169,7 @@ void CommandStream::Begin() {
 }
 
 void CommandStream::ReadDone(bool ok) {
-  CommandEnvelope c;
+  std::string raw;
   {
     absl::MutexLock lock(&mu_);
     if (finished_ || !ok) {
@@ -84,20 +180,26 @@ void CommandStream::ReadDone(bool ok) {
       }
       return;
     }
-    c = std::move(request_);
+    raw = BytesOf(request_);
     request_.Clear();
     ++pending_;
   }
   // The next read starts only once this command is handed to the producer (reading_ stays true
   // meanwhile): a stream's commands reach the log in the order they were sent, so a client may
   // stream dependent commands (open, then deposit) without waiting for each answer.
-  Handle(std::move(c));
+  Handle(std::move(raw));
   absl::MutexLock lock(&mu_);
   reading_ = false;
   MaybeReadLocked();
 }
 
-void CommandStream::Handle(CommandEnvelope c) {
+void CommandStream::Handle(std::string raw) {
+  CommandEnvelope c;
+  if (!c.ParseFromString(raw)) {
+    ReplyStatus("", grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "command: not a serialized leftfold.v1.CommandEnvelope"));
+    return;
+  }
   if (!impl_->accepting()) {
     ReplyStatus(c.command_id(), grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                              "gateway is shutting down; command not sent"));
@@ -111,7 +213,10 @@ void CommandStream::Handle(CommandEnvelope c) {
     ReplyStatus(c.command_id(), Overloaded(impl_->options().max_inflight));
     return;
   }
-  c = Normalize(c);
+  bool id_added = c.command_id().empty();
+  bool time_added = !c.has_submitted_at();
+  NormalizeInPlace(c);
+  AppendNormalized(c, id_added, time_added, raw);
   auto waiter = std::make_shared<StreamWaiter>();
   waiter->impl = impl_;
   waiter->command_id = c.command_id();
@@ -126,32 +231,42 @@ void CommandStream::Handle(CommandEnvelope c) {
     }
     waiting_.emplace(waiter.get(), waiter);
   }
-  impl_->Dispatch(c, waiter, CommandDeadline(absl::Now(), timeout_, call_deadline_));
+  impl_->Dispatch(c, std::move(raw), waiter,
+                  CommandDeadline(absl::Now(), timeout_, call_deadline_));
 }
 
-void CommandStream::Complete(ExecWaiter* waiter, const grpc::Status& status,
-                             const CommandResult* result) {
-  ExecuteStreamResponse response;
-  if (result != nullptr) {
-    response.set_command_id(waiter->command_id);
-    *response.mutable_result() = *result;
+void CommandStream::Complete(ExecWaiter* waiter, const grpc::Status& status, CommandResult* result,
+                             const std::string* serialized) {
+  // grpc::ByteBuffer has no move: every hand-over below is a Swap (a copy would allocate).
+  grpc::ByteBuffer response;
+  if (result != nullptr && serialized != nullptr) {
+    grpc::ByteBuffer bytes = ResultResponseBytes(waiter->command_id, *serialized);
+    response.Swap(&bytes);
+  } else if (result != nullptr) {
+    ExecuteStreamResponse message;
+    message.set_command_id(waiter->command_id);
+    *message.mutable_result() = std::move(*result);
+    grpc::ByteBuffer bytes = ToByteBuffer(message);
+    response.Swap(&bytes);
   } else {
-    response = StatusResponse(waiter->command_id, status);
+    grpc::ByteBuffer bytes = StatusResponse(waiter->command_id, status);
+    response.Swap(&bytes);
   }
   absl::MutexLock lock(&mu_);
   // The caller holds the waiter, so dropping the stream's reference here cannot destroy it.
   waiting_.erase(waiter);
-  ReplyLocked(std::move(response));
+  ReplyLocked(response);
 }
 
 void CommandStream::ReplyStatus(const std::string& command_id, const grpc::Status& status) {
+  grpc::ByteBuffer response = StatusResponse(command_id, status);
   absl::MutexLock lock(&mu_);
-  ReplyLocked(StatusResponse(command_id, status));
+  ReplyLocked(response);
 }
 
-void CommandStream::ReplyLocked(ExecuteStreamResponse response) {
+void CommandStream::ReplyLocked(grpc::ByteBuffer& response) {
   if (finished_) return;
-  ready_.push_back(std::move(response));
+  ready_.emplace_back().Swap(&response);
   if (!writing_) WriteNextLocked();
 }
 
@@ -212,7 +327,8 @@ void CommandStream::MaybeReadLocked() {
 }
 
 void CommandStream::WriteNextLocked() {
-  current_ = std::move(ready_.front());
+  current_.Clear();
+  current_.Swap(&ready_.front());
   ready_.pop_front();
   writing_ = true;
   reactor_->StartWrite(&current_);

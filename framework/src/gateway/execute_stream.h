@@ -7,6 +7,12 @@
 //   reactor->stream()->Begin();   // reads the first command, or ends the call at once
 //   return reactor;
 //
+// Bytes: the method is raw (grpc::ByteBuffer both ways). A command is parsed to check and route
+// it, but produced as the bytes it arrived in (plus the command id and submission time when the
+// client left them out, appended as fields: protobuf reads the last occurrence); a result read
+// from the log is answered as those bytes behind the command id, so the common path never
+// builds or serializes a response message. The wire format is ExecuteStreamResponse's.
+//
 // Order: one command is read and handed to the producer before the next read starts, so the
 // commands of a stream reach the log in the order sent; responses go out as results come.
 //
@@ -38,8 +44,15 @@ namespace leftfold::internal::gateway {
 // Request metadata: the per-command timeout of an ExecuteStream, in milliseconds.
 inline constexpr char kCommandTimeoutMetadata[] = "leftfold-command-timeout-ms";
 
-using StreamReactor =
-    grpc::ServerBidiReactor<leftfold::v1::CommandEnvelope, leftfold::v1::ExecuteStreamResponse>;
+using StreamReactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
+
+// The serialized ExecuteStreamResponse{command_id, result} for a result's serialized bytes.
+grpc::ByteBuffer ResultResponseBytes(const std::string& command_id,
+                                     const std::string& serialized_result);
+// Appends to `serialized` (the bytes `c` was parsed from) the fields NormalizeInPlace then set
+// in `c`: its command id when `id_added`, its submission time when `time_added`.
+void AppendNormalized(const leftfold::v1::CommandEnvelope& c, bool id_added, bool time_added,
+                      std::string& serialized);
 
 class CommandStream : public std::enable_shared_from_this<CommandStream> {
  public:
@@ -55,14 +68,16 @@ class CommandStream : public std::enable_shared_from_this<CommandStream> {
   // The gateway is shutting down: read no more, answer what was read, then end UNAVAILABLE.
   void Shutdown();
   // A waiter of this stream answers its command.
-  void Complete(ExecWaiter* waiter, const grpc::Status& status,
-                const leftfold::v1::CommandResult* result);
+  // May move from `*result` (see ExecWaiter::Finish); answers with `serialized` when given.
+  void Complete(ExecWaiter* waiter, const grpc::Status& status, leftfold::v1::CommandResult* result,
+                const std::string* serialized);
 
  private:
-  void Handle(leftfold::v1::CommandEnvelope c);
-  // Queues a response (dropped once the call finished); `pending_` goes down only when it has
-  // been written.
-  void ReplyLocked(leftfold::v1::ExecuteStreamResponse response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `raw`: the command as read.
+  void Handle(std::string raw);
+  // Queues a response, taking its contents (dropped once the call finished); `pending_` goes
+  // down only when it has been written.
+  void ReplyLocked(grpc::ByteBuffer& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReplyStatus(const std::string& command_id, const grpc::Status& status)
       ABSL_LOCKS_EXCLUDED(mu_);
   void MaybeReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -81,7 +96,7 @@ class CommandStream : public std::enable_shared_from_this<CommandStream> {
 
   absl::Mutex mu_;
   // The read buffer; only touched by the one outstanding read and by ReadDone.
-  leftfold::v1::CommandEnvelope request_;
+  grpc::ByteBuffer request_;
   // Commands read and not yet answered on the wire (their response not yet written).
   size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
   // A read is outstanding, or the command it read is being handled.
@@ -92,10 +107,10 @@ class CommandStream : public std::enable_shared_from_this<CommandStream> {
   // Dispatched commands waiting for their result (each holds this stream: the cycle ends when
   // the waiter answers or the stream abandons it).
   absl::flat_hash_map<ExecWaiter*, std::shared_ptr<ExecWaiter>> waiting_ ABSL_GUARDED_BY(mu_);
-  std::deque<leftfold::v1::ExecuteStreamResponse> ready_ ABSL_GUARDED_BY(mu_);
+  std::deque<grpc::ByteBuffer> ready_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   // The response being written; untouched until OnWriteDone.
-  leftfold::v1::ExecuteStreamResponse current_ ABSL_GUARDED_BY(mu_);
+  grpc::ByteBuffer current_ ABSL_GUARDED_BY(mu_);
 };
 
 // The reactor gRPC drives; forwards to its CommandStream. Deletes itself in OnDone.

@@ -74,32 +74,35 @@ std::string FormatPartitionCounts(const std::vector<log::TopicPartitionOffset>& 
   return out;
 }
 
-void ResultCache::Put(const std::string& key, const CommandResult& result) {
+void ResultCache::Put(std::string key, std::string serialized) {
   if (capacity_ == 0) return;
   if (auto it = index_.find(key); it != index_.end()) {
     // The first result of an id is the one dedup re-publishes; keep it, refresh its age.
     entries_.splice(entries_.begin(), entries_, it->second);
     return;
   }
-  entries_.emplace_front(key, result);
-  index_[key] = entries_.begin();
+  entries_.push_front({std::move(key), std::move(serialized)});
+  index_.emplace(entries_.front().key, entries_.begin());
   if (entries_.size() > capacity_) {
-    index_.erase(entries_.back().first);
+    index_.erase(entries_.back().key);
     entries_.pop_back();
   }
 }
 
-const CommandResult* ResultCache::Find(const std::string& key) {
+std::optional<CommandResult> ResultCache::Find(absl::string_view key) {
   auto it = index_.find(key);
-  if (it == index_.end()) return nullptr;
+  if (it == index_.end()) return std::nullopt;
   entries_.splice(entries_.begin(), entries_, it->second);
-  return &it->second->second;
+  CommandResult result;
+  if (!result.ParseFromString(it->second->serialized)) return std::nullopt;
+  return result;
 }
 
-void ExecWaiter::Finish(const grpc::Status& status, const CommandResult* result) {
+void ExecWaiter::Finish(const grpc::Status& status, CommandResult* result,
+                        const std::string* serialized) {
   // Released first: a client that sees the answer may send its next command at once.
   impl->ReleaseInflight();
-  Answer(status, result);
+  Answer(status, result, serialized);
 }
 
 std::string CacheKey(const std::string& aggregate_type, const std::string& command_id) {
@@ -130,10 +133,11 @@ struct UnaryWaiter final : ExecWaiter {
   CommandResult* response = nullptr;
 
  protected:
-  void Answer(const grpc::Status& status, const CommandResult* result) override {
+  void Answer(const grpc::Status& status, CommandResult* result,
+              const std::string* /*serialized*/) override {
     if (result != nullptr) {
-      *response = *result;
       if (!status.ok()) ctx->AddTrailingMetadata(kResultMetadata, result->SerializeAsString());
+      *response = std::move(*result);
     } else if (status.error_code() != grpc::StatusCode::CANCELLED) {
       // No result (deadline, shutdown, the log refused it): name the command for GetResult.
       ctx->AddTrailingMetadata(kCommandIdMetadata, command_id);
@@ -266,7 +270,7 @@ absl::Status Gateway::Impl::Start() {
   if (absl::Status s = producer_.Start(); !s.ok()) return s;
   results_tail_ = std::make_unique<internal::gateway::LogTail>(
       log_, results_topics_, options_.results_lookback,
-      [this](const internal::log::Record& r, const PositionMap& next) { OnResult(r, next); });
+      [this](internal::log::Record& r, const PositionMap& next) { OnResult(r, next); });
   if (absl::Status s = results_tail_->Start(); !s.ok()) return s;
   // Live subscribers must not see the lookback as "new"; a slow log only delays start-up.
   if (!results_tail_->WaitCaughtUp(absl::Seconds(10))) {
@@ -346,7 +350,12 @@ void Gateway::Impl::Stop() {
   std::vector<std::shared_ptr<ExecWaiter>> waiting;
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [key, ws] : waiters_) waiting.insert(waiting.end(), ws.begin(), ws.end());
+    for (auto& [key, head] : waiters_) {
+      for (std::shared_ptr<ExecWaiter> w = head; w != nullptr; w = w->next_same_key) {
+        waiting.push_back(w);
+      }
+    }
+    for (auto& w : waiting) w->next_same_key.reset();
     waiters_.clear();
   }
   for (auto& w : waiting) {
@@ -386,10 +395,11 @@ bool Gateway::Impl::Admit() {
   return true;
 }
 
-internal::log::OutgoingRecord Gateway::Impl::ToRecord(const CommandEnvelope& c) const {
+internal::log::OutgoingRecord Gateway::Impl::ToRecord(const CommandEnvelope& c,
+                                                      std::string serialized) const {
   return {.topic = routed_.at(c.aggregate_type()).commands,
           .key = c.aggregate_id(),
-          .value = c.SerializeAsString(),
+          .value = serialized.empty() ? c.SerializeAsString() : std::move(serialized),
           .headers = {{"command_id", c.command_id()}}};
 }
 
@@ -402,12 +412,15 @@ grpc::Status Overloaded(size_t max) {
   return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                       absl::StrCat("gateway has ", max, " commands in flight; retry later"));
 }
-CommandEnvelope Normalize(const CommandEnvelope& in) {
-  CommandEnvelope c = in;
+void NormalizeInPlace(CommandEnvelope& c) {
   if (c.command_id().empty()) c.set_command_id(NewCommandId());
   if (!c.has_submitted_at()) {
     *c.mutable_submitted_at() = internal::ProtoNow();
   }
+}
+CommandEnvelope Normalize(const CommandEnvelope& in) {
+  CommandEnvelope c = in;
+  NormalizeInPlace(c);
   return c;
 }
 }  // namespace internal::gateway
@@ -434,8 +447,8 @@ grpc::ServerUnaryReactor* Gateway::Impl::Submit(grpc::CallbackServerContext* ctx
   }
   CommandEnvelope c = Normalize(*request);
   std::string id = c.command_id();
-  producer_.Send(ToRecord(c), [this, reactor, response,
-                               id](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
+  producer_.Send(ToRecord(c, {}), [this, reactor, response,
+                                   id](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
     ReleaseInflight();  // first, as in ExecWaiter::Finish
     if (!where.ok()) {
       reactor->Finish(
@@ -475,7 +488,7 @@ grpc::ServerUnaryReactor* Gateway::Impl::Execute(grpc::CallbackServerContext* ct
   waiter->key = internal::gateway::CacheKey(c.aggregate_type(), c.command_id());
   auto* reactor = new internal::gateway::ExecuteReactor(waiter);
   waiter->reactor = reactor;
-  Dispatch(c, waiter,
+  Dispatch(c, {}, waiter,
            internal::gateway::CommandDeadline(absl::Now(), options_.max_execute_wait,
                                               internal::gateway::CallDeadline(*ctx)));
   return reactor;
@@ -493,45 +506,71 @@ internal::gateway::StreamReactor* Gateway::Impl::ExecuteStream(grpc::CallbackSer
   return reactor;
 }
 
-void Gateway::Impl::Dispatch(const CommandEnvelope& c, const std::shared_ptr<ExecWaiter>& waiter,
-                             absl::Time deadline) {
+void Gateway::Impl::Dispatch(const CommandEnvelope& c, std::string serialized,
+                             const std::shared_ptr<ExecWaiter>& waiter, absl::Time deadline) {
   // Register before producing: the result may arrive before the log's acknowledgement does.
   std::optional<CommandResult> known;
   {
     absl::MutexLock lock(&mu_);
-    if (const CommandResult* r = cache_.Find(waiter->key); r != nullptr) {
-      known = *r;  // already answered (a retry of the same id): the original result, no resend
-    } else {
-      waiters_[waiter->key].push_back(waiter);
+    known = cache_.Find(waiter->key);
+    if (!known.has_value()) {
+      auto [it, inserted] = waiters_.try_emplace(waiter->key, waiter);
+      if (!inserted) {
+        // Behind the head, so the map's key (a view of the head's key) stays valid.
+        waiter->next_same_key = std::move(it->second->next_same_key);
+        it->second->next_same_key = waiter;
+      }
     }
   }
   if (known.has_value()) {
+    // Already answered (a retry of the same id): the original result, no resend.
     if (waiter->Claim()) waiter->Finish(internal::gateway::StatusForResult(*known), &*known);
     return;
   }
-  {
-    absl::MutexLock lock(&timer_mu_);
-    if (deadlines_.empty() || deadline < deadlines_.begin()->first) timer_kick_ = true;
-    deadlines_.emplace(deadline, waiter);
-  }
-  producer_.Send(
-      ToRecord(c), [this, waiter](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
-        if (where.ok() || !waiter->Claim()) return;
-        Forget(waiter);
-        waiter->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+  ArmDeadline(deadline, waiter);
+  producer_.Send(ToRecord(c, std::move(serialized)),
+                 [waiter](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
+                   if (where.ok() || !waiter->Claim()) return;
+                   waiter->impl->Forget(waiter);
+                   waiter->Finish(
+                       grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                     absl::StrCat("log refused command ", waiter->command_id, ": ",
                                                  where.status().ToString())),
                        nullptr);
-      });
+                 });
+}
+
+void Gateway::Impl::ArmDeadline(absl::Time deadline, const std::shared_ptr<ExecWaiter>& waiter) {
+  absl::MutexLock lock(&timer_mu_);
+  if (deadlines_.size() >= 1024 && deadlines_.size() > 2 * inflight_.load()) {
+    // Mostly answered commands: drop them all at once.
+    std::erase_if(deadlines_, [](const Deadline& d) {
+      std::shared_ptr<ExecWaiter> w = d.waiter.lock();
+      return w == nullptr || w->claimed.load();
+    });
+    std::make_heap(deadlines_.begin(), deadlines_.end(), Later());
+  }
+  if (deadlines_.empty() || deadline < deadlines_.front().at) timer_kick_ = true;
+  deadlines_.push_back({deadline, waiter});
+  std::push_heap(deadlines_.begin(), deadlines_.end(), Later());
 }
 
 void Gateway::Impl::Forget(const std::shared_ptr<ExecWaiter>& waiter) {
   absl::MutexLock lock(&mu_);
   auto it = waiters_.find(waiter->key);
   if (it == waiters_.end()) return;
-  auto& ws = it->second;
-  ws.erase(std::remove(ws.begin(), ws.end(), waiter), ws.end());
-  if (ws.empty()) waiters_.erase(it);
+  if (it->second == waiter) {
+    std::shared_ptr<ExecWaiter> next = std::move(waiter->next_same_key);
+    waiters_.erase(it);  // its key viewed `waiter`'s: erased before re-keying on `next`
+    if (next != nullptr) waiters_.emplace(next->key, std::move(next));
+    return;
+  }
+  for (ExecWaiter* w = it->second.get(); w->next_same_key != nullptr; w = w->next_same_key.get()) {
+    if (w->next_same_key == waiter) {
+      w->next_same_key = std::move(waiter->next_same_key);
+      return;
+    }
+  }
 }
 
 void Gateway::Impl::Expire(const std::shared_ptr<ExecWaiter>& waiter) {
@@ -558,16 +597,13 @@ grpc::ServerUnaryReactor* Gateway::Impl::GetResult(grpc::CallbackServerContext* 
                                               "' is not routed by this gateway")));
     return reactor;
   }
-  bool found = false;
+  std::optional<CommandResult> r;
   {
     absl::MutexLock lock(&mu_);
-    const CommandResult* r =
-        cache_.Find(internal::gateway::CacheKey(request->aggregate_type(), request->command_id()));
-    if (r != nullptr) {
-      *response = *r;
-      found = true;
-    }
+    r = cache_.Find(internal::gateway::CacheKey(request->aggregate_type(), request->command_id()));
   }
+  bool found = r.has_value();
+  if (found) *response = std::move(*r);
   reactor->Finish(found ? grpc::Status::OK
                         : grpc::Status(grpc::StatusCode::NOT_FOUND,
                                        absl::StrCat("no result known for command ",
@@ -575,34 +611,52 @@ grpc::ServerUnaryReactor* Gateway::Impl::GetResult(grpc::CallbackServerContext* 
   return reactor;
 }
 
-void Gateway::Impl::OnResult(const internal::log::Record& r, const PositionMap& next) {
+void Gateway::Impl::OnResult(internal::log::Record& r, const PositionMap& next) {
   CommandResult result;
   if (!result.ParseFromString(r.value)) {
     LogWarning("gateway", "unparseable result skipped",
                {{"topic", r.topic}, {"offset", absl::StrCat(r.offset)}});
     return;
   }
+  // Subscribers first: they copy the result, the last waiter below may take it.
+  {
+    absl::MutexLock lock(&subs_mu_);
+    if (!result_subs_.empty()) {
+      std::erase_if(result_subs_, [](const auto& s) { return s->done(); });
+      internal::log::TopicPartition tp{r.topic, r.partition};
+      for (auto& s : result_subs_) {
+        if (s->filter().Matches(result)) s->Offer(result, tp, r.offset, next);
+      }
+    }
+  }
   std::string key = internal::gateway::CacheKey(result.aggregate_type(), result.command_id());
-  std::vector<std::shared_ptr<ExecWaiter>> waiting;
+  std::shared_ptr<ExecWaiter> waiting;
   {
     absl::MutexLock lock(&mu_);
-    cache_.Put(key, result);
     if (auto it = waiters_.find(key); it != waiters_.end()) {
       waiting = std::move(it->second);
       waiters_.erase(it);
     }
-  }
-  if (!waiting.empty()) {
-    grpc::Status status = internal::gateway::StatusForResult(result);
-    for (auto& w : waiting) {
-      if (w->Claim()) w->Finish(status, &result);
+    // The record's bytes are the serialized result: kept as they are (copied only when waiters
+    // answer with them too).
+    if (waiting == nullptr) {
+      cache_.Put(std::move(key), std::move(r.value));
+    } else {
+      cache_.Put(std::move(key), std::string(r.value));
     }
   }
-  internal::log::TopicPartition tp{r.topic, r.partition};
-  absl::MutexLock lock(&subs_mu_);
-  std::erase_if(result_subs_, [](const auto& s) { return s->done(); });
-  for (auto& s : result_subs_) {
-    if (s->filter().Matches(result)) s->Offer(result, tp, r.offset, next);
+  if (waiting == nullptr) return;
+  grpc::Status status = internal::gateway::StatusForResult(result);
+  while (waiting != nullptr) {
+    std::shared_ptr<ExecWaiter> w = std::move(waiting);
+    waiting = std::move(w->next_same_key);
+    if (!w->Claim()) continue;
+    if (waiting == nullptr) {
+      w->Finish(status, &result, &r.value);
+    } else {
+      CommandResult copy = result;
+      w->Finish(status, &copy, &r.value);
+    }
   }
 }
 
@@ -614,13 +668,13 @@ absl::Status Gateway::Impl::EnsureEventsTail() {
   // metadata: every event committed after that is read.
   auto tail = std::make_unique<internal::gateway::LogTail>(
       log_, events_topics_, 0,
-      [this](const internal::log::Record& r, const PositionMap& next) { OnEvent(r, next); });
+      [this](internal::log::Record& r, const PositionMap& next) { OnEvent(r, next); });
   if (absl::Status s = tail->Start(); !s.ok()) return s;
   events_tail_ = std::move(tail);
   return absl::OkStatus();
 }
 
-void Gateway::Impl::OnEvent(const internal::log::Record& r, const PositionMap& next) {
+void Gateway::Impl::OnEvent(internal::log::Record& r, const PositionMap& next) {
   absl::MutexLock lock(&subs_mu_);
   std::erase_if(event_subs_, [](const auto& s) { return s->done(); });
   if (event_subs_.empty()) return;
@@ -825,13 +879,14 @@ void Gateway::Impl::RunTimer() {
       absl::MutexLock lock(&timer_mu_);
       if (timer_stop_) return;
       absl::Time now = absl::Now();
-      while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
-        if (auto w = deadlines_.begin()->second.lock(); w != nullptr) due.push_back(std::move(w));
-        deadlines_.erase(deadlines_.begin());
+      while (!deadlines_.empty() && deadlines_.front().at <= now) {
+        std::pop_heap(deadlines_.begin(), deadlines_.end(), Later());
+        if (auto w = deadlines_.back().waiter.lock(); w != nullptr) due.push_back(std::move(w));
+        deadlines_.pop_back();
       }
       if (due.empty()) {
         // Sleeps until the earliest deadline, or until Execute adds an earlier one.
-        absl::Time wake = deadlines_.empty() ? now + absl::Seconds(1) : deadlines_.begin()->first;
+        absl::Time wake = deadlines_.empty() ? now + absl::Seconds(1) : deadlines_.front().at;
         timer_kick_ = false;
         timer_mu_.AwaitWithDeadline(
             absl::Condition(

@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "gateway/command_producer.h"
@@ -45,24 +46,36 @@ std::string NewCommandId();
 grpc::Status NotAccepting();
 // RESOURCE_EXHAUSTED: `max` commands in flight.
 grpc::Status Overloaded(size_t max);
-// Copies the request, filling in what the gateway owns (a command id when empty, the
-// submission time).
+// Fills in what the gateway owns (a command id when empty, the submission time).
+void NormalizeInPlace(leftfold::v1::CommandEnvelope& c);
+// Copies the request, then NormalizeInPlace.
 leftfold::v1::CommandEnvelope Normalize(const leftfold::v1::CommandEnvelope& in);
 
 // The gRPC status an Execute answers with for a result (OK for ACCEPTED).
 grpc::Status StatusForResult(const leftfold::v1::CommandResult& result);
 
-// Bounded least-recently-used map of results keyed by (aggregate type, command id).
+// Bounded least-recently-used map of results keyed by (aggregate type, command id). Holds each
+// result serialized, as read from the log: storing costs no copy of a parsed message, and only
+// the rare hit (a retried id, GetResult) parses. Not thread-safe.
 class ResultCache {
  public:
   explicit ResultCache(size_t capacity) : capacity_(capacity) {}
-  void Put(const std::string& key, const leftfold::v1::CommandResult& result);
-  const leftfold::v1::CommandResult* Find(const std::string& key);
+  // Keeps the first result of a key (dedup re-publishes the original); a later Put only
+  // refreshes its age.
+  void Put(std::string key, std::string serialized);
+  // The result, parsed; nullopt when unknown (or unparseable).
+  std::optional<leftfold::v1::CommandResult> Find(absl::string_view key);
+  size_t size() const { return entries_.size(); }
 
  private:
+  struct Entry {
+    std::string key;
+    std::string serialized;
+  };
   size_t capacity_;
-  std::list<std::pair<std::string, leftfold::v1::CommandResult>> entries_;  // front: newest
-  absl::flat_hash_map<std::string, decltype(entries_)::iterator> index_;
+  std::list<Entry> entries_;  // front: newest
+  // Keys view the entries' own keys (list nodes never move).
+  absl::flat_hash_map<absl::string_view, std::list<Entry>::iterator> index_;
 };
 
 // One command waiting for its result: an Execute call, or one command of an ExecuteStream.
@@ -77,15 +90,23 @@ struct ExecWaiter {
   std::string command_id;
   std::atomic<bool> claimed{false};
 
+  // Further waiters for the same key (a retried id while the first is in flight): a chain from
+  // the one the waiters map holds. Guarded by Gateway::Impl's mu_.
+  std::shared_ptr<ExecWaiter> next_same_key;
+
   bool Claim() { return !claimed.exchange(true); }
 
   // Only after Claim() returned true. `result` is set when the result arrived (then `status` is
-  // StatusForResult of it); otherwise `status` says why there is none.
-  void Finish(const grpc::Status& status, const leftfold::v1::CommandResult* result);
+  // StatusForResult of it); otherwise `status` says why there is none. The waiter may move from
+  // `*result` (callers pass a copy of their own where several waiters share one result).
+  // `serialized` (optional): `*result` as read from the log, for waiters that answer in bytes.
+  void Finish(const grpc::Status& status, leftfold::v1::CommandResult* result,
+              const std::string* serialized = nullptr);
 
  protected:
   // Delivers the answer. The caller holds a reference to this waiter.
-  virtual void Answer(const grpc::Status& status, const leftfold::v1::CommandResult* result) = 0;
+  virtual void Answer(const grpc::Status& status, leftfold::v1::CommandResult* result,
+                      const std::string* serialized) = 0;
 };
 
 class CommandStream;
@@ -104,7 +125,18 @@ absl::Time CallDeadline(const grpc::CallbackServerContext& ctx);
 
 namespace leftfold {
 
-class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService {
+// CallbackService, except that ExecuteStream is a raw method (grpc::ByteBuffer in and out): a
+// streamed command is produced as the bytes it arrived in and a result is answered with the
+// bytes it was read as, never re-serialized (see execute_stream.h).
+using GatewayServiceBase = leftfold::v1::CommandGateway::WithCallbackMethod_Submit<
+    leftfold::v1::CommandGateway::WithCallbackMethod_Execute<
+        leftfold::v1::CommandGateway::WithRawCallbackMethod_ExecuteStream<
+            leftfold::v1::CommandGateway::WithCallbackMethod_GetResult<
+                leftfold::v1::CommandGateway::WithCallbackMethod_SubscribeResults<
+                    leftfold::v1::CommandGateway::WithCallbackMethod_SubscribeEvents<
+                        leftfold::v1::CommandGateway::Service>>>>>>;
+
+class Gateway::Impl final : public GatewayServiceBase {
  public:
   Impl(std::shared_ptr<Transport> transport, GatewayOptions options);
   ~Impl() override;
@@ -120,8 +152,8 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   grpc::ServerUnaryReactor* Execute(grpc::CallbackServerContext* ctx,
                                     const leftfold::v1::CommandEnvelope* request,
                                     leftfold::v1::CommandResult* response) override;
-  grpc::ServerBidiReactor<leftfold::v1::CommandEnvelope, leftfold::v1::ExecuteStreamResponse>*
-  ExecuteStream(grpc::CallbackServerContext* ctx) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ExecuteStream(
+      grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* GetResult(grpc::CallbackServerContext* ctx,
                                       const leftfold::v1::GetResultRequest* request,
                                       leftfold::v1::CommandResult* response) override;
@@ -145,8 +177,9 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   // For a validated, normalized command whose in-flight slot is taken: answers `waiter` from the
   // result cache when the id is known (nothing produced), else registers it for the result,
   // arms its deadline and produces the command. The waiter is answered exactly once, possibly
-  // before this returns.
-  void Dispatch(const leftfold::v1::CommandEnvelope& c,
+  // before this returns. `serialized`: `c` as bytes when the caller has them (else empty: `c`
+  // is serialized here).
+  void Dispatch(const leftfold::v1::CommandEnvelope& c, std::string serialized,
                 const std::shared_ptr<internal::gateway::ExecWaiter>& waiter, absl::Time deadline);
 
  private:
@@ -154,9 +187,13 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   template <typename Msg>
   using SinkPtr = std::shared_ptr<internal::gateway::Sink<Msg>>;
 
-  internal::log::OutgoingRecord ToRecord(const leftfold::v1::CommandEnvelope& c) const;
-  void OnResult(const internal::log::Record& r, const internal::gateway::PositionMap& next);
-  void OnEvent(const internal::log::Record& r, const internal::gateway::PositionMap& next);
+  internal::log::OutgoingRecord ToRecord(const leftfold::v1::CommandEnvelope& c,
+                                         std::string serialized) const;
+  void OnResult(internal::log::Record& r, const internal::gateway::PositionMap& next);
+  void OnEvent(internal::log::Record& r, const internal::gateway::PositionMap& next);
+  // Adds a command's deadline to the timer.
+  void ArmDeadline(absl::Time deadline,
+                   const std::shared_ptr<internal::gateway::ExecWaiter>& waiter);
   template <typename Msg, typename Filter>
   grpc::ServerWriteReactor<Msg>* Subscribe(grpc::CallbackServerContext* ctx, const Filter& filter,
                                            bool events);
@@ -188,8 +225,10 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   bool stopped_ = false;
 
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<internal::gateway::ExecWaiter>>>
-      waiters_ ABSL_GUARDED_BY(mu_);
+  // By key (viewing the held waiter's own `key`); further waiters of a key hang on its
+  // `next_same_key` chain. One slot per command, no allocation per command.
+  absl::flat_hash_map<absl::string_view, std::shared_ptr<internal::gateway::ExecWaiter>> waiters_
+      ABSL_GUARDED_BY(mu_);
   internal::gateway::ResultCache cache_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex subs_mu_;
@@ -210,10 +249,19 @@ class Gateway::Impl final : public leftfold::v1::CommandGateway::CallbackService
   std::vector<std::weak_ptr<internal::gateway::CommandStream>> streams_
       ABSL_GUARDED_BY(streams_mu_);
 
-  // Command deadlines (Execute and ExecuteStream): one timer thread for all calls.
+  // Command deadlines (Execute and ExecuteStream): one timer thread for all calls. A min-heap
+  // (std::push_heap with Later) in a vector: no allocation per command. Entries of answered
+  // commands stay until their deadline or until the heap outgrows twice the commands in flight,
+  // when ArmDeadline drops them all at once (amortized O(1) per command, bounded memory).
+  struct Deadline {
+    absl::Time at;
+    std::weak_ptr<internal::gateway::ExecWaiter> waiter;
+  };
+  struct Later {
+    bool operator()(const Deadline& a, const Deadline& b) const { return a.at > b.at; }
+  };
   absl::Mutex timer_mu_;
-  std::multimap<absl::Time, std::weak_ptr<internal::gateway::ExecWaiter>> deadlines_
-      ABSL_GUARDED_BY(timer_mu_);
+  std::vector<Deadline> deadlines_ ABSL_GUARDED_BY(timer_mu_);
   bool timer_stop_ ABSL_GUARDED_BY(timer_mu_) = false;
   bool timer_kick_ ABSL_GUARDED_BY(timer_mu_) = false;  // an earlier deadline was added
   std::thread timer_thread_;

@@ -138,10 +138,19 @@ void LogTail::Run() {
       absl::SleepFor(absl::Milliseconds(100));  // back off a broken log instead of spinning
       continue;
     }
-    for (const log::Record& r : *batch) {
-      log::TopicPartition tp{r.topic, r.partition};
+    for (log::Record& r : *batch) {
+      // A linear scan of the few partitions: no TopicPartition (a string copy) per record.
+      int64_t* next = nullptr;
+      for (auto& [tp, offset] : next_) {
+        if (tp.partition == r.partition && tp.topic == r.topic) {
+          next = &offset;
+          break;
+        }
+      }
+      int64_t offset = r.offset;
+      if (next == nullptr) next = &next_[log::TopicPartition{r.topic, r.partition}];
       handler_(r, next_);
-      next_[tp] = r.offset + 1;
+      *next = offset + 1;
     }
   }
 }

@@ -2,7 +2,7 @@
 // (no consumer group, so every gateway instance sees every record), read_committed.
 //
 //   LogTail tail(log, {"bank.account.results"}, /*lookback=*/1000,
-//                [](const log::Record& r, const PositionMap& next) { ... });
+//                [](log::Record& r, const PositionMap& next) { ... });
 //   tail.Start();             // from the end (minus lookback) of each partition
 //   tail.WaitCaughtUp(absl::Seconds(5));
 //   tail.Stop();
@@ -30,7 +30,8 @@
 namespace leftfold::internal::gateway {
 
 using PositionMap = std::map<log::TopicPartition, int64_t>;
-using RecordHandler = std::function<void(const log::Record&, const PositionMap& next)>;
+// The handler may move from the record (its value, say): the tail is done with it.
+using RecordHandler = std::function<void(log::Record&, const PositionMap& next)>;
 
 // The read_committed end offset of every partition of `topics`, in topic then partition order.
 absl::StatusOr<std::vector<log::TopicPartitionOffset>> EndOffsets(

@@ -34,6 +34,7 @@ class GatewayKafkaTest : public ::testing::Test {
     type_ = testing::UniqueName("gwacct");
   }
   void TearDown() override {
+    if (transport_ == nullptr) return;  // SetUp failed (no broker)
     if (processor_) processor_->Stop();
     for (auto& s : servers_) s->Shutdown(absl::Seconds(1));
     std::vector<std::string> topics;

@@ -188,6 +188,49 @@ TEST_F(ExecuteStreamTest, AGeneratedCommandIdIsReturned) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
+TEST_F(ExecuteStreamTest, BytesThatAreNoEnvelopeFailAloneAndTheStreamGoesOn) {
+  auto stub = StartGateway();
+  StartProcessor();
+  // A raw client: the typed one cannot send bytes that do not parse.
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", servers_[0]->port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::internal::RpcMethod method("/leftfold.v1.CommandGateway/ExecuteStream",
+                                   grpc::internal::RpcMethod::BIDI_STREAMING);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>> stream(
+      grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(
+          channel.get(), method, &ctx));
+  auto bytes = [](const std::string& s) {
+    grpc::Slice slice(s);
+    return grpc::ByteBuffer(&slice, 1);
+  };
+  ASSERT_TRUE(
+      stream->Write(bytes("\x0a\x7f"
+                          "truncated")));  // a length past the end
+  ASSERT_TRUE(stream->Write(bytes(Command("ok-1", "acct-r", "accept").SerializeAsString())));
+  ASSERT_TRUE(stream->WritesDone());
+  std::vector<ExecuteStreamResponse> all;
+  grpc::ByteBuffer buffer;
+  while (stream->Read(&buffer)) {
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(buffer.Dump(&slices).ok());
+    std::string s;
+    for (const auto& slice : slices)
+      s.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    ASSERT_TRUE(all.emplace_back().ParseFromString(s));
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  ASSERT_EQ(all.size(), 2u);
+  // The bad one is answered at once (no log round trip), so first.
+  EXPECT_EQ(all[0].command_id(), "");
+  EXPECT_EQ(all[0].status().code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(all[1].command_id(), "ok-1");
+  ASSERT_TRUE(all[1].has_result());
+  EXPECT_EQ(all[1].result().outcome(), CommandResult::ACCEPTED);
+  EXPECT_EQ(all[1].result().command_id(), "ok-1");
+}
+
 TEST_F(ExecuteStreamTest, ADuplicateCommandIdGetsTheOriginalResult) {
   auto stub = StartGateway();
   auto& processor = StartProcessor();

@@ -172,6 +172,48 @@ TEST_F(GatewayTest, DuplicateCommandIdGetsTheOriginalResult) {
   EXPECT_TRUE(Eventually([&] { return processor.commands_seen() == 2; }));
 }
 
+TEST_F(GatewayTest, DuplicatesInFlightEachGetTheResultAndExpireAlone) {
+  // Four Executes of one held id wait together (one waiter chain); the first (the chain's head)
+  // and the third (a middle link) expire on their short deadlines, then the result answers the
+  // other two.
+  auto stub = StartGateway();
+  auto& processor = StartProcessor();
+  CommandEnvelope c = Command("h-1", "hold");
+  c.set_command_id("dup-held");
+  struct Call {
+    grpc::ClientContext ctx;
+    CommandResult result;
+    grpc::Status status;
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  for (int i = 0; i < 4; ++i) {
+    auto call = std::make_unique<Call>();
+    bool short_deadline = i == 0 || i == 2;
+    call->ctx.set_deadline(
+        std::chrono::system_clock::now() +
+        (short_deadline ? std::chrono::milliseconds(1500) : std::chrono::milliseconds(20000)));
+    Call* raw = call.get();
+    call->thread =
+        std::thread([&stub, &c, raw] { raw->status = stub->Execute(&raw->ctx, c, &raw->result); });
+    calls.push_back(std::move(call));
+    // Dispatched (so registered) before the next one.
+    ASSERT_TRUE(Eventually([&] { return processor.commands_seen() == i + 1; }));
+  }
+  calls[0]->thread.join();
+  calls[2]->thread.join();
+  EXPECT_EQ(calls[0]->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(calls[2]->status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  processor.Release("dup-held");
+  calls[1]->thread.join();
+  calls[3]->thread.join();
+  ASSERT_TRUE(calls[1]->status.ok()) << calls[1]->status.error_message();
+  ASSERT_TRUE(calls[3]->status.ok()) << calls[3]->status.error_message();
+  EXPECT_EQ(calls[1]->result.command_id(), "dup-held");
+  EXPECT_EQ(calls[1]->result.SerializeAsString(), calls[3]->result.SerializeAsString());
+  EXPECT_EQ(processor.distinct_answered(), 1);
+}
+
 TEST_F(GatewayTest, DeadlineThenGetResult) {
   auto stub = StartGateway();
   auto& processor = StartProcessor();
