@@ -45,15 +45,18 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/any.pb.h"
+#include "google/protobuf/arena.h"
 #include "google/protobuf/message.h"
 #include "leftfold/types.h"
 #include "leftfold/v1/envelope.pb.h"
@@ -74,9 +77,11 @@ class Emit {
 
  private:
   friend class AggregateDefinition;
-  Emit() = default;
+  // The copies live on `arena` (the Decide call's): no allocation per event.
+  explicit Emit(google::protobuf::Arena* arena) : arena_(arena) {}
 
-  std::vector<std::unique_ptr<google::protobuf::Message>> events_;
+  google::protobuf::Arena* arena_;
+  absl::InlinedVector<google::protobuf::Message*, 2> events_;
 };
 
 // What a decide handler may know besides state and command: who the command is for, which
@@ -84,13 +89,17 @@ class Emit {
 class CommandContext {
  public:
   CommandContext(const v1::CommandEnvelope& envelope, Version version)
-      : envelope_(envelope),
-        aggregate_id_(envelope.aggregate_id()),
-        command_id_(envelope.command_id()),
-        version_(version) {}
+      : envelope_(envelope), version_(version) {}
 
-  const AggregateId& aggregate_id() const { return aggregate_id_; }
-  const CommandId& command_id() const { return command_id_; }
+  // Copied from the envelope on first use (most handlers never ask).
+  const AggregateId& aggregate_id() const {
+    if (!aggregate_id_) aggregate_id_.emplace(envelope_.aggregate_id());
+    return *aggregate_id_;
+  }
+  const CommandId& command_id() const {
+    if (!command_id_) command_id_.emplace(envelope_.command_id());
+    return *command_id_;
+  }
   // Number of events the aggregate had before this command; 0 for a new aggregate.
   Version version() const { return version_; }
   // Metadata, correlation id and submission time, as the client sent them.
@@ -98,8 +107,8 @@ class CommandContext {
 
  private:
   const v1::CommandEnvelope& envelope_;
-  AggregateId aggregate_id_;
-  CommandId command_id_;
+  mutable std::optional<AggregateId> aggregate_id_;
+  mutable std::optional<CommandId> command_id_;
   Version version_;
 };
 

@@ -83,9 +83,9 @@ void Emit::operator()(const Message& event) {
   // MergeFrom into a new message, not CopyFrom: protobuf as built here runs CopyFrom's check that
   // the source is not a descendant of the target by reflection (~4% of an embedded processor's
   // thread in perf).
-  std::unique_ptr<Message> copy(event.New());
+  Message* copy = event.New(arena_);
   copy->MergeFrom(event);
-  events_.push_back(std::move(copy));
+  events_.push_back(copy);
 }
 
 struct AggregateDefinition::Impl {
@@ -94,6 +94,8 @@ struct AggregateDefinition::Impl {
   // Validate() reports duplicates.
   absl::flat_hash_map<std::string, const internal::DecideHandler*> decide_by_type;
   absl::flat_hash_map<std::string, const internal::ApplyHandler*> apply_by_type;
+  // "type.googleapis.com/<event type>" per event type, as Any::PackFrom would build it each time.
+  absl::flat_hash_map<std::string, std::string> type_url_by_type;
 
   // Guards the static_casts of the typed wrappers: a message of another C++ class (even a
   // DynamicMessage of the same descriptor) must never reach them.
@@ -109,7 +111,9 @@ AggregateDefinition::AggregateDefinition(internal::AggregateSpec spec) {
     impl->decide_by_type.try_emplace(h.prototype->GetDescriptor()->full_name(), &h);
   }
   for (const internal::ApplyHandler& h : impl->spec.applies) {
-    impl->apply_by_type.try_emplace(h.prototype->GetDescriptor()->full_name(), &h);
+    const std::string& name = h.prototype->GetDescriptor()->full_name();
+    impl->apply_by_type.try_emplace(name, &h);
+    impl->type_url_by_type.try_emplace(name, absl::StrCat("type.googleapis.com/", name));
   }
   impl_ = std::move(impl);
 }
@@ -144,7 +148,14 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
         absl::StrCat("aggregate ", spec.type, " has no Decide for command type ", command_type)));
   }
   const internal::DecideHandler& handler = *it->second;
-  std::unique_ptr<Message> payload(handler.prototype->New());
+  // The command and the emitted events live for this call only: on an arena whose first block is
+  // on the stack, they cost no allocation unless they are large.
+  alignas(8) char arena_block[2048];
+  google::protobuf::ArenaOptions arena_options;
+  arena_options.initial_block = arena_block;
+  arena_options.initial_block_size = sizeof(arena_block);
+  google::protobuf::Arena arena(arena_options);
+  Message* payload = handler.prototype->New(&arena);
   if (!payload->ParseFromString(command.payload().value())) {
     return Rejected(absl::InvalidArgumentError(
         absl::StrCat("malformed ", command_type, " payload: ", command.payload().value().size(),
@@ -152,7 +163,7 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
   }
 
   CommandContext context(command, version);
-  Emit emit;
+  Emit emit(&arena);
   absl::Status status;
   try {
     status = handler.fn(state, *payload, emit, context);
@@ -173,7 +184,7 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
   result.new_state.reset(state.New());
   result.new_state->MergeFrom(state);  // see Emit::operator()
   result.events.reserve(emit.events_.size());
-  for (std::unique_ptr<Message>& event : emit.events_) {
+  for (Message* event : emit.events_) {
     const std::string& event_type = event->GetDescriptor()->full_name();
     auto apply = impl_->apply_by_type.find(event_type);
     if (apply == impl_->apply_by_type.end()) {
@@ -184,18 +195,21 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
     const internal::ApplyHandler& apply_handler = *apply->second;
     if (typeid(*event) != typeid(*apply_handler.prototype)) {
       // Same descriptor, other C++ class (a DynamicMessage): convert through the wire format.
-      std::unique_ptr<Message> typed(apply_handler.prototype->New());
+      Message* typed = apply_handler.prototype->New(&arena);
       if (!typed->ParseFromString(event->SerializeAsString())) {
         return Failed(absl::InternalError(absl::StrCat("emitted ", event_type, " does not parse")));
       }
-      event = std::move(typed);
+      event = typed;
     }
     absl::Status applied = RunApply(apply_handler, *result.new_state, *event);
     if (!applied.ok()) {
       return Failed(absl::InternalError(
           absl::StrCat("decide of ", command_type, " accepted, but ", applied.message())));
     }
-    result.events.emplace_back().PackFrom(*event);
+    // Any::PackFrom, with the type URL built once per type.
+    google::protobuf::Any& packed = result.events.emplace_back();
+    packed.set_type_url(impl_->type_url_by_type.at(event_type));
+    event->SerializeToString(packed.mutable_value());
   }
   return result;
 }

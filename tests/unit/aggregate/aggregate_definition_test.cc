@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bank/v1/bank.pb.h"
+#include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/wrappers.pb.h"
 #include "gtest/gtest.h"
 #include "leftfold/aggregate.h"
@@ -73,6 +74,63 @@ TEST(AggregateDefinitionTest, AcceptedFoldsEventsIntoACopy) {
   ASSERT_NE(r.new_state, nullptr);
   EXPECT_EQ(static_cast<const Account&>(*r.new_state).balance(), 11);
   EXPECT_EQ(state.balance(), 1) << "Decide must not modify its input state";
+}
+
+// Decide runs the command and the emitted events on an arena that starts on the stack: more
+// events than fit inline, payloads larger than that first block, and an event emitted as a
+// DynamicMessage (converted through the wire format) must all come out exactly.
+TEST(AggregateDefinitionTest, ManyLargeAndDynamicEventsArePackedExactly) {
+  const std::string big(10000, 'x');
+  google::protobuf::DynamicMessageFactory factory;
+  const google::protobuf::Message* dynamic_prototype =
+      factory.GetPrototype(bank::v1::Deposited::descriptor());
+  AggregateDefinition def =
+      Aggregate<Account>("test.account")
+          .Decide<bank::v1::Deposit>(
+              [&](const Account&, const bank::v1::Deposit& cmd, Emit& emit) -> absl::Status {
+                for (int i = 1; i <= 4; ++i) {
+                  bank::v1::Deposited e;
+                  e.set_amount(cmd.amount() * i);
+                  e.set_reference(absl::StrCat(cmd.reference(), "-", i));
+                  emit(e);
+                }
+                std::unique_ptr<google::protobuf::Message> dynamic(dynamic_prototype->New());
+                const google::protobuf::Reflection* reflection = dynamic->GetReflection();
+                const google::protobuf::Descriptor* descriptor = dynamic->GetDescriptor();
+                reflection->SetInt64(dynamic.get(), descriptor->FindFieldByName("amount"), 1000);
+                reflection->SetString(dynamic.get(), descriptor->FindFieldByName("reference"),
+                                      "dynamic");
+                emit(*dynamic);
+                return absl::OkStatus();
+              })
+          .Apply<bank::v1::Deposited>([](Account& state, const bank::v1::Deposited& e) {
+            state.set_balance(state.balance() + e.amount());
+            state.set_owner(state.owner() + e.reference().substr(0, 1));
+          })
+          .Definition();
+  ASSERT_TRUE(def.Validate().ok()) << def.Validate();
+  bank::v1::Deposit deposit = DepositOf(3);
+  deposit.set_reference(big);
+  for (int round = 0; round < 2; ++round) {  // the second call reuses nothing of the first
+    DecideResult r = def.Decide(Account(), Envelope(deposit));
+    ASSERT_EQ(r.kind, Kind::kAccepted) << r.status;
+    ASSERT_EQ(r.events.size(), 5u);
+    for (int i = 0; i < 5; ++i) {
+      EXPECT_EQ(r.events[i].type_url(), "type.googleapis.com/bank.v1.Deposited");
+      bank::v1::Deposited e;
+      ASSERT_TRUE(r.events[i].UnpackTo(&e)) << i;
+      if (i < 4) {
+        EXPECT_EQ(e.amount(), 3 * (i + 1));
+        EXPECT_EQ(e.reference(), absl::StrCat(big, "-", i + 1));
+      } else {
+        EXPECT_EQ(e.amount(), 1000);
+        EXPECT_EQ(e.reference(), "dynamic");
+      }
+    }
+    const auto& state = static_cast<const Account&>(*r.new_state);
+    EXPECT_EQ(state.balance(), 3 + 6 + 9 + 12 + 1000);
+    EXPECT_EQ(state.owner(), "xxxxd");
+  }
 }
 
 TEST(AggregateDefinitionTest, GenericLambdasWork) {
