@@ -117,6 +117,14 @@ rocksdb::Options StoreOptions(const rocksdb::CompactionFilter* filter, absl::Dur
   options.prefix_extractor.reset(rocksdb::NewCappedPrefixTransform(16));
   options.memtable_factory.reset(rocksdb::NewHashSkipListRepFactory(1 << 16));
   options.allow_concurrent_memtable_write = false;  // one writer: the processor thread
+  // An aggregate's snapshot is rewritten with every command, at about the same size: update it
+  // in place in the memtable (when the new value is no larger) instead of adding a version per
+  // command. Flushes then sort and write about half the entries; every flush of the hash
+  // memtable sorts all of them into a full-order list first (measured: the flush thread used
+  // ~40% of a core behind a 55k commands/s Kafka processor). The cost is that iterators and
+  // MultiGet are not point-in-time across keys; nothing here needs that (one key's read is
+  // still consistent: RocksDB locks it against the update).
+  options.inplace_update_support = true;
   options.compaction_filter = filter;
   // Files that no write-driven compaction reaches are still rewritten (and their expired dedup
   // entries dropped) within half a window: disk stays bounded by about 1.5 windows of results.

@@ -128,6 +128,41 @@ TEST(PartitionStoreTest, IdsWithALongCommonPrefixReadBackExactly) {
   }
 }
 
+// Snapshots are updated in place in the memtable when the new value is no larger: a state that
+// shrinks, grows back and shrinks again reads back exactly after every write, between writes to
+// other keys, and after a flush.
+TEST(PartitionStoreTest, ASnapshotRewrittenWithShorterAndLongerValuesReadsBackExactly) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  auto store = PartitionStore::Open(dir, {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::vector<size_t> sizes = {50, 10, 0, 200, 199, 1, 300, 5};
+  int64_t version = 0;
+  for (size_t size : sizes) {
+    ++version;
+    v1::Snapshot snapshot = SnapshotOf("acct-1", version);
+    snapshot.mutable_state()->set_value(std::string(size, static_cast<char>('a' + version)));
+    PartitionStore::Update update;
+    update.snapshots.push_back(snapshot);
+    update.snapshots.push_back(SnapshotOf(absl::StrCat("other-", version), version));
+    ASSERT_TRUE((*store)->Write(update).ok());
+    for (bool flushed : {false, true}) {
+      if (flushed && version % 3 != 0) continue;  // flush now and then
+      if (flushed) {
+        ASSERT_TRUE((*store)->Compact().ok());
+      }
+      auto got = (*store)->GetSnapshot("acct-1");
+      ASSERT_TRUE(got.ok() && got->has_value()) << version;
+      EXPECT_EQ((*got)->version(), version);
+      EXPECT_EQ((*got)->state().value(), snapshot.state().value()) << "size " << size;
+    }
+  }
+  for (int64_t v = 1; v <= version; ++v) {
+    auto other = (*store)->GetSnapshot(absl::StrCat("other-", v));
+    ASSERT_TRUE(other.ok() && other->has_value()) << v;
+    EXPECT_EQ((*other)->version(), v);
+  }
+}
+
 // GetResults agrees with GetResult for entries in SST files and in the memtable, for misses,
 // and for an id asked twice in one call (a command repeated within a batch).
 TEST(PartitionStoreTest, GetResultsAgreesWithGetResultAcrossFilesAndMemtable) {
