@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/status_grpc.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace leftfold::internal::gateway {
 
@@ -20,34 +20,6 @@ using leftfold::v1::CommandResult;
 using leftfold::v1::ExecuteStreamResponse;
 
 namespace {
-
-size_t VarintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-char* PutVarint(char* out, uint64_t v) {
-  while (v >= 0x80) {
-    *out++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *out++ = static_cast<char>(v);
-  return out;
-}
-
-// A length-delimited field (wire type 2) of a field number below 16: a one-byte tag.
-char* PutBytesField(char* out, int field, absl::string_view bytes) {
-  *out++ = static_cast<char>((field << 3) | 2);
-  out = PutVarint(out, bytes.size());
-  memcpy(out, bytes.data(), bytes.size());
-  return out + bytes.size();
-}
-
-size_t BytesFieldSize(size_t n) { return 1 + VarintSize(n) + n; }
 
 grpc::ByteBuffer ToByteBuffer(const google::protobuf::MessageLite& message) {
   size_t n = message.ByteSizeLong();
@@ -95,44 +67,28 @@ struct StreamWaiter final : ExecWaiter {
 
 grpc::ByteBuffer ResultResponseBytes(const std::string& command_id,
                                      const std::string& serialized_result) {
-  // ExecuteStreamResponse: command_id = 1, result = 2 (the result's own bytes, embedded as-is).
-  size_t n = BytesFieldSize(command_id.size()) + BytesFieldSize(serialized_result.size());
+  // ExecuteStreamResponse: command_id = 1, result = 2 (a message field is length-delimited like
+  // bytes, so the result's own bytes are embedded as they are).
+  using google::protobuf::internal::WireFormatLite;
+  size_t n = WireFormatLite::TagSize(1, WireFormatLite::TYPE_STRING) +
+             WireFormatLite::StringSize(command_id) +
+             WireFormatLite::TagSize(2, WireFormatLite::TYPE_BYTES) +
+             WireFormatLite::BytesSize(serialized_result);
   grpc::Slice slice(grpc_slice_malloc(n), grpc::Slice::STEAL_REF);
-  char* out = reinterpret_cast<char*>(const_cast<uint8_t*>(slice.begin()));
-  out = PutBytesField(out, 1, command_id);
-  PutBytesField(out, 2, serialized_result);
+  uint8_t* out = const_cast<uint8_t*>(slice.begin());
+  out = WireFormatLite::WriteStringToArray(1, command_id, out);
+  WireFormatLite::WriteBytesToArray(2, serialized_result, out);
   return grpc::ByteBuffer(&slice, 1);
 }
 
 void AppendNormalized(const CommandEnvelope& c, bool id_added, bool time_added,
                       std::string& serialized) {
-  // CommandEnvelope: command_id = 1, submitted_at = 8 (a Timestamp: seconds = 1, nanos = 2, both
-  // varints; zero values omitted, as protobuf writes them). A later occurrence of a field wins
-  // (strings) or merges into an absent one (messages): the same as setting them.
-  const std::string& id = c.command_id();
-  const google::protobuf::Timestamp& ts = c.submitted_at();
-  // Negative int64 seconds take ten bytes as a varint (two's complement), like protobuf's.
-  auto seconds = static_cast<uint64_t>(ts.seconds());
-  auto nanos = static_cast<uint64_t>(static_cast<int64_t>(ts.nanos()));
-  size_t ts_size =
-      (seconds != 0 ? 1 + VarintSize(seconds) : 0) + (nanos != 0 ? 1 + VarintSize(nanos) : 0);
-  size_t at = serialized.size();
-  serialized.resize(at + (id_added ? BytesFieldSize(id.size()) : 0) +
-                    (time_added ? BytesFieldSize(ts_size) : 0));
-  char* out = serialized.data() + at;
-  if (id_added) out = PutBytesField(out, 1, id);
-  if (time_added) {
-    *out++ = static_cast<char>((8 << 3) | 2);
-    out = PutVarint(out, ts_size);
-    if (seconds != 0) {
-      *out++ = static_cast<char>((1 << 3) | 0);
-      out = PutVarint(out, seconds);
-    }
-    if (nanos != 0) {
-      *out++ = static_cast<char>((2 << 3) | 0);
-      out = PutVarint(out, nanos);
-    }
-  }
+  // Serialized messages concatenate as a merge: a later string field wins, a message field merges
+  // into an absent one. So the added fields, serialized alone and appended, read back as if set.
+  CommandEnvelope added;
+  if (id_added) added.set_command_id(c.command_id());
+  if (time_added) *added.mutable_submitted_at() = c.submitted_at();
+  added.AppendToString(&serialized);
 }
 
 CommandStream::CommandStream(Gateway::Impl* impl, grpc::CallbackServerContext* ctx,
