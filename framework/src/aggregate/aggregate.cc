@@ -93,9 +93,12 @@ struct AggregateDefinition::Impl {
   // Point into `spec`, which never changes after construction. The first registration wins;
   // Validate() reports duplicates.
   absl::flat_hash_map<std::string, const internal::DecideHandler*> decide_by_type;
-  absl::flat_hash_map<std::string, const internal::ApplyHandler*> apply_by_type;
-  // "type.googleapis.com/<event type>" per event type, as Any::PackFrom would build it each time.
-  absl::flat_hash_map<std::string, std::string> type_url_by_type;
+  struct Apply {
+    const internal::ApplyHandler* handler;
+    // "type.googleapis.com/<event type>", as Any::PackFrom would build it for every event.
+    std::string type_url;
+  };
+  absl::flat_hash_map<std::string, Apply> apply_by_type;
 
   // Guards the static_casts of the typed wrappers: a message of another C++ class (even a
   // DynamicMessage of the same descriptor) must never reach them.
@@ -112,8 +115,8 @@ AggregateDefinition::AggregateDefinition(internal::AggregateSpec spec) {
   }
   for (const internal::ApplyHandler& h : impl->spec.applies) {
     const std::string& name = h.prototype->GetDescriptor()->full_name();
-    impl->apply_by_type.try_emplace(name, &h);
-    impl->type_url_by_type.try_emplace(name, absl::StrCat("type.googleapis.com/", name));
+    impl->apply_by_type.try_emplace(name,
+                                    Impl::Apply{&h, absl::StrCat("type.googleapis.com/", name)});
   }
   impl_ = std::move(impl);
 }
@@ -192,7 +195,7 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
           absl::InternalError(absl::StrCat("decide of ", command_type, " emitted ", event_type,
                                            ", but aggregate ", spec.type, " has no Apply for it")));
     }
-    const internal::ApplyHandler& apply_handler = *apply->second;
+    const internal::ApplyHandler& apply_handler = *apply->second.handler;
     if (typeid(*event) != typeid(*apply_handler.prototype)) {
       // Same descriptor, other C++ class (a DynamicMessage): convert through the wire format.
       Message* typed = apply_handler.prototype->New(&arena);
@@ -208,7 +211,7 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
     }
     // Any::PackFrom, with the type URL built once per type.
     google::protobuf::Any& packed = result.events.emplace_back();
-    packed.set_type_url(impl_->type_url_by_type.at(event_type));
+    packed.set_type_url(apply->second.type_url);
     event->SerializeToString(packed.mutable_value());
   }
   return result;
@@ -228,12 +231,13 @@ absl::Status AggregateDefinition::Apply(Message& state, const google::protobuf::
         absl::StrCat("aggregate ", spec.type, " has no Apply for event type ",
                      event_type.empty() ? "(empty type URL)" : event_type));
   }
-  std::unique_ptr<Message> typed(it->second->prototype->New());
+  const internal::ApplyHandler& handler = *it->second.handler;
+  std::unique_ptr<Message> typed(handler.prototype->New());
   if (!typed->ParseFromString(event.value())) {
     return absl::DataLossError(absl::StrCat("stored ", event_type, " event: ", event.value().size(),
                                             " bytes do not parse"));
   }
-  return RunApply(*it->second, state, *typed);
+  return RunApply(handler, state, *typed);
 }
 
 absl::Status AggregateDefinition::Validate() const {
