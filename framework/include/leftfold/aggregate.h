@@ -77,7 +77,7 @@ class Emit {
 
  private:
   friend class AggregateDefinition;
-  // The copies live on `arena` (the Decide call's): no allocation per event.
+  // The copies live on `arena` (the Decide call's), not each in an allocation of its own.
   explicit Emit(google::protobuf::Arena* arena) : arena_(arena) {}
 
   google::protobuf::Arena* arena_;

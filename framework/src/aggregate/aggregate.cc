@@ -152,7 +152,8 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
   }
   const internal::DecideHandler& handler = *it->second;
   // The command and the emitted events live for this call only: on an arena whose first block is
-  // on the stack, they cost no allocation unless they are large.
+  // on the stack, the messages themselves cost no allocation unless they are large (strings
+  // longer than the small-string buffer still allocate their characters).
   alignas(8) char arena_block[2048];
   google::protobuf::ArenaOptions arena_options;
   arena_options.initial_block = arena_block;
