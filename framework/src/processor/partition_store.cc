@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <system_error>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -15,6 +18,7 @@
 #include "rocksdb/memtablerep.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
+#include "rocksdb/sst_file_writer.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 
@@ -154,7 +158,19 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
         absl::StrCat("state store: cannot create ", dir, ": ", ec.message()));
   std::unique_ptr<PartitionStore> store(new PartitionStore());
   store->expiry_filter_ = std::make_unique<DedupExpiryFilter>(store_options.dedup_window);
-  rocksdb::Options options = StoreOptions(store->expiry_filter_.get(), store_options.dedup_window);
+  store->options_ = std::make_unique<rocksdb::Options>(
+      StoreOptions(store->expiry_filter_.get(), store_options.dedup_window));
+  store->dedup_buffer_bytes_ = store_options.dedup_buffer_bytes;
+  // SST files of dedup entries are written here, then moved into the store. One left by a crash
+  // between the two is of no use: its entries are replayed from the results changelog.
+  store->ingest_dir_ = (std::filesystem::path(dir) / "ingest").string();
+  std::filesystem::remove_all(store->ingest_dir_, ec);
+  std::filesystem::create_directories(store->ingest_dir_, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("state store: cannot create ", store->ingest_dir_, ": ", ec.message()));
+  }
+  const rocksdb::Options& options = *store->options_;
   for (int attempt = 0;; ++attempt) {
     rocksdb::DB* raw = nullptr;
     if (absl::Status s =
@@ -190,7 +206,129 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
   return store;
 }
 
-PartitionStore::~PartitionStore() = default;
+PartitionStore::~PartitionStore() {
+  if (db_ == nullptr) return;
+  // A clean close keeps the buffered results (a crash leaves them to restore).
+  if (absl::Status s = Ingest(/*wait=*/true); !s.ok()) {
+    LogWarning("processor", "state store: buffered results not saved, restore replays them",
+               {{"dir", ingest_dir_}, {"error", s.ToString()}});
+  }
+}
+
+void PartitionStore::DedupBuffer::Put(absl::string_view key, absl::string_view value) {
+  char* at = Allocate(key.size() + value.size());
+  std::memcpy(at, key.data(), key.size());
+  std::memcpy(at + key.size(), value.data(), value.size());
+  bytes_ += key.size() + value.size();
+  // A key put again (a replayed result) points at its new value; the old bytes stay unused.
+  index_.insert_or_assign(absl::string_view(at, key.size()),
+                          absl::string_view(at + key.size(), value.size()));
+}
+
+const absl::string_view* PartitionStore::DedupBuffer::Find(absl::string_view key) const {
+  auto it = index_.find(key);
+  return it == index_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::pair<absl::string_view, absl::string_view>> PartitionStore::DedupBuffer::Sorted()
+    const {
+  std::vector<std::pair<absl::string_view, absl::string_view>> entries(index_.begin(),
+                                                                       index_.end());
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return entries;
+}
+
+char* PartitionStore::DedupBuffer::Allocate(size_t size) {
+  constexpr size_t kBlockSize = 1 << 20;
+  if (blocks_.empty() || block_size_ - block_used_ < size) {
+    block_size_ = std::max(kBlockSize, size);
+    blocks_.push_back(std::make_unique_for_overwrite<char[]>(block_size_));
+    block_used_ = 0;
+  }
+  char* at = blocks_.back().get() + block_used_;
+  block_used_ += size;
+  return at;
+}
+
+absl::Status PartitionStore::WaitForIngest() {
+  if (ingesting_.valid()) ingesting_.get();
+  absl::ReaderMutexLock lock(&mu_);
+  return ingest_error_;
+}
+
+absl::Status PartitionStore::Ingest(bool wait) {
+  if (absl::Status s = WaitForIngest(); !s.ok()) return s;
+  int64_t results_next = std::exchange(unpersisted_results_next_, -1);
+  bool sealed;
+  {
+    // No ingest runs (and none failed), so `sealed_` is empty until this sets it.
+    absl::WriterMutexLock lock(&mu_);
+    if (!filling_.empty()) sealed_ = std::make_unique<DedupBuffer>(std::move(filling_));
+    filling_ = DedupBuffer();
+    sealed = sealed_ != nullptr;
+  }
+  if (!sealed) {  // nothing buffered: the offset alone (written by this thread)
+    if (results_next < 0) return absl::OkStatus();
+    rocksdb::WriteOptions write_options;
+    write_options.disableWAL = true;
+    return FromRocks(db_->Put(write_options, kResultsNextKey, absl::StrCat(results_next)),
+                     "write results offset");
+  }
+  if (!wait) {
+    try {
+      ingesting_ = std::async(std::launch::async, [this, results_next] { IngestSealed(results_next); });
+      return absl::OkStatus();
+    } catch (const std::system_error&) {
+      // No thread to be had: ingest here.
+    }
+  }
+  IngestSealed(results_next);
+  absl::ReaderMutexLock lock(&mu_);
+  return ingest_error_;
+}
+
+void PartitionStore::IngestSealed(int64_t results_next) {
+  std::vector<std::pair<absl::string_view, absl::string_view>> entries;
+  {
+    // Only this thread changes `sealed_` now, so its entries stay valid without the lock.
+    absl::ReaderMutexLock lock(&mu_);
+    entries = sealed_->Sorted();
+  }
+  auto ingest = [&]() -> absl::Status {
+    std::string path = (std::filesystem::path(ingest_dir_) / "dedup.sst").string();
+    // Uncompressed: the file lands in L0, and compaction compresses it on its way down.
+    rocksdb::Options file_options = *options_;
+    file_options.compression = rocksdb::kNoCompression;
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), file_options);
+    if (absl::Status s = FromRocks(writer.Open(path), "open dedup file"); !s.ok()) return s;
+    for (const auto& [key, value] : entries) {
+      absl::Status s = FromRocks(writer.Put(rocksdb::Slice(key.data(), key.size()),
+                                            rocksdb::Slice(value.data(), value.size())),
+                                 "write dedup file");
+      if (!s.ok()) return s;
+    }
+    if (absl::Status s = FromRocks(writer.Finish(), "finish dedup file"); !s.ok()) return s;
+    rocksdb::IngestExternalFileOptions options;
+    options.move_files = true;
+    absl::Status s = FromRocks(db_->IngestExternalFile({path}, options), "ingest dedup file");
+    std::error_code ec;
+    std::filesystem::remove(path, ec);  // a link to the ingested file, or a failed attempt
+    if (!s.ok() || results_next < 0) return s;
+    // Only now that the entries are in the store may the offset say so.
+    rocksdb::WriteOptions write_options;
+    write_options.disableWAL = true;
+    return FromRocks(db_->Put(write_options, kResultsNextKey, absl::StrCat(results_next)),
+                     "write results offset");
+  };
+  absl::Status s = ingest();
+  absl::WriterMutexLock lock(&mu_);
+  if (s.ok()) {
+    sealed_.reset();
+  } else if (ingest_error_.ok()) {
+    ingest_error_ = s;  // the entries stay readable in `sealed_`
+  }
+}
 
 absl::Status PartitionStore::LoadMeta() {
   for (auto [key, field] : {std::pair{kSnapshotsNextKey, &snapshots_next_},
@@ -243,8 +381,18 @@ absl::StatusOr<std::optional<v1::Snapshot>> PartitionStore::GetSnapshot(
 absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
     const std::string& command_id) const {
   // The processor reads whole batches with GetResults; this single lookup is the plain one.
+  std::string key = Key(kResultPrefix, command_id);
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Key(kResultPrefix, command_id), &value);
+  {
+    // The buffer first: an entry leaves it only after it is in RocksDB.
+    absl::ReaderMutexLock lock(&mu_);
+    const absl::string_view* buffered = filling_.Find(key);
+    if (buffered == nullptr && sealed_ != nullptr) buffered = sealed_->Find(key);
+    if (buffered != nullptr) value = std::string(*buffered);
+  }
+  rocksdb::Status s = value.empty()
+                          ? db_->Get(rocksdb::ReadOptions(), key, &value)
+                          : rocksdb::Status::OK();
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get result"); !st.ok()) return st;
   absl::StatusOr<v1::CommandResult> result = DecodeResult(value);
@@ -268,33 +416,59 @@ absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> PartitionStore::Ge
     AppendKey(buffer, kResultPrefix, id);
     keys.emplace_back(buffer.data() + at, buffer.size() - at);
   }
-  std::vector<rocksdb::PinnableSlice> values(keys.size());
-  std::vector<rocksdb::Status> statuses(keys.size());
-  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), keys.data(),
-                values.data(), statuses.data());
   std::vector<std::optional<v1::CommandResult>> results(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (statuses[i].IsNotFound()) continue;
-    if (absl::Status st = FromRocks(statuses[i], "get results"); !st.ok()) return st;
-    absl::StatusOr<v1::CommandResult> result =
-        DecodeResult(absl::string_view(values[i].data(), values[i].size()));
+  auto decode = [&](size_t i, absl::string_view value) -> absl::Status {
+    absl::StatusOr<v1::CommandResult> result = DecodeResult(value);
     if (!result.ok()) {
       return absl::DataLossError(
           absl::StrCat("state store: unreadable result of ", command_ids[i]));
     }
     results[i] = *std::move(result);
+    return absl::OkStatus();
+  };
+  // The buffer first (an entry leaves it only after it is in RocksDB), then one MultiGet of the
+  // rest.
+  std::vector<size_t> missed;
+  missed.reserve(keys.size());
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      absl::string_view key(keys[i].data(), keys[i].size());
+      const absl::string_view* buffered = filling_.Find(key);
+      if (buffered == nullptr && sealed_ != nullptr) buffered = sealed_->Find(key);
+      if (buffered == nullptr) {
+        missed.push_back(i);
+      } else if (absl::Status s = decode(i, *buffered); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  if (missed.empty()) return results;
+  std::vector<rocksdb::Slice> missed_keys;
+  missed_keys.reserve(missed.size());
+  for (size_t i : missed) missed_keys.push_back(keys[i]);
+  std::vector<rocksdb::PinnableSlice> values(missed.size());
+  std::vector<rocksdb::Status> statuses(missed.size());
+  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), missed.size(),
+                missed_keys.data(), values.data(), statuses.data());
+  for (size_t j = 0; j < missed.size(); ++j) {
+    if (statuses[j].IsNotFound()) continue;
+    if (absl::Status st = FromRocks(statuses[j], "get results"); !st.ok()) return st;
+    absl::Status s = decode(missed[j], absl::string_view(values[j].data(), values[j].size()));
+    if (!s.ok()) return s;
   }
   return results;
 }
 
 absl::Status PartitionStore::Write(const Update& update) {
-  // Sized up front for the encoded entries (the live path), so the batch does not regrow.
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (!ingest_error_.ok()) return ingest_error_;
+  }
+  // Sized up front for the encoded snapshots (the live path), so the batch does not regrow.
   size_t bytes = 64;
   for (const EncodedSnapshot& e : update.encoded_snapshots) {
     bytes += e.aggregate_id.size() + e.bytes.size() + 16;
-  }
-  for (const EncodedResult& e : update.encoded_results) {
-    bytes += e.command_id.size() + e.value.size() + 16;
   }
   rocksdb::WriteBatch batch(bytes);
   for (const v1::Snapshot& snapshot : update.snapshots) {
@@ -306,25 +480,39 @@ absl::Status PartitionStore::Write(const Update& update) {
     }
     batch.Put(Key(kSnapshotPrefix, snapshot.aggregate_id()), snapshot.SerializeAsString());
   }
-  for (const v1::CommandResult& result : update.results) {
-    if (result.command_id().empty()) continue;
-    batch.Put(Key(kResultPrefix, result.command_id()), DedupValue(result));
-  }
-  // One key buffer for the encoded entries: the WriteBatch copies the key.
-  std::string key;
+  // One key buffer: the WriteBatch and the dedup buffer copy the key.
+  std::string& key = key_scratch_;
   for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
     key.clear();
     AppendKey(key, kSnapshotPrefix, snapshot.aggregate_id);
     batch.Put(key, snapshot.bytes);
   }
-  for (const EncodedResult& result : update.encoded_results) {
-    if (result.command_id.empty()) continue;
-    key.clear();
-    AppendKey(key, kResultPrefix, result.command_id);
-    batch.Put(key, result.value);
+  bool buffered;  // whether the buffer holds entries (this update's or earlier ones)
+  {
+    absl::WriterMutexLock lock(&mu_);
+    for (const v1::CommandResult& result : update.results) {
+      if (result.command_id().empty()) continue;
+      key.clear();
+      AppendKey(key, kResultPrefix, result.command_id());
+      filling_.Put(key, DedupValue(result));
+    }
+    for (const EncodedResult& result : update.encoded_results) {
+      if (result.command_id.empty()) continue;
+      key.clear();
+      AppendKey(key, kResultPrefix, result.command_id);
+      filling_.Put(key, result.value);
+    }
+    buffered = !filling_.empty() || sealed_ != nullptr;
   }
   if (update.snapshots_next >= 0) batch.Put(kSnapshotsNextKey, absl::StrCat(update.snapshots_next));
-  if (update.results_next >= 0) batch.Put(kResultsNextKey, absl::StrCat(update.results_next));
+  if (update.results_next >= 0) {
+    // Persisted only with the buffered entries it covers (Ingest).
+    if (buffered) {
+      unpersisted_results_next_ = update.results_next;
+    } else {
+      batch.Put(kResultsNextKey, absl::StrCat(update.results_next));
+    }
+  }
   if (update.definition_version >= 0) {
     batch.Put(kDefinitionVersionKey, absl::StrCat(update.definition_version));
   }
@@ -339,10 +527,16 @@ absl::Status PartitionStore::Write(const Update& update) {
   if (update.snapshots_next >= 0) snapshots_next_ = update.snapshots_next;
   if (update.results_next >= 0) results_next_ = update.results_next;
   if (update.definition_version >= 0) definition_version_ = update.definition_version;
-  return absl::OkStatus();
+  size_t buffered_bytes;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    buffered_bytes = filling_.bytes();
+  }
+  return buffered_bytes >= dedup_buffer_bytes_ ? Ingest(/*wait=*/false) : absl::OkStatus();
 }
 
 absl::Status PartitionStore::Compact() {
+  if (absl::Status s = Ingest(/*wait=*/true); !s.ok()) return s;
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   return FromRocks(db_->CompactRange(options, nullptr, nullptr), "compact");

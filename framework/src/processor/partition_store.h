@@ -15,15 +15,26 @@
 // Dedup entries older than the window are dropped by a compaction filter (no expiry index to
 // write per command); RocksDB's periodic compaction bounds how long an expired entry stays on
 // disk. A result read before its entry is compacted away only extends deduplication.
+//
+// Dedup entries (one per command, random keys) bypass the memtable: they collect in an in-memory
+// buffer that reads consult first, and a full buffer is sorted and ingested as one SST file.
+// Flushing them through the memtable sorted each one into a skip list first, which cost the
+// flush thread about a third of the processor thread's CPU. The results changelog offset is
+// persisted with the ingestion, so entries lost with the buffer in a crash are replayed by
+// restore; closing the store ingests what is buffered.
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "leftfold/v1/envelope.pb.h"
@@ -31,6 +42,7 @@
 namespace rocksdb {
 class CompactionFilter;
 class DB;
+struct Options;
 }  // namespace rocksdb
 
 namespace leftfold::internal::processor {
@@ -68,6 +80,8 @@ class PartitionStore {
   struct Options {
     // Results younger than this answer duplicates (ProcessorOptions::dedup_window).
     absl::Duration dedup_window = absl::Hours(24);
+    // Dedup entries buffered in memory before they are ingested as one SST file.
+    size_t dedup_buffer_bytes = 8 << 20;
   };
 
   // Opens or creates the store. A store written in an older on-disk format is wiped (with a
@@ -88,7 +102,9 @@ class PartitionStore {
   // GetResult of many command ids at once (one RocksDB MultiGet): nullopt where an id has none.
   absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> GetResults(
       const std::vector<absl::string_view>& command_ids) const;
-  // One atomic write (see Update::replay).
+  // One atomic write (see Update::replay), except that results go to the dedup buffer first: a
+  // crash can lose them and the results offset with them, never one without the other.
+  // Not concurrent with itself; concurrent reads are fine.
   absl::Status Write(const Update& update);
 
   int64_t snapshots_next() const { return snapshots_next_; }
@@ -96,19 +112,62 @@ class PartitionStore {
   // 0 for a new store.
   int32_t definition_version() const { return definition_version_; }
 
-  // Compacts the whole store now, dropping dedup entries older than the window. RocksDB does
-  // this on its own as data flows and periodically; this forces it (tests, tools).
+  // Compacts the whole store now (after ingesting the dedup buffer), dropping dedup entries
+  // older than the window. RocksDB does this on its own as data flows and periodically; this
+  // forces it (tests, tools).
   absl::Status Compact();
   // Deletes every snapshot (before a rebuild from events). Keeps the dedup index.
   absl::Status DropSnapshots();
 
  private:
+  // Dedup entries not yet in RocksDB: keys and values copied into blocks that never move, so
+  // the index can point into them.
+  class DedupBuffer {
+   public:
+    void Put(absl::string_view key, absl::string_view value);
+    const absl::string_view* Find(absl::string_view key) const;
+    // Every entry, in key order (the last value of a key put twice).
+    std::vector<std::pair<absl::string_view, absl::string_view>> Sorted() const;
+    size_t bytes() const { return bytes_; }
+    bool empty() const { return index_.empty(); }
+
+   private:
+    char* Allocate(size_t size);
+    std::vector<std::unique_ptr<char[]>> blocks_;
+    size_t block_used_ = 0;
+    size_t block_size_ = 0;
+    size_t bytes_ = 0;
+    absl::flat_hash_map<absl::string_view, absl::string_view> index_;
+  };
+
   PartitionStore() = default;
   absl::Status LoadMeta();
+  // Hands the filling buffer to a thread that ingests it (after the previous one finished);
+  // with `wait`, returns once it is in RocksDB. With nothing buffered it only persists the
+  // results offset.
+  absl::Status Ingest(bool wait);
+  // Runs on the ingest thread: writes `sealed_` as one sorted SST file, ingests it, persists
+  // the results changelog offset it covers, then drops it.
+  void IngestSealed(int64_t results_next);
+  // Waits for the running ingest, if any; returns its error (sticky).
+  absl::Status WaitForIngest();
 
   // Declared before db_: the DB refers to the filter until it is closed.
   std::unique_ptr<rocksdb::CompactionFilter> expiry_filter_;
+  std::unique_ptr<rocksdb::Options> options_;  // the DB's, for the SST writer
   std::unique_ptr<rocksdb::DB> db_;
+  std::string ingest_dir_;
+  size_t dedup_buffer_bytes_ = 0;
+  // Dedup entries not in RocksDB yet: `filling_` takes new ones (from Write, the one writer);
+  // `sealed_`, when set, is being ingested by `ingesting_`. Reads look in both.
+  mutable absl::Mutex mu_;
+  DedupBuffer filling_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<DedupBuffer> sealed_ ABSL_GUARDED_BY(mu_);
+  absl::Status ingest_error_ ABSL_GUARDED_BY(mu_);
+  std::future<void> ingesting_;
+  // The results offset `filling_` reaches; persisted once it is ingested (-1: none).
+  int64_t unpersisted_results_next_ = -1;
+  std::string key_scratch_;
   int64_t snapshots_next_ = 0;
   int64_t results_next_ = 0;
   int32_t definition_version_ = 0;

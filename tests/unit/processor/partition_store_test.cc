@@ -2,7 +2,9 @@
 // the on-disk format check, and ordered asynchronous writes.
 #include "processor/partition_store.h"
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -200,6 +202,107 @@ TEST(PartitionStoreTest, GetResultsAgreesWithGetResultAcrossFilesAndMemtable) {
     }
   }
   EXPECT_EQ(hits, 3 * 715 + 1);
+}
+
+// Dedup entries wait in a buffer and are ingested as an SST file (on a thread of their own) once
+// it holds dedup_buffer_bytes: lookups find them wherever they are, an id written again keeps its
+// last value, and a reopen (after a clean close) keeps them all with the results offset.
+TEST(PartitionStoreTest, BufferedResultsAreIngestedAndReadBackFromEitherPlace) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  std::vector<std::string> ids;
+  {
+    auto store = PartitionStore::Open(dir, {.dedup_buffer_bytes = 64 << 10});
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (int chunk = 0; chunk < 3; ++chunk) {  // ~35 KB each: the second fills the buffer
+      PartitionStore::Update update;
+      for (int i = 0; i < 500; ++i) {
+        ids.push_back(absl::StrCat("order-2026-11-27-", chunk, "-", i));
+        update.encoded_results.push_back(
+            {.command_id = ids.back(),
+             .value = PartitionStore::EncodeResult(ResultAt(ids.back(), absl::Now()))});
+      }
+      update.results_next = chunk + 1;
+      ASSERT_TRUE((*store)->Write(update).ok());
+    }
+    PartitionStore::Update again;  // a replayed result for an id already ingested
+    v1::CommandResult replayed = ResultAt(ids[3], absl::Now());
+    replayed.set_version(9);
+    again.results = {replayed};
+    ASSERT_TRUE((*store)->Write(again).ok());
+
+    std::vector<absl::string_view> asked(ids.begin(), ids.end());
+    asked.push_back("order-2026-11-27-3-0");  // never written
+    auto found = (*store)->GetResults(asked);
+    ASSERT_TRUE(found.ok()) << found.status();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      ASSERT_TRUE((*found)[i].has_value()) << ids[i];
+      EXPECT_EQ((*found)[i]->command_id(), ids[i]);
+      EXPECT_EQ((*found)[i]->version(), i == 3 ? 9 : 3) << ids[i];
+    }
+    EXPECT_FALSE(found->back().has_value());
+    auto single = (*store)->GetResult(ids[1400]);  // still buffered
+    ASSERT_TRUE(single.ok() && single->has_value());
+    EXPECT_EQ((*single)->command_id(), ids[1400]);
+    EXPECT_EQ((*store)->results_next(), 3);
+  }
+  // The close ingested what was left, and every file moved into the store.
+  EXPECT_TRUE(std::filesystem::is_empty(std::filesystem::path(dir) / "ingest"));
+  auto store = PartitionStore::Open(dir, {.dedup_buffer_bytes = 64 << 10});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->results_next(), 3);
+  std::vector<absl::string_view> asked(ids.begin(), ids.end());
+  auto found = (*store)->GetResults(asked);
+  ASSERT_TRUE(found.ok()) << found.status();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ASSERT_TRUE((*found)[i].has_value()) << ids[i];
+    EXPECT_EQ((*found)[i]->version(), i == 3 ? 9 : 3) << ids[i];
+  }
+}
+
+// A reader never misses a written result while buffers are sealed, ingested and dropped on
+// the ingest thread: each lookup runs concurrently with writes and ingests.
+TEST(PartitionStoreTest, ResultsStayVisibleWhileTheyMoveIntoTheStore) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  auto store = PartitionStore::Open(dir, {.dedup_buffer_bytes = 32 << 10});
+  ASSERT_TRUE(store.ok()) << store.status();
+  constexpr int kChunks = 40;
+  constexpr int kPerChunk = 250;  // ~17 KB: an ingest every second chunk
+  auto id = [](int chunk, int i) { return absl::StrCat("cmd-", chunk, "-", i); };
+  std::atomic<int> written{0};
+  std::atomic<int> misses{0};
+  std::atomic<int> lookups{0};
+  std::thread reader([&] {
+    while (written.load() < kChunks) {
+      int upto = written.load();
+      if (upto == 0) continue;
+      std::vector<std::string> ids;
+      for (int chunk = 0; chunk < upto; ++chunk) ids.push_back(id(chunk, (chunk * 37) % kPerChunk));
+      std::vector<absl::string_view> views(ids.begin(), ids.end());
+      auto found = (*store)->GetResults(views);
+      if (!found.ok()) {
+        ++misses;
+        continue;
+      }
+      for (const auto& result : *found) misses += result.has_value() ? 0 : 1;
+      ++lookups;
+    }
+  });
+  for (int chunk = 0; chunk < kChunks; ++chunk) {
+    PartitionStore::Update update;
+    for (int i = 0; i < kPerChunk; ++i) update.results.push_back(ResultAt(id(chunk, i), absl::Now()));
+    update.results_next = chunk + 1;
+    ASSERT_TRUE((*store)->Write(update).ok());
+    written.store(chunk + 1);
+  }
+  reader.join();
+  EXPECT_EQ(misses.load(), 0);
+  EXPECT_GT(lookups.load(), 0);
+  // Everything is in RocksDB after Compact (which ingests first), and still found.
+  ASSERT_TRUE((*store)->Compact().ok());
+  for (int chunk = 0; chunk < kChunks; chunk += 7) {
+    auto single = (*store)->GetResult(id(chunk, kPerChunk - 1));
+    ASSERT_TRUE(single.ok() && single->has_value()) << chunk;
+  }
 }
 
 TEST(PartitionStoreTest, ReopenKeepsSnapshotsResultsAndChangelogOffsets) {
