@@ -447,21 +447,22 @@ grpc::ServerUnaryReactor* Gateway::Impl::Submit(grpc::CallbackServerContext* ctx
   }
   CommandEnvelope c = Normalize(*request);
   std::string id = c.command_id();
-  producer_.Send(ToRecord(c, {}), [this, reactor, response,
-                                   id](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
-    ReleaseInflight();  // first, as in ExecWaiter::Finish
-    if (!where.ok()) {
-      reactor->Finish(
-          grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                       absl::StrCat("log refused command ", id, ": ", where.status().ToString())));
-    } else {
-      response->set_command_id(id);
-      response->mutable_position()->set_topic(where->tp.topic);
-      response->mutable_position()->set_partition(where->tp.partition);
-      response->mutable_position()->set_offset(where->offset);
-      reactor->Finish(grpc::Status::OK);
-    }
-  });
+  producer_.Send(
+      ToRecord(c, {}), [this, reactor, response,
+                        id](const absl::StatusOr<internal::log::TopicPartitionOffset>& where) {
+        ReleaseInflight();  // first, as in ExecWaiter::Finish
+        if (!where.ok()) {
+          reactor->Finish(grpc::Status(
+              grpc::StatusCode::UNAVAILABLE,
+              absl::StrCat("log refused command ", id, ": ", where.status().ToString())));
+        } else {
+          response->set_command_id(id);
+          response->mutable_position()->set_topic(where->tp.topic);
+          response->mutable_position()->set_partition(where->tp.partition);
+          response->mutable_position()->set_offset(where->offset);
+          reactor->Finish(grpc::Status::OK);
+        }
+      });
   return reactor;
 }
 
@@ -529,7 +530,7 @@ void Gateway::Impl::Dispatch(const CommandEnvelope& c, std::string serialized,
   }
   ArmDeadline(deadline, waiter);
   producer_.Send(ToRecord(c, std::move(serialized)),
-                 [waiter](absl::StatusOr<internal::log::TopicPartitionOffset> where) {
+                 [waiter](const absl::StatusOr<internal::log::TopicPartitionOffset>& where) {
                    if (where.ok() || !waiter->Claim()) return;
                    waiter->impl->Forget(waiter);
                    waiter->Finish(

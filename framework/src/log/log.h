@@ -77,8 +77,9 @@ struct OutgoingRecord {
   int32_t partition = -1;
 };
 
-// Result of one Produce: where the record landed, or why it failed.
-using DeliveryCallback = std::function<void(absl::StatusOr<TopicPartitionOffset>)>;
+// Result of one Produce: where the record landed, or why it failed. The argument is valid for the
+// call only (a backend may reuse it for the next record).
+using DeliveryCallback = std::function<void(const absl::StatusOr<TopicPartitionOffset>&)>;
 
 struct ProducerOptions {
   // Empty: a plain idempotent producer. Set: a transactional producer (one id per processor

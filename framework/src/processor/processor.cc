@@ -898,7 +898,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   // the events (the offsets were added before either, see ProcessBatch). Results wait for the
   // events' positions only while those are not predicted.
   auto track = [&staged](std::map<int32_t, int64_t>* next) {
-    return [next, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
+    return [next, &staged](const absl::StatusOr<log::TopicPartitionOffset>& delivered) {
       if (!delivered.ok()) {
         if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
         return;
@@ -912,7 +912,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
         std::move(event),
         // Two pointers fit std::function's inline storage: no allocation per event. A position
         // with a topic holds the predicted offset.
-        [position, &staged](absl::StatusOr<log::TopicPartitionOffset> delivered) {
+        [position, &staged](const absl::StatusOr<log::TopicPartitionOffset>& delivered) {
           if (!delivered.ok()) {
             if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
             return;

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
@@ -21,17 +23,61 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Producer
 
+// Delivery callbacks in flight, in slots that do not move (a deque), so each message carries a
+// pointer to its slot and a delivered slot is reused: no allocation per record. Only the owner
+// thread touches it (OnDelivery runs from rd_kafka_poll/flush inside the producer's own calls).
+class DeliverySlots {
+ public:
+  DeliveryCallback* Take(DeliveryCallback callback) {
+    DeliveryCallback* slot;
+    if (free_.empty()) {
+      slot = &slots_.emplace_back();
+    } else {
+      slot = free_.back();
+      free_.pop_back();
+    }
+    *slot = std::move(callback);
+    return slot;
+  }
+  // Empties the slot and returns its callback.
+  DeliveryCallback Release(DeliveryCallback* slot) {
+    DeliveryCallback callback = std::move(*slot);
+    *slot = nullptr;
+    free_.push_back(slot);
+    return callback;
+  }
+
+ private:
+  std::deque<DeliveryCallback> slots_;
+  std::vector<DeliveryCallback*> free_;
+};
+
+// The producer's per-handle state that OnDelivery needs (its opaque).
+struct DeliveryState {
+  DeliverySlots slots;
+  // Reused for every delivery: the topic's characters are copied into its capacity.
+  absl::StatusOr<TopicPartitionOffset> delivered = TopicPartitionOffset{};
+};
+
 // Runs on the owner thread, from rd_kafka_poll/flush inside Produce/Flush/Commit/Abort/Close.
-void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* /*opaque*/) {
-  std::unique_ptr<DeliveryCallback> callback(static_cast<DeliveryCallback*>(message->_private));
-  if (callback == nullptr || !*callback) return;
+void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* opaque) {
+  auto* slot = static_cast<DeliveryCallback*>(message->_private);
+  if (slot == nullptr) return;
+  auto& state = *static_cast<DeliveryState*>(opaque);
+  // Released before the call, which may produce again.
+  DeliveryCallback callback = state.slots.Release(slot);
+  if (!callback) return;
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    (*callback)(StatusFromCode("produce", message->err, rd_kafka_message_errstr(message)));
+    callback(StatusFromCode("produce", message->err, rd_kafka_message_errstr(message)));
     return;
   }
+  if (!state.delivered.ok()) state.delivered = TopicPartitionOffset{};
   // The record's own offset: where it landed (not "next to read").
-  (*callback)(TopicPartitionOffset{{rd_kafka_topic_name(message->rkt), message->partition},
-                                   message->offset});
+  TopicPartitionOffset& where = *state.delivered;
+  where.tp.topic.assign(rd_kafka_topic_name(message->rkt));
+  where.tp.partition = message->partition;
+  where.offset = message->offset;
+  callback(state.delivered);
 }
 
 class KafkaConsumer;
@@ -175,6 +221,7 @@ class KafkaProducer final : public Producer {
         {&kDefaults, &txn, &settings_->properties, &options_.kafka_properties, &kEnforced});
     if (!conf.ok()) return conf.status();
     rd_kafka_conf_set_dr_msg_cb(conf->get(), &OnDelivery);
+    rd_kafka_conf_set_opaque(conf->get(), &delivery_);
     return NewHandle(RD_KAFKA_PRODUCER, std::move(*conf));
   }
 
@@ -259,6 +306,8 @@ class KafkaProducer final : public Producer {
 
   std::shared_ptr<const ClientSettings> settings_;
   ProducerOptions options_;
+  // Declared before rk_: the handle's last deliveries (at its destruction) still use it.
+  DeliveryState delivery_;
   HandlePtr rk_;
   // Topics known to exist, so a produce to an unknown one fails at once instead of queueing.
   absl::flat_hash_map<std::string, int32_t> partition_counts_;
@@ -290,8 +339,7 @@ absl::Status KafkaProducer::Produce(OutgoingRecord record, DeliveryCallback on_d
                           h.value.data(), static_cast<ssize_t>(h.value.size()));
     }
   }
-  std::unique_ptr<DeliveryCallback> callback;
-  if (on_delivery) callback = std::make_unique<DeliveryCallback>(std::move(on_delivery));
+  DeliveryCallback* callback = on_delivery ? delivery_.slots.Take(std::move(on_delivery)) : nullptr;
 
   // Only a full queue waits, so the clock is read only then (not once per record).
   std::optional<absl::Time> deadline;
@@ -303,10 +351,9 @@ absl::Status KafkaProducer::Produce(OutgoingRecord record, DeliveryCallback on_d
         // A non-null pointer even for "": the partitioner hashes an empty key like Java does.
         RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
         RD_KAFKA_V_VALUE(record.value.data(), record.value.size()),
-        RD_KAFKA_V_HEADERS(headers.get()), RD_KAFKA_V_OPAQUE(callback.get()), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(headers.get()), RD_KAFKA_V_OPAQUE(callback), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      headers.release();   // owned by the message now
-      callback.release();  // freed by OnDelivery
+      headers.release();  // owned by the message now
       break;
     }
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -316,6 +363,7 @@ absl::Status KafkaProducer::Produce(OutgoingRecord record, DeliveryCallback on_d
         continue;
       }
     }
+    if (callback != nullptr) delivery_.slots.Release(callback);  // never called
     if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
       return absl::InvalidArgumentError(absl::StrCat(
           "produce to ", record.topic, ": record of ", record.key.size() + record.value.size(),
