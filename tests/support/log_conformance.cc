@@ -344,7 +344,8 @@ void LogConformanceTest::TearDown() {
 }
 
 // 1. Per partition, records come back in produce order at contiguous offsets, and a key always
-// lives in PartitionForKey(key, n), the Java client's placement.
+// lives in PartitionForKey(key, n), the Java client's placement. Produce and ProduceCopy (of a
+// record the caller then changes) alike.
 TEST_P(LogConformanceTest, PerPartitionOrder) {
   constexpr int kRecords = 1000;
   constexpr int32_t kPartitions = 4;
@@ -354,17 +355,24 @@ TEST_P(LogConformanceTest, PerPartitionOrder) {
   LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> producer, log().NewProducer({}));
   std::map<std::string, TopicPartitionOffset> delivered;  // value -> where it landed
   std::vector<absl::Status> delivery_errors;
+  OutgoingRecord refilled;  // every other record: one object refilled, through ProduceCopy
   for (int i = 0; i < kRecords; ++i) {
     std::string value = absl::StrCat(i);
-    LF_ASSERT_OK(producer->Produce(
-        Out(topic, absl::StrCat("key-", i % 37), value),
-        [&delivered, &delivery_errors, value](absl::StatusOr<TopicPartitionOffset> where) {
-          if (where.ok()) {
-            delivered[value] = *where;
-          } else {
-            delivery_errors.push_back(where.status());
-          }
-        }));
+    auto on_delivery = [&delivered, &delivery_errors,
+                        value](const absl::StatusOr<TopicPartitionOffset>& where) {
+      if (where.ok()) {
+        delivered[value] = *where;
+      } else {
+        delivery_errors.push_back(where.status());
+      }
+    };
+    if (i % 2 == 0) {
+      LF_ASSERT_OK(producer->Produce(Out(topic, absl::StrCat("key-", i % 37), value), on_delivery));
+    } else {
+      refilled = Out(topic, absl::StrCat("key-", i % 37), value);
+      LF_ASSERT_OK(producer->ProduceCopy(refilled, on_delivery));
+      refilled.value = "overwritten after ProduceCopy returned";
+    }
   }
   LF_ASSERT_OK(producer->Flush(kWait));
   ASSERT_TRUE(delivery_errors.empty()) << delivery_errors.front();

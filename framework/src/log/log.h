@@ -139,6 +139,13 @@ class Producer {
   // Queues a record. `on_delivery` (optional) runs once the log has accepted or refused it.
   // Returns an error at once for bad input (unknown topic, oversize record, closed producer).
   virtual absl::Status Produce(OutgoingRecord record, DeliveryCallback on_delivery = nullptr) = 0;
+  // Produce of a record the caller keeps: the log copies what it needs before returning, so the
+  // caller can refill one record object for the next (on Kafka, which copies records into its own
+  // buffers anyway, no allocation per record). By default, Produce of a copy.
+  virtual absl::Status ProduceCopy(const OutgoingRecord& record,
+                                   DeliveryCallback on_delivery = nullptr) {
+    return Produce(record, std::move(on_delivery));
+  }
   // Waits until every queued record is delivered or failed.
   virtual absl::Status Flush(absl::Duration timeout) = 0;
   // After Close every call fails with FAILED_PRECONDITION.

@@ -67,6 +67,8 @@ struct OwnedPartition {
 // What one batch has decided but not yet committed. Nothing here reaches the store or the cache
 // unless the transaction commits.
 struct StagedBatch {
+  // Refilled for each snapshot and result Publish produces (the log copies it).
+  log::OutgoingRecord outgoing;
   struct StagedState {
     int32_t partition = 0;
     int64_t version = 0;
@@ -932,13 +934,15 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
         });
     if (!produced.ok()) return produced;
   }
+  // One record refilled for each snapshot and result: the log copies it (ProduceCopy).
+  log::OutgoingRecord& outgoing = staged.outgoing;
+  outgoing.topic = topics_.snapshots;
   for (auto& [partition, update] : staged.updates) {
     for (const PartitionStore::EncodedSnapshot& snapshot : update.encoded_snapshots) {
-      absl::Status s = producer_->Produce({.topic = topics_.snapshots,
-                                           .key = snapshot.aggregate_id,
-                                           .value = snapshot.bytes,
-                                           .partition = partition},
-                                          track(&staged.snapshots_next));
+      outgoing.key = snapshot.aggregate_id;
+      outgoing.value = snapshot.bytes;
+      outgoing.partition = partition;
+      absl::Status s = producer_->ProduceCopy(outgoing, track(&staged.snapshots_next));
       if (!s.ok()) return s;
     }
   }
@@ -952,15 +956,15 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
 
   // EncodeResults appended each partition's results in batch order; the same order finds them.
   std::map<int32_t, size_t> next_result;
+  outgoing.topic = topics_.results;
   for (const log::Record* record : staged.result_records) {
     const PartitionStore::EncodedResult& result =
         staged.updates[record->partition].encoded_results[next_result[record->partition]++];
-    absl::Status s =
-        producer_->Produce({.topic = topics_.results,
-                            .key = record->key,
-                            .value = std::string(PartitionStore::ResultBytes(result.value)),
-                            .partition = record->partition},
-                           track(&staged.results_next));
+    absl::string_view bytes = PartitionStore::ResultBytes(result.value);
+    outgoing.key = record->key;
+    outgoing.value.assign(bytes.data(), bytes.size());
+    outgoing.partition = record->partition;
+    absl::Status s = producer_->ProduceCopy(outgoing, track(&staged.results_next));
     if (!s.ok()) return s;
   }
 

@@ -139,7 +139,10 @@ class KafkaProducer final : public Producer {
     return s;
   }
 
-  absl::Status Produce(OutgoingRecord record, DeliveryCallback on_delivery) override;
+  absl::Status Produce(OutgoingRecord record, DeliveryCallback on_delivery) override {
+    return ProduceCopy(record, std::move(on_delivery));  // librdkafka copies it
+  }
+  absl::Status ProduceCopy(const OutgoingRecord& record, DeliveryCallback on_delivery) override;
 
   absl::Status Flush(absl::Duration timeout) override {
     if (closed_) return ClosedError("flush");
@@ -319,7 +322,8 @@ class KafkaProducer final : public Producer {
   bool in_transaction_ = false;
 };
 
-absl::Status KafkaProducer::Produce(OutgoingRecord record, DeliveryCallback on_delivery) {
+absl::Status KafkaProducer::ProduceCopy(const OutgoingRecord& record,
+                                        DeliveryCallback on_delivery) {
   if (absl::Status s = EnsureUsable("produce", false); !s.ok()) return s;
   absl::StatusOr<int32_t> count = PartitionCount(record.topic);
   if (!count.ok()) {
@@ -350,7 +354,8 @@ absl::Status KafkaProducer::Produce(OutgoingRecord record, DeliveryCallback on_d
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         // A non-null pointer even for "": the partitioner hashes an empty key like Java does.
         RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
-        RD_KAFKA_V_VALUE(record.value.data(), record.value.size()),
+        // Copied (F_COPY), never written: the non-const pointer is only the macro's type.
+        RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
         RD_KAFKA_V_HEADERS(headers.get()), RD_KAFKA_V_OPAQUE(callback), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       headers.release();  // owned by the message now
