@@ -67,7 +67,7 @@ struct OwnedPartition {
 // What one batch has decided but not yet committed. Nothing here reaches the store or the cache
 // unless the transaction commits.
 struct StagedBatch {
-  // Refilled for each snapshot and result Publish produces (the log copies it).
+  // Refilled for each record Publish produces (the log copies it).
   log::OutgoingRecord outgoing;
   struct StagedState {
     int32_t partition = 0;
@@ -107,8 +107,18 @@ struct StagedBatch {
   // First and last delivered event offset per partition.
   std::map<int32_t, std::pair<int64_t, int64_t>> event_offsets;
   // The events, serialized while deciding and produced by Publish, each with the position in its
-  // command's result that its offset fills in.
-  std::vector<std::pair<log::OutgoingRecord, v1::Position*>> events;
+  // command's result that its offset fills in. Keys and values one after another in
+  // `event_bytes`: no allocation per event.
+  struct StagedEvent {
+    int32_t partition = 0;
+    size_t key_at = 0;
+    size_t key_size = 0;
+    size_t value_at = 0;
+    size_t value_size = 0;
+    v1::Position* position = nullptr;
+  };
+  std::vector<StagedEvent> events;
+  std::string event_bytes;
   // Stage end times, for the debug log. `committed` is set on the committer's thread.
   absl::Time started, decided, previous_committed, offsets_sent, events_flushed, published,
       committed;
@@ -844,11 +854,15 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
       position->set_offset(predicted);
     }
     // Produced by Publish, once the previous batch committed.
-    staged.events.emplace_back(log::OutgoingRecord{.topic = topics_.events,
-                                                   .key = command.aggregate_id(),
-                                                   .value = event.SerializeAsString(),
-                                                   .partition = record.partition},
-                               position);
+    StagedBatch::StagedEvent& staged_event = staged.events.emplace_back();
+    staged_event.partition = record.partition;
+    staged_event.position = position;
+    staged_event.key_at = staged.event_bytes.size();
+    staged_event.key_size = command.aggregate_id().size();
+    staged.event_bytes.append(command.aggregate_id());
+    staged_event.value_at = staged.event_bytes.size();
+    event.AppendToString(&staged.event_bytes);
+    staged_event.value_size = staged.event_bytes.size() - staged_event.value_at;
   }
   if (version > current->version) {
     staged.states[std::move(cache_key)] = {
@@ -909,9 +923,16 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
       n = std::max(n, delivered->offset + 1);
     };
   };
-  for (auto& [event, position] : staged.events) {
-    absl::Status produced = producer_->Produce(
-        std::move(event),
+  // One record refilled for each event, snapshot and result: the log copies it (ProduceCopy).
+  log::OutgoingRecord& outgoing = staged.outgoing;
+  outgoing.topic = topics_.events;
+  for (const StagedBatch::StagedEvent& event : staged.events) {
+    outgoing.key.assign(staged.event_bytes, event.key_at, event.key_size);
+    outgoing.value.assign(staged.event_bytes, event.value_at, event.value_size);
+    outgoing.partition = event.partition;
+    v1::Position* position = event.position;
+    absl::Status produced = producer_->ProduceCopy(
+        outgoing,
         // Two pointers fit std::function's inline storage: no allocation per event. A position
         // with a topic holds the predicted offset.
         [position, &staged](const absl::StatusOr<log::TopicPartitionOffset>& delivered) {
@@ -934,8 +955,6 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
         });
     if (!produced.ok()) return produced;
   }
-  // One record refilled for each snapshot and result: the log copies it (ProduceCopy).
-  log::OutgoingRecord& outgoing = staged.outgoing;
   outgoing.topic = topics_.snapshots;
   for (auto& [partition, update] : staged.updates) {
     for (const PartitionStore::EncodedSnapshot& snapshot : update.encoded_snapshots) {

@@ -31,6 +31,8 @@ class EmbeddedProducer final : public Producer {
   absl::Status CommitTransaction() override;
   absl::Status AbortTransaction() override;
   absl::Status Produce(OutgoingRecord record, DeliveryCallback on_delivery) override;
+  // Copies the key, value and headers (not the topic name) into the staged record.
+  absl::Status ProduceCopy(const OutgoingRecord& record, DeliveryCallback on_delivery) override;
   absl::Status Flush(absl::Duration timeout) override;
   absl::Status Close() override;
 
@@ -42,8 +44,12 @@ class EmbeddedProducer final : public Producer {
   absl::Status CheckInTransaction();
   // The topic named `name` from the producer's cache (refreshed when it was deleted).
   absl::StatusOr<const std::shared_ptr<TopicState>*> Topic(const std::string& name);
-  // Checks `record` and moves it (and `on_delivery`) into `*out`.
-  absl::Status Prepare(OutgoingRecord& record, DeliveryCallback& on_delivery, PendingRecord* out);
+  // Produce and ProduceCopy: `record` is an OutgoingRecord&& (moved from) or const& (copied).
+  template <typename Record>
+  absl::Status ProduceRecord(Record&& record, DeliveryCallback on_delivery);
+  // Checks `record` and moves or copies it (and moves `on_delivery`) into `*out`.
+  template <typename Record>
+  absl::Status Prepare(Record&& record, DeliveryCallback& on_delivery, PendingRecord* out);
   // Runs the staged records' callbacks with `status`, releases the transaction's reserved
   // offsets (they become a gap) and drops the transaction.
   void DropTransaction(const absl::Status& status);

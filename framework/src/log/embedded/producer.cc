@@ -83,7 +83,8 @@ absl::StatusOr<const std::shared_ptr<TopicState>*> EmbeddedProducer::Topic(
   return &topics_.emplace_back(*std::move(found));
 }
 
-absl::Status EmbeddedProducer::Prepare(OutgoingRecord& record, DeliveryCallback& on_delivery,
+template <typename Record>
+absl::Status EmbeddedProducer::Prepare(Record&& record, DeliveryCallback& on_delivery,
                                        PendingRecord* out) {
   absl::StatusOr<const std::shared_ptr<TopicState>*> topic = Topic(record.topic);
   if (!topic.ok()) return topic.status();
@@ -102,18 +103,29 @@ absl::Status EmbeddedProducer::Prepare(OutgoingRecord& record, DeliveryCallback&
     return absl::NotFoundError(
         absl::StrCat("embedded log: topic '", record.topic, "' has no partition ", partition));
   }
-  // The caller's strings move in: encoded (and copied) once, into the WriteBatch at the write.
+  // The caller's strings move in (Produce) or are copied (ProduceCopy), then are encoded (and
+  // copied) once, into the WriteBatch at the write.
   out->topic = **topic;
   out->partition = partition;
   out->offset = -1;
-  out->key = std::move(record.key);
-  out->value = std::move(record.value);
-  out->headers = std::move(record.headers);
+  out->key = std::forward<Record>(record).key;
+  out->value = std::forward<Record>(record).value;
+  out->headers = std::forward<Record>(record).headers;
   out->on_delivery = std::move(on_delivery);
   return absl::OkStatus();
 }
 
 absl::Status EmbeddedProducer::Produce(OutgoingRecord record, DeliveryCallback on_delivery) {
+  return ProduceRecord(std::move(record), std::move(on_delivery));
+}
+
+absl::Status EmbeddedProducer::ProduceCopy(const OutgoingRecord& record,
+                                           DeliveryCallback on_delivery) {
+  return ProduceRecord(record, std::move(on_delivery));
+}
+
+template <typename Record>
+absl::Status EmbeddedProducer::ProduceRecord(Record&& record, DeliveryCallback on_delivery) {
   absl::Status s = CheckUsable();
   if (!s.ok()) return s;
   if (transactional_) {
@@ -124,12 +136,12 @@ absl::Status EmbeddedProducer::Produce(OutgoingRecord record, DeliveryCallback o
     if (txn_ == Txn::kAbortOnly) return abort_reason_;
     // Offsets are assigned by Flush (reserved) or at commit, under the partition locks. Staged
     // in place: no temporary record to move.
-    s = Prepare(record, on_delivery, &staged_.emplace_back());
+    s = Prepare(std::forward<Record>(record), on_delivery, &staged_.emplace_back());
     if (!s.ok()) staged_.pop_back();
     return s;
   }
   PendingRecord pending;
-  s = Prepare(record, on_delivery, &pending);
+  s = Prepare(std::forward<Record>(record), on_delivery, &pending);
   if (!s.ok()) return s;
   {
     absl::MutexLock lock(&mu_);
