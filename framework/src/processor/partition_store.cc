@@ -277,7 +277,8 @@ absl::Status PartitionStore::Ingest(bool wait) {
   }
   if (!wait) {
     try {
-      ingesting_ = std::async(std::launch::async, [this, results_next] { IngestSealed(results_next); });
+      ingesting_ =
+          std::async(std::launch::async, [this, results_next] { IngestSealed(results_next); });
       return absl::OkStatus();
     } catch (const std::system_error&) {
       // No thread to be had: ingest here.
@@ -383,16 +384,19 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
   // The processor reads whole batches with GetResults; this single lookup is the plain one.
   std::string key = Key(kResultPrefix, command_id);
   std::string value;
+  bool buffered = false;
   {
     // The buffer first: an entry leaves it only after it is in RocksDB.
     absl::ReaderMutexLock lock(&mu_);
-    const absl::string_view* buffered = filling_.Find(key);
-    if (buffered == nullptr && sealed_ != nullptr) buffered = sealed_->Find(key);
-    if (buffered != nullptr) value = std::string(*buffered);
+    const absl::string_view* found = filling_.Find(key);
+    if (found == nullptr && sealed_ != nullptr) found = sealed_->Find(key);
+    if (found != nullptr) {
+      value = std::string(*found);
+      buffered = true;
+    }
   }
-  rocksdb::Status s = value.empty()
-                          ? db_->Get(rocksdb::ReadOptions(), key, &value)
-                          : rocksdb::Status::OK();
+  rocksdb::Status s =
+      buffered ? rocksdb::Status::OK() : db_->Get(rocksdb::ReadOptions(), key, &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get result"); !st.ok()) return st;
   absl::StatusOr<v1::CommandResult> result = DecodeResult(value);

@@ -4,8 +4,8 @@
 
 #include <atomic>
 #include <filesystem>
-#include <thread>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
@@ -289,7 +289,8 @@ TEST(PartitionStoreTest, ResultsStayVisibleWhileTheyMoveIntoTheStore) {
   });
   for (int chunk = 0; chunk < kChunks; ++chunk) {
     PartitionStore::Update update;
-    for (int i = 0; i < kPerChunk; ++i) update.results.push_back(ResultAt(id(chunk, i), absl::Now()));
+    for (int i = 0; i < kPerChunk; ++i)
+      update.results.push_back(ResultAt(id(chunk, i), absl::Now()));
     update.results_next = chunk + 1;
     ASSERT_TRUE((*store)->Write(update).ok());
     written.store(chunk + 1);
