@@ -251,6 +251,13 @@ char* PartitionStore::DedupBuffer::Allocate(size_t size) {
   return at;
 }
 
+const absl::string_view* PartitionStore::FindBufferedLocked(absl::string_view key) const {
+  // Read before RocksDB: an entry leaves `sealed_` only once it is in RocksDB.
+  const absl::string_view* found = filling_.Find(key);
+  if (found == nullptr && sealed_ != nullptr) found = sealed_->Find(key);
+  return found;
+}
+
 absl::Status PartitionStore::WaitForIngest() {
   if (ingesting_.valid()) ingesting_.get();
   absl::ReaderMutexLock lock(&mu_);
@@ -386,11 +393,8 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
   std::string value;
   bool buffered = false;
   {
-    // The buffer first: an entry leaves it only after it is in RocksDB.
     absl::ReaderMutexLock lock(&mu_);
-    const absl::string_view* found = filling_.Find(key);
-    if (found == nullptr && sealed_ != nullptr) found = sealed_->Find(key);
-    if (found != nullptr) {
+    if (const absl::string_view* found = FindBufferedLocked(key)) {
       value = std::string(*found);
       buffered = true;
     }
@@ -430,16 +434,14 @@ absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> PartitionStore::Ge
     results[i] = *std::move(result);
     return absl::OkStatus();
   };
-  // The buffer first (an entry leaves it only after it is in RocksDB), then one MultiGet of the
-  // rest.
+  // The buffers first, then one MultiGet of the rest.
   std::vector<size_t> missed;
   missed.reserve(keys.size());
   {
     absl::ReaderMutexLock lock(&mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
-      absl::string_view key(keys[i].data(), keys[i].size());
-      const absl::string_view* buffered = filling_.Find(key);
-      if (buffered == nullptr && sealed_ != nullptr) buffered = sealed_->Find(key);
+      const absl::string_view* buffered =
+          FindBufferedLocked(absl::string_view(keys[i].data(), keys[i].size()));
       if (buffered == nullptr) {
         missed.push_back(i);
       } else if (absl::Status s = decode(i, *buffered); !s.ok()) {
@@ -492,6 +494,7 @@ absl::Status PartitionStore::Write(const Update& update) {
     batch.Put(key, snapshot.bytes);
   }
   bool buffered;  // whether the buffer holds entries (this update's or earlier ones)
+  bool full;
   {
     absl::WriterMutexLock lock(&mu_);
     for (const v1::CommandResult& result : update.results) {
@@ -507,6 +510,8 @@ absl::Status PartitionStore::Write(const Update& update) {
       filling_.Put(key, result.value);
     }
     buffered = !filling_.empty() || sealed_ != nullptr;
+    // Only this thread adds to `filling_`, so the size holds until the check below.
+    full = filling_.bytes() >= dedup_buffer_bytes_;
   }
   if (update.snapshots_next >= 0) batch.Put(kSnapshotsNextKey, absl::StrCat(update.snapshots_next));
   if (update.results_next >= 0) {
@@ -531,12 +536,7 @@ absl::Status PartitionStore::Write(const Update& update) {
   if (update.snapshots_next >= 0) snapshots_next_ = update.snapshots_next;
   if (update.results_next >= 0) results_next_ = update.results_next;
   if (update.definition_version >= 0) definition_version_ = update.definition_version;
-  size_t buffered_bytes;
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    buffered_bytes = filling_.bytes();
-  }
-  return buffered_bytes >= dedup_buffer_bytes_ ? Ingest(/*wait=*/false) : absl::OkStatus();
+  return full ? Ingest(/*wait=*/false) : absl::OkStatus();
 }
 
 absl::Status PartitionStore::Compact() {

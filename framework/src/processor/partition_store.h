@@ -149,6 +149,9 @@ class PartitionStore {
   // Runs on the ingest thread: writes `sealed_` as one sorted SST file, ingests it, persists
   // the results changelog offset it covers, then drops it.
   void IngestSealed(int64_t results_next);
+  // The buffered value of `key` (the filling buffer, then the one being ingested), or nullptr.
+  const absl::string_view* FindBufferedLocked(absl::string_view key) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Waits for the running ingest, if any; returns its error (sticky).
   absl::Status WaitForIngest();
 

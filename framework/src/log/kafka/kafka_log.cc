@@ -55,7 +55,8 @@ class DeliverySlots {
 // The producer's per-handle state that OnDelivery needs (its opaque).
 struct DeliveryState {
   DeliverySlots slots;
-  // Reused for every delivery: the topic's characters are copied into its capacity.
+  // Reused for every delivery (always OK: errors go to the callback as they are): the topic's
+  // characters are copied into its capacity.
   absl::StatusOr<TopicPartitionOffset> delivered = TopicPartitionOffset{};
 };
 
@@ -64,14 +65,12 @@ void OnDelivery(rd_kafka_t* /*rk*/, const rd_kafka_message_t* message, void* opa
   auto* slot = static_cast<DeliveryCallback*>(message->_private);
   if (slot == nullptr) return;
   auto& state = *static_cast<DeliveryState*>(opaque);
-  // Released before the call, which may produce again.
+  // Released before the call, which may produce again. A slot only ever holds a callback.
   DeliveryCallback callback = state.slots.Release(slot);
-  if (!callback) return;
   if (message->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     callback(StatusFromCode("produce", message->err, rd_kafka_message_errstr(message)));
     return;
   }
-  if (!state.delivered.ok()) state.delivered = TopicPartitionOffset{};
   // The record's own offset: where it landed (not "next to read").
   TopicPartitionOffset& where = *state.delivered;
   where.tp.topic.assign(rd_kafka_topic_name(message->rkt));
