@@ -1,13 +1,16 @@
 #include "support/log_conformance.h"
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -409,6 +412,60 @@ TEST_P(LogConformanceTest, PerPartitionOrder) {
           << "partition " << partition << " is out of produce order at offset " << after.offset;
     }
   }
+}
+
+// Poll runs delivery callbacks without a Flush, so a producer can keep sending while earlier
+// records are in flight; with and without linger.
+TEST_P(LogConformanceTest, PollDeliversWithoutFlush) {
+  constexpr int kRecords = 200;
+  const std::string topic = UniqueName("conf-poll");
+  LF_ASSERT_OK(CreateTopic(admin(), topic, 2));
+  for (std::optional<absl::Duration> linger :
+       {std::optional<absl::Duration>(absl::ZeroDuration()), std::optional<absl::Duration>()}) {
+    LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> producer,
+                            log().NewProducer({.linger = linger}));
+    std::set<int64_t> offsets[2];
+    int failed = 0;
+    for (int i = 0; i < kRecords; ++i) {
+      LF_ASSERT_OK(producer->Produce(Out(topic, absl::StrCat("k", i), "v"),
+                                     [&](const absl::StatusOr<TopicPartitionOffset>& where) {
+                                       if (!where.ok()) {
+                                         ++failed;
+                                       } else {
+                                         offsets[where->tp.partition].insert(where->offset);
+                                       }
+                                     }));
+    }
+    absl::Time deadline = absl::Now() + kWait;
+    size_t waiting = kRecords;
+    while (waiting > 0 && absl::Now() < deadline) waiting = producer->Poll(absl::Seconds(1));
+    EXPECT_EQ(waiting, 0u) << "records still undelivered after " << kWait;
+    EXPECT_EQ(failed, 0);
+    EXPECT_EQ(offsets[0].size() + offsets[1].size(), static_cast<size_t>(kRecords))
+        << "Poll reported nothing waiting before every callback ran";
+    LF_ASSERT_OK(producer->Close());
+  }
+}
+
+// Wake, from another thread, ends a Poll in progress or else makes the next one return at once.
+TEST_P(LogConformanceTest, WakeEndsPoll) {
+  LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> producer, log().NewProducer({}));
+  producer->Wake();
+  absl::Time before = absl::Now();
+  EXPECT_EQ(producer->Poll(absl::Minutes(5)), 0u);
+  EXPECT_LT(absl::Now() - before, absl::Minutes(1)) << "an earlier Wake did not end this Poll";
+
+  std::atomic<bool> returned = false;
+  std::thread waker([&] {
+    // However the threads interleave, some Wake lands during or after the Poll below.
+    while (!returned.load()) producer->Wake();
+  });
+  before = absl::Now();
+  producer->Poll(absl::Minutes(5));
+  returned.store(true);
+  waker.join();
+  EXPECT_LT(absl::Now() - before, absl::Minutes(1)) << "Wake from another thread did not end Poll";
+  LF_ASSERT_OK(producer->Close());
 }
 
 // 2. read_committed sees committed transactions exactly once, with keys and headers intact, and

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -253,37 +254,31 @@ absl::Status RunMemory(const Config& config) {
   return absl::OkStatus();
 }
 
-// The practical limit: consume, produce three records per command, commit with the offsets.
-absl::StatusOr<RunResult> RunPassthrough(const Config& config, int run) {
-  auto transport = OpenTransport(config, run, "passthrough");
-  if (!transport.ok()) return transport.status();
-  internal::log::Log& log = (*transport)->log_internal();
-  internal::AggregateTopics topics =
-      internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
-  absl::StatusOr<int32_t> partitions =
-      internal::EnsureTopics(log.admin(), topics, config.partitions);
-  if (!partitions.ok()) return partitions.status();
-  if (absl::Status s = Preload(**transport, topics.commands, config); !s.ok()) return s;
+// Progress shared by the passthrough's loops.
+struct PassthroughProgress {
+  std::atomic<int64_t> done{0};
+  std::atomic<bool> started{false};
+  std::atomic<bool> failed{false};
+};
 
+// One passthrough loop (a group member of its own, like one processor worker): consume, produce
+// three records per command, commit with the offsets, until all loops together did `commands`.
+absl::Status PassthroughLoop(internal::log::Log& log, const internal::AggregateTopics& topics,
+                             const Config& config, size_t worker, PassthroughProgress& progress) {
   bool transactional = config.mode != "at_least_once";
   auto producer = log.NewProducer(
-      {.transactional_id = transactional ? absl::StrCat(topics.commands, "-passthrough") : ""});
+      {.transactional_id =
+           transactional ? absl::StrCat(topics.commands, "-passthrough-w", worker) : ""});
   if (!producer.ok()) return producer.status();
   auto consumer = log.NewConsumer({.group_id = absl::StrCat(topics.commands, "-passthrough")});
   if (!consumer.ok()) return consumer.status();
   if (absl::Status s = (*consumer)->Subscribe({topics.commands}, {}); !s.ok()) return s;
 
-  double cpu0 = 0;
-  absl::Time start;
-  int64_t done = 0;
-  while (done < config.commands) {
+  while (progress.done.load() < config.commands && !progress.failed.load()) {
     auto batch = (*consumer)->Poll(config.max_batch, absl::Milliseconds(2));
     if (!batch.ok()) return batch.status();
     if (batch->empty()) continue;
-    if (done == 0) {  // the clock starts at the first command, after the group join
-      cpu0 = CpuSeconds();
-      start = absl::Now();
-    }
+    progress.started.store(true);  // the clock starts at the first command, after the join
     std::map<int32_t, int64_t> next;
     for (const Record& r : *batch) next[r.partition] = r.offset + 1;
     std::vector<internal::log::TopicPartitionOffset> offsets;
@@ -308,11 +303,48 @@ absl::StatusOr<RunResult> RunPassthrough(const Config& config, int run) {
       if (absl::Status s = (*producer)->Flush(absl::Seconds(30)); !s.ok()) return s;
       if (absl::Status s = (*consumer)->CommitOffsets(offsets); !s.ok()) return s;
     }
-    done += static_cast<int64_t>(batch->size());
+    progress.done.fetch_add(static_cast<int64_t>(batch->size()));
+  }
+  return (*consumer)->Close();
+}
+
+// The practical limit: consume, produce three records per command, commit with the offsets;
+// with --workers N, N such loops in parallel (each a group member with its own transactions),
+// so the processor's workers are measured against the same parallelism.
+absl::StatusOr<RunResult> RunPassthrough(const Config& config, int run) {
+  auto transport = OpenTransport(config, run, "passthrough");
+  if (!transport.ok()) return transport.status();
+  internal::log::Log& log = (*transport)->log_internal();
+  internal::AggregateTopics topics =
+      internal::TopicsFor((*transport)->options().topic_prefix, bank::kAccountType);
+  absl::StatusOr<int32_t> partitions =
+      internal::EnsureTopics(log.admin(), topics, config.partitions);
+  if (!partitions.ok()) return partitions.status();
+  if (absl::Status s = Preload(**transport, topics.commands, config); !s.ok()) return s;
+
+  PassthroughProgress progress;
+  std::vector<absl::Status> statuses(config.workers);
+  std::vector<std::thread> loops;
+  for (size_t w = 0; w < config.workers; ++w) {
+    loops.emplace_back([&, w] {
+      statuses[w] = PassthroughLoop(log, topics, config, w, progress);
+      if (!statuses[w].ok()) progress.failed.store(true);
+    });
+  }
+  while (!progress.started.load() && !progress.failed.load()) {
+    absl::SleepFor(absl::Milliseconds(1));  // a progress probe, not synchronisation
+  }
+  double cpu0 = CpuSeconds();
+  absl::Time start = absl::Now();
+  while (progress.done.load() < config.commands && !progress.failed.load()) {
+    absl::SleepFor(absl::Milliseconds(1));  // a progress probe, not synchronisation
   }
   absl::Duration took = absl::Now() - start;
   double cpu = CpuSeconds() - cpu0;
-  (void)(*consumer)->Close();
+  for (std::thread& t : loops) t.join();
+  for (const absl::Status& s : statuses) {
+    if (!s.ok()) return s;
+  }
   return RunResult{config.commands / absl::ToDoubleSeconds(took),
                    cpu * 100000.0 / static_cast<double>(config.commands)};
 }
@@ -352,7 +384,7 @@ int Main(int argc, char** argv) {
   app.add_option("--max-batch", config.max_batch, "commands per transaction")
       ->capture_default_str();
   app.add_option("--workers", config.workers,
-                 "processor worker threads (ProcessorOptions::workers)")
+                 "processor worker threads (ProcessorOptions::workers) and passthrough loops")
       ->capture_default_str();
   app.add_option("--seed", config.seed, "workload seed")->capture_default_str();
   app.add_option("--dir", config.dir, "scratch directory (embedded log, state)")

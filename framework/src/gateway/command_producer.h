@@ -1,7 +1,9 @@
 // The gateway's single producer: one dedicated thread owns the Log's (single-owner) idempotent
-// Producer and drains a queue that any gRPC callback thread may feed. Queuing also batches: while
-// one batch is being flushed, the next one accumulates, so under load one Flush acknowledges many
-// commands (group commit) and no gRPC thread ever blocks on the log.
+// Producer and drains a queue that any gRPC callback thread may feed; no gRPC thread ever blocks
+// on the log. On Kafka records are sent as they come, without waiting for earlier ones to be
+// acknowledged: the thread waits in Producer::Poll for deliveries, and Send wakes it when new
+// records are queued. On the embedded log, whose Flush is a local write, each batch taken from
+// the queue is flushed (group commit: the next batch gathers meanwhile).
 //
 //   CommandProducer producer(log);
 //   producer.Start();
@@ -48,6 +50,7 @@ class CommandProducer {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool flush_each_batch_ = false;  // set by Start, before the thread
 };
 
 }  // namespace leftfold::internal::gateway

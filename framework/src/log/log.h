@@ -28,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,10 @@ struct ProducerOptions {
   // Default: 30s. Bound on init/commit/abort/send-offsets calls; on expiry the kafka backend
   // re-creates its producer (see errors.h).
   absl::Duration call_timeout = absl::Seconds(30);
+  // How long a plain producer's record may wait for others to share its write (Kafka linger.ms).
+  // Default: the backend's (Kafka 5 ms; embedded EmbeddedLogOptions::linger). Flush and the
+  // transaction calls send at once whatever it says. A linger.ms in kafka_properties wins.
+  std::optional<absl::Duration> linger;
   // Passed through under librdkafka's property names (linger.ms, batch.size, ...). Kafka only.
   std::map<std::string, std::string> kafka_properties;
 };
@@ -148,6 +153,17 @@ class Producer {
   }
   // Waits until every queued record is delivered or failed.
   virtual absl::Status Flush(absl::Duration timeout) = 0;
+  // Runs the callbacks of the records delivered so far without sending anything early (Flush and
+  // the transaction calls run them too). When none is ready it waits up to `timeout` for one, or
+  // until Wake. Returns how many records are still waiting for delivery. For a producer that
+  // keeps sending while earlier records are in flight:
+  //
+  //   producer->Produce(record, on_delivery);     // repeatedly, as records come
+  //   size_t waiting = producer->Poll(absl::Milliseconds(100));
+  virtual size_t Poll(absl::Duration timeout) = 0;
+  // Thread-safe, unlike the rest: makes a Poll in progress, or else the next one, return at once
+  // (another thread has a record for the owner to produce).
+  virtual void Wake() = 0;
   // After Close every call fails with FAILED_PRECONDITION.
   virtual absl::Status Close() = 0;
 };

@@ -34,6 +34,9 @@ class EmbeddedProducer final : public Producer {
   // Copies the key, value and headers (not the topic name) into the staged record.
   absl::Status ProduceCopy(const OutgoingRecord& record, DeliveryCallback on_delivery) override;
   absl::Status Flush(absl::Duration timeout) override;
+  // Transactional: returns at once (records are delivered by Flush and the commit).
+  size_t Poll(absl::Duration timeout) override;
+  void Wake() override;
   absl::Status Close() override;
 
  private:
@@ -65,6 +68,7 @@ class EmbeddedProducer final : public Producer {
 
   LogStore* const store_;
   const bool transactional_;
+  const absl::Duration linger_;
   const std::string transactional_id_;
   int64_t epoch_ = 0;
   std::shared_ptr<TransactionalIdState> txn_state_;
@@ -87,6 +91,7 @@ class EmbeddedProducer final : public Producer {
   std::vector<std::pair<DeliveryCallback, absl::StatusOr<TopicPartitionOffset>>> completed_
       ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
   std::thread flusher_;
 };
 

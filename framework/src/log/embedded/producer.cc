@@ -11,6 +11,7 @@ namespace leftfold::internal::log::embedded {
 EmbeddedProducer::EmbeddedProducer(LogStore* store, const ProducerOptions& options)
     : store_(store),
       transactional_(!options.transactional_id.empty()),
+      linger_(options.linger.value_or(store->options().linger)),
       transactional_id_(options.transactional_id) {
   if (transactional_) {
     // Like InitTransactions: the newest producer of an id fences every older one.
@@ -336,6 +337,27 @@ void EmbeddedProducer::RunCompletions() {
   for (auto& [callback, result] : done) callback(std::move(result));
 }
 
+size_t EmbeddedProducer::Poll(absl::Duration timeout) {
+  if (closed_) return 0;
+  if (transactional_) return staged_.size() - reserved_count_;
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](EmbeddedProducer* p) { return p->wake_ || !p->completed_.empty(); }, this),
+        timeout);
+    wake_ = false;
+  }
+  RunCompletions();
+  absl::MutexLock lock(&mu_);
+  return pending_.size() + completed_.size();
+}
+
+void EmbeddedProducer::Wake() {
+  absl::MutexLock lock(&mu_);
+  wake_ = true;
+}
+
 void EmbeddedProducer::FlusherLoop() {
   absl::MutexLock lock(&mu_);
   for (;;) {
@@ -343,7 +365,7 @@ void EmbeddedProducer::FlusherLoop() {
         +[](EmbeddedProducer* p) { return p->stop_ || !p->pending_.empty(); }, this));
     if (stop_) return;
     // Linger: gather more records before paying for a write.
-    mu_.AwaitWithDeadline(absl::Condition(&stop_), first_pending_ + store_->options().linger);
+    mu_.AwaitWithDeadline(absl::Condition(&stop_), first_pending_ + linger_);
     if (stop_) return;
     WritePendingLocked().IgnoreError();  // reported to the delivery callbacks
   }

@@ -12,6 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "log/errors.h"
 #include "log/kafka/client.h"
@@ -155,6 +156,19 @@ class KafkaProducer final : public Producer {
     return StatusFromCode("flush", err);
   }
 
+  size_t Poll(absl::Duration timeout) override {
+    if (closed_ || rk_ == nullptr) return 0;
+    rd_kafka_poll(rk_.get(), ToMillis(timeout));
+    return static_cast<size_t>(rd_kafka_outq_len(rk_.get()));
+  }
+
+  // A yield on the queue rd_kafka_poll serves ends the poll in progress, or else makes the next
+  // one return at once. (rd_kafka_yield only works from inside a callback.)
+  void Wake() override {
+    absl::MutexLock lock(&wake_mu_);
+    if (main_queue_ != nullptr) rd_kafka_queue_yield(main_queue_);
+  }
+
   absl::Status Close() override {
     if (closed_) return absl::OkStatus();
     closed_ = true;
@@ -199,6 +213,10 @@ class KafkaProducer final : public Producer {
         // Unknown topics are an error, never created by a produce.
         {"allow.auto.create.topics", "false"},
     };
+    Properties linger;
+    if (options_.linger.has_value()) {
+      linger["linger.ms"] = absl::StrCat(absl::ToDoubleMilliseconds(*options_.linger));
+    }
     Properties txn;
     if (transactional()) {
       txn["transactional.id"] = options_.transactional_id;
@@ -218,9 +236,9 @@ class KafkaProducer final : public Producer {
         {"enable.idempotence", "true"},
         {"partitioner", "murmur2_random"},
     };
-    absl::StatusOr<ConfPtr> conf = BuildConf(
-        settings_->brokers,
-        {&kDefaults, &txn, &settings_->properties, &options_.kafka_properties, &kEnforced});
+    absl::StatusOr<ConfPtr> conf =
+        BuildConf(settings_->brokers, {&kDefaults, &linger, &txn, &settings_->properties,
+                                       &options_.kafka_properties, &kEnforced});
     if (!conf.ok()) return conf.status();
     rd_kafka_conf_set_dr_msg_cb(conf->get(), &OnDelivery);
     rd_kafka_conf_set_opaque(conf->get(), &delivery_);
@@ -232,6 +250,10 @@ class KafkaProducer final : public Producer {
     absl::StatusOr<HandlePtr> rk = CreateHandle();
     if (!rk.ok()) return rk.status();
     rk_ = std::move(*rk);
+    {
+      absl::MutexLock lock(&wake_mu_);
+      main_queue_ = rd_kafka_queue_get_main(rk_.get());
+    }
     ++generation_;
     needs_recreate_ = false;
     in_transaction_ = false;
@@ -258,6 +280,11 @@ class KafkaProducer final : public Producer {
     absl::Time deadline = absl::Now() + absl::Seconds(1);
     rd_kafka_poll(rk_.get(), 0);
     while (rd_kafka_outq_len(rk_.get()) > 0 && absl::Now() < deadline) rd_kafka_poll(rk_.get(), 10);
+    {
+      absl::MutexLock lock(&wake_mu_);
+      rd_kafka_queue_destroy(main_queue_);  // a reference: released before the handle
+      main_queue_ = nullptr;
+    }
     rk_.reset();
     in_transaction_ = false;
   }
@@ -311,6 +338,9 @@ class KafkaProducer final : public Producer {
   // Declared before rk_: the handle's last deliveries (at its destruction) still use it.
   DeliveryState delivery_;
   HandlePtr rk_;
+  // rk_'s main queue (the one rd_kafka_poll serves), for Wake: the one call from other threads.
+  absl::Mutex wake_mu_;
+  rd_kafka_queue_t* main_queue_ ABSL_GUARDED_BY(wake_mu_) = nullptr;
   // Topics known to exist, so a produce to an unknown one fails at once instead of queueing.
   absl::flat_hash_map<std::string, int32_t> partition_counts_;
   std::optional<absl::Duration> next_call_timeout_;
