@@ -62,12 +62,22 @@ std::string Key(const char* kind, absl::string_view id) {
 // without parsing the result.
 constexpr size_t kStampSize = 8;
 
-std::string DedupValue(const v1::CommandResult& result) {
+size_t DedupValueSize(const v1::CommandResult& result) {
+  return kStampSize + result.ByteSizeLong();
+}
+
+// Writes the value into `out`, DedupValueSize bytes, right after DedupValueSize was called
+// (serialization uses the sizes it cached).
+void WriteDedupValue(const v1::CommandResult& result, char* out) {
   uint64_t micros = static_cast<uint64_t>(std::max<int64_t>(
       google::protobuf::util::TimeUtil::TimestampToMicroseconds(result.processed_at()), 0));
-  std::string value(kStampSize, '\0');
-  for (size_t i = 0; i < kStampSize; ++i) value[i] = static_cast<char>(micros >> (8 * i));
-  result.AppendToString(&value);
+  for (size_t i = 0; i < kStampSize; ++i) out[i] = static_cast<char>(micros >> (8 * i));
+  result.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out + kStampSize));
+}
+
+std::string DedupValue(const v1::CommandResult& result) {
+  std::string value(DedupValueSize(result), '\0');
+  WriteDedupValue(result, value.data());
   return value;
 }
 
@@ -216,13 +226,17 @@ PartitionStore::~PartitionStore() {
 }
 
 void PartitionStore::DedupBuffer::Put(absl::string_view key, absl::string_view value) {
-  char* at = Allocate(key.size() + value.size());
+  std::memcpy(PutUninitialized(key, value.size()), value.data(), value.size());
+}
+
+char* PartitionStore::DedupBuffer::PutUninitialized(absl::string_view key, size_t value_size) {
+  char* at = Allocate(key.size() + value_size);
   std::memcpy(at, key.data(), key.size());
-  std::memcpy(at + key.size(), value.data(), value.size());
-  bytes_ += key.size() + value.size();
+  bytes_ += key.size() + value_size;
   // A key put again (a replayed result) points at its new value; the old bytes stay unused.
   index_.insert_or_assign(absl::string_view(at, key.size()),
-                          absl::string_view(at + key.size(), value.size()));
+                          absl::string_view(at + key.size(), value_size));
+  return at + key.size();
 }
 
 const absl::string_view* PartitionStore::DedupBuffer::Find(absl::string_view key) const {
@@ -501,7 +515,8 @@ absl::Status PartitionStore::Write(const Update& update) {
       if (result.command_id().empty()) continue;
       key.clear();
       AppendKey(key, kResultPrefix, result.command_id());
-      filling_.Put(key, DedupValue(result));
+      // Serialized straight into the buffer: no string per result.
+      WriteDedupValue(result, filling_.PutUninitialized(key, DedupValueSize(result)));
     }
     for (const EncodedResult& result : update.encoded_results) {
       if (result.command_id.empty()) continue;

@@ -125,6 +125,9 @@ class PartitionStore {
   class DedupBuffer {
    public:
     void Put(absl::string_view key, absl::string_view value);
+    // Put of a value of `value_size` bytes that the caller writes at the returned address
+    // before the next call (and before any reader can find the key: under the store's lock).
+    char* PutUninitialized(absl::string_view key, size_t value_size);
     const absl::string_view* Find(absl::string_view key) const;
     // Every entry, in key order (the last value of a key put twice).
     std::vector<std::pair<absl::string_view, absl::string_view>> Sorted() const;

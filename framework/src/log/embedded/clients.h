@@ -61,6 +61,11 @@ class EmbeddedProducer final : public Producer {
   absl::Status ReserveStaged();
   // Forgets this producer's reservations in the transactional id's state (commit or abort).
   void ForgetReservations();
+  // A transactional record's delivery, in one reused result (a DeliveryCallback's argument is
+  // valid for the call only): no topic name copied per record. Staging never delivers, so a
+  // callback that produces again cannot overwrite it under its caller.
+  const absl::StatusOr<TopicPartitionOffset>& Delivered(const PendingRecord& record,
+                                                        int64_t offset);
   absl::Status WritePendingLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunCompletions() ABSL_LOCKS_EXCLUDED(mu_);
   void FlusherLoop() ABSL_LOCKS_EXCLUDED(mu_);
@@ -80,6 +85,7 @@ class EmbeddedProducer final : public Producer {
   size_t reserved_count_ = 0;
   std::vector<Reservation> reservations_;
   std::vector<PendingOffsets> staged_offsets_;
+  absl::StatusOr<TopicPartitionOffset> delivered_ = TopicPartitionOffset{};
   // Topics this producer wrote to, most recent last: saves the store's lookup per record.
   static constexpr size_t kMaxCachedTopics = 8;
   std::vector<std::shared_ptr<TopicState>> topics_;

@@ -199,9 +199,7 @@ absl::Status EmbeddedProducer::CommitTransaction() {
   for (size_t i = 0; i < committed.size(); ++i) {
     PendingRecord& r = committed[i];
     // Flushed records already had theirs (their callbacks were consumed then).
-    if (r.on_delivery) {
-      r.on_delivery(TopicPartitionOffset{{r.topic->name, r.partition}, (*offsets)[i]});
-    }
+    if (r.on_delivery) r.on_delivery(Delivered(r, (*offsets)[i]));
   }
   // The next transaction stages into this capacity instead of growing a vector again (unless a
   // callback already started staging).
@@ -273,20 +271,19 @@ absl::Status EmbeddedProducer::ReserveStaged() {
   }
   reservations_.insert(reservations_.end(), reserved->reservations.begin(),
                        reserved->reservations.end());
-  std::vector<std::pair<DeliveryCallback, TopicPartitionOffset>> delivered;
+  std::vector<std::pair<DeliveryCallback, size_t>> delivered;  // callback, index in staged_
   delivered.reserve(staged_.size() - reserved_count_);
   for (size_t i = reserved_count_; i < staged_.size(); ++i) {
     PendingRecord& r = staged_[i];
     r.offset = reserved->offsets[i - reserved_count_];
     if (r.on_delivery) {
-      delivered.emplace_back(std::move(r.on_delivery),
-                             TopicPartitionOffset{{r.topic->name, r.partition}, r.offset});
+      delivered.emplace_back(std::move(r.on_delivery), i);
       r.on_delivery = nullptr;
     }
   }
   reserved_count_ = staged_.size();
-  // Run after the bookkeeping: a callback may Produce again.
-  for (auto& [callback, position] : delivered) callback(std::move(position));
+  // Run after the bookkeeping: a callback may Produce again (staging only: indexes stay valid).
+  for (auto& [callback, i] : delivered) callback(Delivered(staged_[i], staged_[i].offset));
   return absl::OkStatus();
 }
 
@@ -335,6 +332,15 @@ void EmbeddedProducer::RunCompletions() {
     done.swap(completed_);
   }
   for (auto& [callback, result] : done) callback(std::move(result));
+}
+
+const absl::StatusOr<TopicPartitionOffset>& EmbeddedProducer::Delivered(const PendingRecord& record,
+                                                                        int64_t offset) {
+  TopicPartitionOffset& where = *delivered_;
+  where.tp.topic.assign(record.topic->name);  // into the capacity of the last one
+  where.tp.partition = record.partition;
+  where.offset = offset;
+  return delivered_;
 }
 
 size_t EmbeddedProducer::Poll(absl::Duration timeout) {
