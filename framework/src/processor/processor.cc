@@ -213,9 +213,18 @@ class ProcessorImpl final : public Processor {
   // The offset the next event on `partition` will get, or -1 (unknown; the batch then waits for
   // its deliveries before sending results).
   int64_t PredictEventOffset(int32_t partition, StagedBatch& staged);
+  // An aggregate's current state, owned by whoever holds it (this or the committing batch, the
+  // cache, the pending writes): valid until the next LoadState. Not a shared_ptr copy: its
+  // reference count is touched by the store writer's thread too, and a copy per command cost
+  // contended atomics.
+  struct StateView {
+    int64_t version = 0;
+    const google::protobuf::Message* state = nullptr;
+  };
   // `key` is CacheKey(partition, aggregate_id).
-  absl::StatusOr<StateCache::Entry> LoadState(int32_t partition, const std::string& aggregate_id,
-                                              const std::string& key, StagedBatch& staged);
+  absl::StatusOr<StateView> LoadState(int32_t partition, const std::string& aggregate_id,
+                                      const std::string& key, StagedBatch& staged);
+  std::shared_ptr<const google::protobuf::Message> last_loaded_;  // see LoadState
   // The committing batch's result for `command_id`, or nullptr.
   const v1::CommandResult* CommittingResult(absl::string_view command_id) const {
     if (committing_ == nullptr) return nullptr;
@@ -636,21 +645,25 @@ int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged
   return next->second++;
 }
 
-absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
-                                                           const std::string& aggregate_id,
-                                                           const std::string& key,
-                                                           StagedBatch& staged) {
+absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partition,
+                                                                  const std::string& aggregate_id,
+                                                                  const std::string& key,
+                                                                  StagedBatch& staged) {
   if (auto it = staged.states.find(key); it != staged.states.end()) {
-    return StateCache::Entry{it->second.version, it->second.state};
+    return StateView{it->second.version, it->second.state.get()};
   }
   if (committing_ != nullptr) {
     const StagedBatch& previous = committing_->staged;
     if (auto it = previous.states.find(key); it != previous.states.end()) {
-      return StateCache::Entry{it->second.version, it->second.state};
+      return StateView{it->second.version, it->second.state.get()};
     }
   }
-  if (const StateCache::Entry* cached = cache_.Get(key)) return *cached;
-  if (auto it = pending_states_.find(key); it != pending_states_.end()) return it->second.second;
+  if (const StateCache::Entry* cached = cache_.Get(key)) {
+    return StateView{cached->version, cached->state.get()};
+  }
+  if (auto it = pending_states_.find(key); it != pending_states_.end()) {
+    return StateView{it->second.second.version, it->second.second.state.get()};
+  }
   std::shared_ptr<google::protobuf::Message> state = definition_.NewState();
   int64_t version = 0;
   absl::StatusOr<std::optional<v1::Snapshot>> snapshot =
@@ -662,9 +675,10 @@ absl::StatusOr<StateCache::Entry> ProcessorImpl::LoadState(int32_t partition,
     }
     version = (*snapshot)->version();
   }
-  StateCache::Entry entry{version, std::move(state)};
-  cache_.Put(key, entry);
-  return entry;
+  // Owned here at least until the next LoadState: the cache may not keep it (size 0).
+  last_loaded_ = std::move(state);
+  cache_.Put(key, {version, last_loaded_});
+  return StateView{version, last_loaded_.get()};
 }
 
 v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, BatchSlot& slot) {
@@ -805,7 +819,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   }
 
   std::string cache_key = CacheKey(record.partition, command.aggregate_id());
-  absl::StatusOr<StateCache::Entry> current =
+  absl::StatusOr<StateView> current =
       LoadState(record.partition, command.aggregate_id(), cache_key, staged);
   if (!current.ok()) return current.status();
   result.set_version(current->version);

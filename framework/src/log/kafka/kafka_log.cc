@@ -257,7 +257,6 @@ class KafkaProducer final : public Producer {
     ++generation_;
     needs_recreate_ = false;
     in_transaction_ = false;
-    partition_counts_.clear();
     if (!transactional()) return absl::OkStatus();
     rd_kafka_error_t* error = rd_kafka_init_transactions(rk_.get(), CallTimeoutMillis());
     if (error == nullptr) return absl::OkStatus();
@@ -285,6 +284,7 @@ class KafkaProducer final : public Producer {
       rd_kafka_queue_destroy(main_queue_);  // a reference: released before the handle
       main_queue_ = nullptr;
     }
+    topics_.clear();
     rk_.reset();
     in_transaction_ = false;
   }
@@ -324,13 +324,23 @@ class KafkaProducer final : public Producer {
         "and reprocess from there"));
   }
 
-  absl::StatusOr<int32_t> PartitionCount(const std::string& topic) {
-    auto it = partition_counts_.find(topic);
-    if (it != partition_counts_.end()) return it->second;
+  struct KnownTopic {
+    int32_t partitions = 0;
+    RdPtr<rd_kafka_topic_t> handle;
+  };
+  // The topic's partition count and handle; valid until the next call. Produce by handle: by
+  // name, librdkafka looks the topic up under its handle-wide write lock for every record.
+  absl::StatusOr<const KnownTopic*> Topic(const std::string& name) {
+    auto it = topics_.find(name);
+    if (it != topics_.end()) return &it->second;
     absl::StatusOr<int32_t> count =
-        LookupPartitionCount(*settings_, rk_.get(), topic, kAdminTimeout);
-    if (count.ok()) partition_counts_.emplace(topic, *count);
-    return count;
+        LookupPartitionCount(*settings_, rk_.get(), name, kAdminTimeout);
+    if (!count.ok()) return count.status();
+    RdPtr<rd_kafka_topic_t> handle(rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr));
+    if (handle == nullptr) {
+      return StatusFromCode(absl::StrCat("topic handle for ", name), rd_kafka_last_error());
+    }
+    return &topics_.emplace(name, KnownTopic{*count, std::move(handle)}).first->second;
   }
 
   std::shared_ptr<const ClientSettings> settings_;
@@ -342,7 +352,8 @@ class KafkaProducer final : public Producer {
   absl::Mutex wake_mu_;
   rd_kafka_queue_t* main_queue_ ABSL_GUARDED_BY(wake_mu_) = nullptr;
   // Topics known to exist, so a produce to an unknown one fails at once instead of queueing.
-  absl::flat_hash_map<std::string, int32_t> partition_counts_;
+  // Their handles belong to rk_: dropped before it.
+  absl::flat_hash_map<std::string, KnownTopic> topics_;
   std::optional<absl::Duration> next_call_timeout_;
   absl::Status fatal_;  // the first fatal error; sticky
   int generation_ = 0;
@@ -354,15 +365,15 @@ class KafkaProducer final : public Producer {
 absl::Status KafkaProducer::ProduceCopy(const OutgoingRecord& record,
                                         DeliveryCallback on_delivery) {
   if (absl::Status s = EnsureUsable("produce", false); !s.ok()) return s;
-  absl::StatusOr<int32_t> count = PartitionCount(record.topic);
-  if (!count.ok()) {
-    return absl::Status(count.status().code(),
-                        absl::StrCat("produce to ", record.topic, ": ", count.status().message()));
+  absl::StatusOr<const KnownTopic*> topic = Topic(record.topic);
+  if (!topic.ok()) {
+    return absl::Status(topic.status().code(),
+                        absl::StrCat("produce to ", record.topic, ": ", topic.status().message()));
   }
-  if (record.partition >= *count) {
+  if (record.partition >= (*topic)->partitions) {
     return absl::InvalidArgumentError(absl::StrCat("produce: partition ", record.partition,
                                                    " out of range, topic ", record.topic, " has ",
-                                                   *count));
+                                                   (*topic)->partitions));
   }
   RdPtr<rd_kafka_headers_t> headers;
   if (!record.headers.empty()) {
@@ -378,7 +389,7 @@ absl::Status KafkaProducer::ProduceCopy(const OutgoingRecord& record,
   std::optional<absl::Time> deadline;
   for (;;) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(record.topic.c_str()),
+        rk_.get(), RD_KAFKA_V_RKT((*topic)->handle.get()),
         RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         // A non-null pointer even for "": the partitioner hashes an empty key like Java does.
