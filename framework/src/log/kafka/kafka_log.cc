@@ -159,6 +159,7 @@ class KafkaProducer final : public Producer {
   size_t Poll(absl::Duration timeout) override {
     if (closed_ || rk_ == nullptr) return 0;
     rd_kafka_poll(rk_.get(), ToMillis(timeout));
+    // Records not yet delivered, plus any request in flight: never 0 while a record waits.
     return static_cast<size_t>(rd_kafka_outq_len(rk_.get()));
   }
 
@@ -375,6 +376,9 @@ absl::Status KafkaProducer::ProduceCopy(const OutgoingRecord& record,
                                                    " out of range, topic ", record.topic, " has ",
                                                    (*topic)->partitions));
   }
+  // Kept apart from the map entry: a delivery callback run by the poll below may produce to a
+  // new topic and move the entries.
+  rd_kafka_topic_t* rkt = (*topic)->handle.get();
   RdPtr<rd_kafka_headers_t> headers;
   if (!record.headers.empty()) {
     headers.reset(rd_kafka_headers_new(record.headers.size()));
@@ -389,7 +393,7 @@ absl::Status KafkaProducer::ProduceCopy(const OutgoingRecord& record,
   std::optional<absl::Time> deadline;
   for (;;) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_RKT((*topic)->handle.get()),
+        rk_.get(), RD_KAFKA_V_RKT(rkt),
         RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         // A non-null pointer even for "": the partitioner hashes an empty key like Java does.
