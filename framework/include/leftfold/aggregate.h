@@ -185,6 +185,13 @@ class AggregateDefinition {
   // with INVALID_ARGUMENT, as is a command without payload.
   DecideResult Decide(const google::protobuf::Message& state, const v1::CommandEnvelope& command,
                       Version version = Version(0)) const;
+  // Decide into `out`, which it overwrites entirely, reusing its storage: for a runtime that
+  // decides many commands, the events' strings keep their capacity from one call to the next.
+  //
+  //   DecideResult decided;  // kept across commands
+  //   definition.DecideInto(state, command, Version(7), decided);
+  void DecideInto(const google::protobuf::Message& state, const v1::CommandEnvelope& command,
+                  Version version, DecideResult& out) const;
 
   // Folds one stored event into `state` (restore, replay). Errors: INVALID_ARGUMENT for an event
   // type without Apply or a state of the wrong type, DATA_LOSS for unparseable bytes, INTERNAL

@@ -27,18 +27,12 @@ bool IsHandlerFailure(absl::StatusCode code) {
          code == absl::StatusCode::kDataLoss;
 }
 
-DecideResult Rejected(absl::Status status) {
-  DecideResult result;
-  result.kind = DecideResult::Kind::kRejected;
-  result.status = std::move(status);
-  return result;
-}
-
-DecideResult Failed(absl::Status status) {
-  DecideResult result;
-  result.kind = DecideResult::Kind::kFailed;
-  result.status = std::move(status);
-  return result;
+// A rejected or failed outcome: no events, no new state.
+void Finish(DecideResult& out, DecideResult::Kind kind, absl::Status status) {
+  out.kind = kind;
+  out.status = std::move(status);
+  out.events.clear();
+  out.new_state.reset();
 }
 
 bool ValidTypeChar(char c) {
@@ -131,24 +125,36 @@ std::unique_ptr<Message> AggregateDefinition::NewState() const {
 
 DecideResult AggregateDefinition::Decide(const Message& state, const v1::CommandEnvelope& command,
                                          Version version) const {
+  DecideResult result;
+  DecideInto(state, command, version, result);
+  return result;
+}
+
+void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnvelope& command,
+                                     Version version, DecideResult& out) const {
   const internal::AggregateSpec& spec = impl_->spec;
   if (!impl_->IsState(state)) {
-    return Failed(absl::InternalError(absl::StrCat("aggregate ", spec.type, ": state is a ",
+    return Finish(out, DecideResult::Kind::kFailed,
+                  absl::InternalError(absl::StrCat("aggregate ", spec.type, ": state is a ",
                                                    state.GetTypeName(), ", expected ",
                                                    spec.state_prototype->GetTypeName())));
   }
   if (!command.aggregate_type().empty() && command.aggregate_type() != spec.type) {
-    return Rejected(absl::InvalidArgumentError(absl::StrCat(
-        "command for aggregate type ", command.aggregate_type(), " sent to ", spec.type)));
+    return Finish(
+        out, DecideResult::Kind::kRejected,
+        absl::InvalidArgumentError(absl::StrCat("command for aggregate type ",
+                                                command.aggregate_type(), " sent to ", spec.type)));
   }
   if (command.payload().type_url().empty()) {
-    return Rejected(absl::InvalidArgumentError("command has no payload"));
+    return Finish(out, DecideResult::Kind::kRejected,
+                  absl::InvalidArgumentError("command has no payload"));
   }
   absl::string_view command_type = TypeNameFromUrl(command.payload().type_url());
   auto it = impl_->decide_by_type.find(command_type);
   if (it == impl_->decide_by_type.end()) {
-    return Rejected(absl::UnimplementedError(
-        absl::StrCat("aggregate ", spec.type, " has no Decide for command type ", command_type)));
+    return Finish(out, DecideResult::Kind::kRejected,
+                  absl::UnimplementedError(absl::StrCat(
+                      "aggregate ", spec.type, " has no Decide for command type ", command_type)));
   }
   const internal::DecideHandler& handler = *it->second;
   // The command and the emitted events live for this call only: on an arena whose first block is
@@ -161,9 +167,10 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
   google::protobuf::Arena arena(arena_options);
   Message* payload = handler.prototype->New(&arena);
   if (!payload->ParseFromString(command.payload().value())) {
-    return Rejected(absl::InvalidArgumentError(
-        absl::StrCat("malformed ", command_type, " payload: ", command.payload().value().size(),
-                     " bytes do not parse")));
+    return Finish(out, DecideResult::Kind::kRejected,
+                  absl::InvalidArgumentError(absl::StrCat(
+                      "malformed ", command_type, " payload: ", command.payload().value().size(),
+                      " bytes do not parse")));
   }
 
   CommandContext context(command, version);
@@ -172,27 +179,33 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
   try {
     status = handler.fn(state, *payload, emit, context);
   } catch (const std::exception& e) {
-    return Failed(
+    return Finish(
+        out, DecideResult::Kind::kFailed,
         absl::InternalError(absl::StrCat("decide of ", command_type, " threw: ", e.what())));
   } catch (...) {
-    return Failed(absl::InternalError(
-        absl::StrCat("decide of ", command_type, " threw a non-standard exception")));
+    return Finish(out, DecideResult::Kind::kFailed,
+                  absl::InternalError(
+                      absl::StrCat("decide of ", command_type, " threw a non-standard exception")));
   }
   if (!status.ok()) {
-    return IsHandlerFailure(status.code()) ? Failed(std::move(status))
-                                           : Rejected(std::move(status));
+    // Decided before the status is moved into the call (argument order is unspecified).
+    DecideResult::Kind kind = IsHandlerFailure(status.code()) ? DecideResult::Kind::kFailed
+                                                              : DecideResult::Kind::kRejected;
+    return Finish(out, kind, std::move(status));
   }
 
-  DecideResult result;
-  result.kind = DecideResult::Kind::kAccepted;
-  result.new_state.reset(state.New());
-  result.new_state->MergeFrom(state);  // see Emit::operator()
-  result.events.reserve(emit.events_.size());
-  for (Message* event : emit.events_) {
+  out.new_state.reset(state.New());
+  out.new_state->MergeFrom(state);  // see Emit::operator()
+  // The first events keep their strings' capacity from the last call: no allocation per event
+  // once they are large enough.
+  out.events.resize(emit.events_.size());
+  for (size_t i = 0; i < emit.events_.size(); ++i) {
+    Message* event = emit.events_[i];
     const std::string& event_type = event->GetDescriptor()->full_name();
     auto apply = impl_->apply_by_type.find(event_type);
     if (apply == impl_->apply_by_type.end()) {
-      return Failed(
+      return Finish(
+          out, DecideResult::Kind::kFailed,
           absl::InternalError(absl::StrCat("decide of ", command_type, " emitted ", event_type,
                                            ", but aggregate ", spec.type, " has no Apply for it")));
     }
@@ -201,21 +214,24 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
       // Same descriptor, other C++ class (a DynamicMessage): convert through the wire format.
       Message* typed = apply_handler.prototype->New(&arena);
       if (!typed->ParseFromString(event->SerializeAsString())) {
-        return Failed(absl::InternalError(absl::StrCat("emitted ", event_type, " does not parse")));
+        return Finish(out, DecideResult::Kind::kFailed,
+                      absl::InternalError(absl::StrCat("emitted ", event_type, " does not parse")));
       }
       event = typed;
     }
-    absl::Status applied = RunApply(apply_handler, *result.new_state, *event);
+    absl::Status applied = RunApply(apply_handler, *out.new_state, *event);
     if (!applied.ok()) {
-      return Failed(absl::InternalError(
-          absl::StrCat("decide of ", command_type, " accepted, but ", applied.message())));
+      return Finish(out, DecideResult::Kind::kFailed,
+                    absl::InternalError(absl::StrCat("decide of ", command_type, " accepted, but ",
+                                                     applied.message())));
     }
     // Any::PackFrom, with the type URL built once per type.
-    google::protobuf::Any& packed = result.events.emplace_back();
+    google::protobuf::Any& packed = out.events[i];
     packed.set_type_url(apply->second.type_url);
     event->SerializeToString(packed.mutable_value());
   }
-  return result;
+  out.kind = DecideResult::Kind::kAccepted;
+  out.status = absl::OkStatus();
 }
 
 absl::Status AggregateDefinition::Apply(Message& state, const google::protobuf::Any& event) const {

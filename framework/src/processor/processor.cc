@@ -225,6 +225,7 @@ class ProcessorImpl final : public Processor {
   absl::StatusOr<StateView> LoadState(int32_t partition, const std::string& aggregate_id,
                                       const std::string& key, StagedBatch& staged);
   std::shared_ptr<const google::protobuf::Message> last_loaded_;  // see LoadState
+  DecideResult decided_;  // Decide's, reused from command to command
   // The committing batch's result for `command_id`, or nullptr.
   const v1::CommandResult* CommittingResult(absl::string_view command_id) const {
     if (committing_ == nullptr) return nullptr;
@@ -832,7 +833,8 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     return absl::OkStatus();
   }
 
-  DecideResult decided = definition_.Decide(*current->state, command, Version(current->version));
+  DecideResult& decided = decided_;  // reused: its events keep their strings' capacity
+  definition_.DecideInto(*current->state, command, Version(current->version), decided);
   if (decided.kind != DecideResult::Kind::kAccepted) {
     result.set_outcome(decided.kind == DecideResult::Kind::kRejected ? v1::CommandResult::REJECTED
                                                                      : v1::CommandResult::FAILED);

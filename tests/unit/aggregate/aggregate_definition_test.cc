@@ -79,6 +79,37 @@ TEST(AggregateDefinitionTest, AcceptedFoldsEventsIntoACopy) {
 // Decide runs the command and the emitted events on an arena that starts on the stack: more
 // events than fit inline, payloads larger than that first block, and an event emitted as a
 // DynamicMessage (converted through the wire format) must all come out exactly.
+// DecideInto reuses one result: each call overwrites all of it, as Decide would have returned.
+TEST(AggregateDefinitionTest, DecideIntoOverwritesTheWholeResult) {
+  AggregateDefinition def = TestAggregate();
+  Account state;
+  state.set_balance(3);
+  bank::v1::Withdraw too_much;
+  too_much.set_amount(10);
+  bank::v1::Withdraw some;
+  some.set_amount(2);
+  bank::v1::Deposit seven = DepositOf(7);
+  bank::v1::Deposit one = DepositOf(1);
+  DecideResult reused;
+  // Two events, then a rejection (none), then one event, then two again.
+  for (const google::protobuf::Message* command :
+       std::initializer_list<const google::protobuf::Message*>{&seven, &too_much, &some, &one}) {
+    v1::CommandEnvelope envelope = Envelope(*command);
+    def.DecideInto(state, envelope, Version(4), reused);
+    DecideResult fresh = def.Decide(state, envelope, Version(4));
+    ASSERT_EQ(reused.kind, fresh.kind) << command->GetTypeName();
+    EXPECT_EQ(reused.status, fresh.status);
+    ASSERT_EQ(reused.events.size(), fresh.events.size()) << command->ShortDebugString();
+    for (size_t i = 0; i < fresh.events.size(); ++i) {
+      EXPECT_EQ(reused.events[i].SerializeAsString(), fresh.events[i].SerializeAsString());
+    }
+    ASSERT_EQ(reused.new_state == nullptr, fresh.new_state == nullptr);
+    if (fresh.new_state != nullptr) {
+      EXPECT_EQ(reused.new_state->SerializeAsString(), fresh.new_state->SerializeAsString());
+    }
+  }
+}
+
 TEST(AggregateDefinitionTest, ManyLargeAndDynamicEventsArePackedExactly) {
   const std::string big(10000, 'x');
   google::protobuf::DynamicMessageFactory factory;
