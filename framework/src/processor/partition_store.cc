@@ -290,11 +290,7 @@ absl::Status PartitionStore::Ingest(bool wait) {
     sealed = sealed_ != nullptr;
   }
   if (!sealed) {  // nothing buffered: the offset alone (written by this thread)
-    if (results_next < 0) return absl::OkStatus();
-    rocksdb::WriteOptions write_options;
-    write_options.disableWAL = true;
-    return FromRocks(db_->Put(write_options, kResultsNextKey, absl::StrCat(results_next)),
-                     "write results offset");
+    return results_next < 0 ? absl::OkStatus() : PutResultsNext(results_next);
   }
   if (!wait) {
     try {
@@ -338,10 +334,7 @@ void PartitionStore::IngestSealed(int64_t results_next) {
     std::filesystem::remove(path, ec);  // a link to the ingested file, or a failed attempt
     if (!s.ok() || results_next < 0) return s;
     // Only now that the entries are in the store may the offset say so.
-    rocksdb::WriteOptions write_options;
-    write_options.disableWAL = true;
-    return FromRocks(db_->Put(write_options, kResultsNextKey, absl::StrCat(results_next)),
-                     "write results offset");
+    return PutResultsNext(results_next);
   };
   absl::Status s = ingest();
   absl::WriterMutexLock lock(&mu_);
@@ -350,6 +343,14 @@ void PartitionStore::IngestSealed(int64_t results_next) {
   } else if (ingest_error_.ok()) {
     ingest_error_ = s;  // the entries stay readable in `sealed_`
   }
+}
+
+absl::Status PartitionStore::PutResultsNext(int64_t results_next) {
+  // Outside the WAL: lost in a crash, it only makes restore replay results already stored.
+  rocksdb::WriteOptions write_options;
+  write_options.disableWAL = true;
+  return FromRocks(db_->Put(write_options, kResultsNextKey, absl::StrCat(results_next)),
+                   "write results offset");
 }
 
 absl::Status PartitionStore::LoadMeta() {

@@ -152,6 +152,8 @@ class PartitionStore {
   // Runs on the ingest thread: writes `sealed_` as one sorted SST file, ingests it, persists
   // the results changelog offset it covers, then drops it.
   void IngestSealed(int64_t results_next);
+  // Persists the results changelog offset on its own, once its entries are in RocksDB.
+  absl::Status PutResultsNext(int64_t results_next);
   // The buffered value of `key` (the filling buffer, then the one being ingested), or nullptr.
   const absl::string_view* FindBufferedLocked(absl::string_view key) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

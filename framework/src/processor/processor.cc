@@ -224,8 +224,6 @@ class ProcessorImpl final : public Processor {
   // `key` is CacheKey(partition, aggregate_id).
   absl::StatusOr<StateView> LoadState(int32_t partition, const std::string& aggregate_id,
                                       const std::string& key, StagedBatch& staged);
-  std::shared_ptr<const google::protobuf::Message> last_loaded_;  // see LoadState
-  DecideResult decided_;  // Decide's, reused from command to command
   // The committing batch's result for `command_id`, or nullptr.
   const v1::CommandResult* CommittingResult(absl::string_view command_id) const {
     if (committing_ == nullptr) return nullptr;
@@ -308,6 +306,10 @@ class ProcessorImpl final : public Processor {
   // Runs one commit at a time. Declared after producer_: destroyed (joined) before it.
   BackgroundWriter committer_{1};
   v1::EventEnvelope event_;
+  // The state LoadState read last from a store (the cache may not keep it).
+  std::shared_ptr<const google::protobuf::Message> last_loaded_;
+  // Decide's result, reused from command to command (its events keep their capacity).
+  DecideResult decided_;
   v1::Snapshot snapshot_;
   // A restore failure inside the rebalance callback; Run returns it.
   absl::Status callback_error_;
