@@ -51,6 +51,7 @@ struct Config {
   uint64_t seed = 42;
   std::string dir = "/tmp/leftfold-processor-bench";
   std::string scenario = "throughput";
+  std::string only;  // "processor" or "passthrough": run one leg alone (for profiling)
 };
 
 struct RunResult {
@@ -394,6 +395,10 @@ int Main(int argc, char** argv) {
                  "instance) or memory (peak RSS, default cache)")
       ->check(CLI::IsMember({"throughput", "restore", "memory"}))
       ->capture_default_str();
+  app.add_option("--only", config.only,
+                 "run one leg alone, processor or passthrough, and print its figures without a "
+                 "ratio (for profiling one side)")
+      ->check(CLI::IsMember({"processor", "passthrough"}));
   CLI11_PARSE(app, argc, argv);
   if (config.backend == "kafka" && config.brokers.empty()) {
     std::fprintf(stderr, "--backend kafka needs --brokers\n");
@@ -414,9 +419,13 @@ int Main(int argc, char** argv) {
   std::vector<RunResult> processor, passthrough;
   for (int run = 0; run <= config.runs; ++run) {
     // Alternate which goes first, so neither always meets the broker right after a preload.
-    absl::StatusOr<RunResult> base, proc;
+    absl::StatusOr<RunResult> base = RunResult{}, proc = RunResult{};
     for (int leg = 0; leg < 2; ++leg) {
-      if ((leg == 0) == (run % 2 == 0)) {
+      bool passthrough_leg = (leg == 0) == (run % 2 == 0);
+      if (!config.only.empty() && config.only != (passthrough_leg ? "passthrough" : "processor")) {
+        continue;
+      }
+      if (passthrough_leg) {
         base = RunPassthrough(config, run);
       } else {
         proc = RunProcessor(config, run);
@@ -430,13 +439,27 @@ int Main(int argc, char** argv) {
       std::fprintf(stderr, "processor failed: %s\n", proc.status().ToString().c_str());
       return 1;
     }
-    std::printf("%s run %d: processor %.0f commands/s, passthrough %.0f commands/s (%.0f%%)\n",
-                run == 0 ? "warm-up" : "measured", run, proc->per_second, base->per_second,
-                100.0 * proc->per_second / base->per_second);
+    if (config.only.empty()) {
+      std::printf("%s run %d: processor %.0f commands/s, passthrough %.0f commands/s (%.0f%%)\n",
+                  run == 0 ? "warm-up" : "measured", run, proc->per_second, base->per_second,
+                  100.0 * proc->per_second / base->per_second);
+    } else {
+      const RunResult& leg = config.only == "processor" ? *proc : *base;
+      std::printf("%s run %d: %s %.0f commands/s, CPU %.2f s / 100k commands\n",
+                  run == 0 ? "warm-up" : "measured", run, config.only.c_str(), leg.per_second,
+                  leg.cpu_seconds);
+    }
     std::fflush(stdout);
     if (run == 0) continue;
     processor.push_back(*proc);
     passthrough.push_back(*base);
+  }
+  if (!config.only.empty()) {
+    Summary leg = Summarize(config.only == "processor" ? processor : passthrough);
+    std::printf("%s alone: median %.0f commands/s (%.0f-%.0f), CPU %.2f s / 100k commands\n",
+                config.only.c_str(), leg.median, leg.min, leg.max, leg.cpu_median);
+    std::filesystem::remove_all(config.dir);
+    return 0;
   }
   Summary p = Summarize(processor), b = Summarize(passthrough);
   std::printf(
