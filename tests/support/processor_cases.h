@@ -191,6 +191,71 @@ TEST_P(ProcessorTest, EachBatchSeesTheBatchCommittingBeforeIt) {
   EXPECT_EQ(h.processor().stats().aborted_transactions, 0);
 }
 
+// Small batches, all waiting before the processor starts: once a batch's event offsets are
+// predicted it goes out and commits on the committer's thread while the next batch is decided
+// from those predictions. Every position must hold its event, a repeat in the next batch must
+// get the original result, and no prediction may miss.
+TEST_P(ProcessorTest, PredictedBatchesGoOutWhileTheNextIsDecided) {
+  ProcessorHarness h(brokers());
+  h.StartProcessor();  // creates the topics
+  ASSERT_TRUE(h.StopProcessor().ok());
+  std::vector<v1::CommandEnvelope> commands;
+  for (int a = 0; a < 4; ++a) {
+    commands.push_back(
+        BankCommand(absl::StrCat("open-", a), absl::StrCat("acc-", a), Open("erin", 0)));
+  }
+  for (int i = 0; i < 160; ++i) {
+    std::string account = absl::StrCat("acc-", i % 4);
+    commands.push_back(BankCommand(absl::StrCat("d", i), account, DepositOf(1)));
+    if (i % 10 == 9) {
+      // The same id again, a few commands on: in this batch or the next, whose predecessor may
+      // still be going out.
+      commands.push_back(BankCommand(absl::StrCat("d", i - 4), account, DepositOf(1)));
+    }
+  }
+  h.Send(commands);
+  ProcessorOptions options;
+  options.max_batch = 4;
+  h.StartProcessor(options);
+  auto results = h.Results(commands.size());
+  ASSERT_EQ(h.all_results().size(), commands.size());
+  ASSERT_EQ(results.size(), 164u);
+
+  auto events = h.Events(164);
+  ASSERT_EQ(events.size(), 164u) << "one event per distinct command, none for a repeat";
+  ExpectContiguousVersions(events);
+  std::map<std::pair<int32_t, int64_t>, std::string> event_at;
+  for (const auto& record : h.ReadAll(h.topics().events, 164)) {
+    v1::EventEnvelope event;
+    ASSERT_TRUE(event.ParseFromString(record.value));
+    event_at[{record.partition, record.offset}] = event.command_id();
+  }
+  std::map<std::string, std::set<std::string>> copies;
+  for (const auto& r : h.all_results()) {
+    EXPECT_EQ(r.outcome(), v1::CommandResult::ACCEPTED) << r.command_id() << ": " << r.message();
+    copies[r.command_id()].insert(r.SerializeAsString());
+    ASSERT_EQ(r.event_positions_size(), 1) << r.command_id();
+    const v1::Position& p = r.event_positions(0);
+    auto at = event_at.find({p.partition(), p.offset()});
+    ASSERT_NE(at, event_at.end()) << r.command_id() << " points at " << p.partition() << "@"
+                                  << p.offset() << ", which holds no committed event";
+    EXPECT_EQ(at->second, r.command_id());
+  }
+  for (const auto& [id, distinct] : copies) {
+    EXPECT_EQ(distinct.size(), 1u) << id << ": a repeat must get the original result";
+  }
+  auto snapshots = h.Snapshots(4);
+  for (int a = 0; a < 4; ++a) {
+    std::string id = absl::StrCat("acc-", a);
+    bank::v1::Account state;
+    ASSERT_TRUE(snapshots[id].state().UnpackTo(&state));
+    EXPECT_EQ(state.balance(), 40) << id;
+    EXPECT_EQ(state.SerializeAsString(), FoldAccount(events, id).SerializeAsString()) << id;
+  }
+  EXPECT_EQ(h.processor().stats().duplicates, 16);
+  EXPECT_EQ(h.processor().stats().aborted_transactions, 0) << "a prediction missed";
+}
+
 // At least once: records are delivered, then the offsets committed outside any transaction.
 // Results still carry their events' positions, repeats still get the original result, and a
 // restart resumes after the committed offsets.

@@ -30,8 +30,9 @@ namespace {
 using log::ErrorClass;
 
 constexpr char kComponent[] = "processor";
-// A batch of at least this many commands (or a full one) commits on the committer's thread while
-// the next batch is decided; smaller ones commit on the processing thread (see ProcessBatch).
+// A batch of at least this many commands (or a full one) is published (when its event offsets
+// were predicted) and committed on the committer's thread while the next batch is decided;
+// smaller ones go out and commit on the processing thread (see ProcessBatch).
 constexpr size_t kOverlapMinBatch = 256;
 // Restore and rebuild write the store in chunks of this many records.
 constexpr size_t kRestoreChunk = 10000;
@@ -242,8 +243,9 @@ class ProcessorImpl final : public Processor {
   void EncodeResults(StagedBatch& staged);
   // Produces the batch's records into the open transaction; returns once all are delivered.
   absl::Status Publish(StagedBatch& staged);
-  // Commits the published batch on the committer's thread; AwaitCommit waits for it.
-  void StartCommit(BatchSlot& slot);
+  // Commits the batch on the committer's thread, publishing it first if `publish` (its offsets
+  // were sent); AwaitCommit waits for it.
+  void StartCommit(BatchSlot& slot, bool publish);
   // Commits the open transaction (retrying retriable errors) on the calling thread.
   absl::Status Commit(StagedBatch& staged);
   // Waits for the committing batch's commit, if one runs. Once it committed, the stores and the
@@ -636,6 +638,10 @@ absl::Status ProcessorImpl::RebuildFromEvents(log::Consumer& reader, int32_t par
 }
 
 int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged) {
+  if (auto next = staged.next_event_offset.find(partition);
+      next != staged.next_event_offset.end()) {
+    return next->second++;
+  }
   // Only inside a transaction: a missed prediction must be abortable, and records of the
   // at-least-once producer are visible on delivery.
   auto track = event_tracks_.find(partition);
@@ -643,9 +649,23 @@ int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged
     staged.predicted = false;
     return -1;
   }
-  auto [next, fresh] =
-      staged.next_event_offset.try_emplace(partition, track->second.last + 1 + track->second.gap);
-  return next->second++;
+  // The newest transaction with events here: the committing batch's (which may still be going
+  // out: its own predictions then, checked before it commits, and this batch is dropped with it
+  // should they miss), else the last committed one's.
+  int64_t last = track->second.last;
+  if (committing_ != nullptr) {
+    const StagedBatch& previous = committing_->staged;
+    if (previous.predicted) {
+      auto it = previous.next_event_offset.find(partition);
+      if (it != previous.next_event_offset.end()) last = it->second - 1;
+    } else {
+      auto it = previous.event_offsets.find(partition);  // delivered before it was handed over
+      if (it != previous.event_offsets.end()) last = it->second.second;
+    }
+  }
+  int64_t next = last + 1 + track->second.gap;
+  staged.next_event_offset.emplace(partition, next + 1);
+  return next;
 }
 
 absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partition,
@@ -864,7 +884,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     *event.mutable_payload() = std::move(payload);
     *event.mutable_timestamp() = now;
     v1::Position* position = staged_result->add_event_positions();
-    // The previous batch was published, so its events' offsets are known (see Publish).
+    // Predicted from the committing batch's or the last committed one's (PredictEventOffset).
     int64_t predicted = PredictEventOffset(record.partition, staged);
     if (predicted >= 0) {
       position->set_topic(topics_.events);
@@ -958,12 +978,15 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
             if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
             return;
           }
-          if (!position->topic().empty() && delivered->offset != position->offset()) {
-            staged.prediction_missed = true;
+          if (!position->topic().empty()) {
+            // Predicted: only checked. The result may be read meanwhile (the next batch copies
+            // it for a duplicate command) when this batch goes out on the committer's thread.
+            if (delivered->offset != position->offset()) staged.prediction_missed = true;
+          } else {
+            position->set_topic(delivered->tp.topic);
+            position->set_partition(delivered->tp.partition);
+            position->set_offset(delivered->offset);
           }
-          position->set_topic(delivered->tp.topic);
-          position->set_partition(delivered->tp.partition);
-          position->set_offset(delivered->offset);
           auto [it, fresh] = staged.event_offsets.try_emplace(delivered->tp.partition,
                                                               delivered->offset, delivered->offset);
           if (!fresh) {
@@ -1011,11 +1034,6 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   if (!staged.delivery_error.ok()) return staged.delivery_error;
   if (staged.prediction_missed) {
     return absl::AbortedError("event offsets differed from their prediction");
-  }
-  for (auto [partition, offsets] : staged.event_offsets) {
-    EventOffsetTrack& track = event_tracks_[partition];
-    if (track.last >= 0) track.gap = offsets.first - track.last - 1;
-    track.last = offsets.second;
   }
   return absl::OkStatus();
 }
@@ -1152,12 +1170,24 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
     status = producer_->SendOffsetsToTransaction(CommandOffsets(staged), *consumer_);
   }
   staged.offsets_sent = absl::Now();
-  if (status.ok()) status = Publish(staged);
+  if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
+
+  const bool overlap =
+      exactly_once() && slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch);
+  if (overlap && staged.predicted) {
+    // Its records go out and commit on the committer's thread while the next batch is polled
+    // and decided. Publish then only reads what Decide may read too (results, states): the
+    // predicted positions are checked, not written, and the offsets track is learned here, in
+    // Committed.
+    StartCommit(slot, /*publish=*/true);
+    return absl::OkStatus();
+  }
+  status = Publish(staged);
   staged.published = absl::Now();
   if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
 
-  if (exactly_once() && slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch)) {
-    StartCommit(slot);
+  if (overlap) {
+    StartCommit(slot, /*publish=*/false);
     return absl::OkStatus();
   }
   if (exactly_once()) {
@@ -1175,9 +1205,16 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   return Committed(staged);
 }
 
-void ProcessorImpl::StartCommit(BatchSlot& slot) {
+void ProcessorImpl::StartCommit(BatchSlot& slot, bool publish) {
   committing_ = &slot;
-  committer_.Enqueue([this, &slot] { return Commit(slot.staged); });
+  committer_.Enqueue([this, &slot, publish] {
+    if (publish) {
+      absl::Status published = Publish(slot.staged);
+      slot.staged.published = absl::Now();
+      if (!published.ok()) return published;
+    }
+    return Commit(slot.staged);
+  });
 }
 
 absl::Status ProcessorImpl::Commit(StagedBatch& staged) {
@@ -1217,6 +1254,12 @@ absl::Status ProcessorImpl::Committed(StagedBatch& staged) {
             {"commit_ms", ms(staged.published, staged.committed)}});
   transactions_.fetch_add(1);
   committed_.fetch_add(static_cast<int64_t>(staged.results.size()));
+  // The next batches predict their event offsets from these (see PredictEventOffset).
+  for (auto [partition, offsets] : staged.event_offsets) {
+    EventOffsetTrack& track = event_tracks_[partition];
+    if (track.last >= 0) track.gap = offsets.first - track.last - 1;
+    track.last = offsets.second;
+  }
   return ApplyCommitted(staged);
 }
 
