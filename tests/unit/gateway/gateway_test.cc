@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "fake_processor.h"
 #include "gateway_fixture.h"
@@ -296,18 +297,35 @@ TEST_F(GatewayTest, SlowSubscriberIsCutOffWithoutHurtingAFastOne) {
   fast->WaitForInitialMetadata();
 
   // The fast subscriber reads on its own thread while the commands go in, as a fast client
-  // does: read only after all the submits, its own gRPC window (not its reading) would decide
-  // whether it keeps up, and on a busy machine it too overflowed the 32-message buffer.
-  std::set<std::string> fast_seen;
+  // does, and it is never more than kAhead results behind: each submit waits for that. Without
+  // the bound a busy machine could leave its reading thread unscheduled until it, too, had
+  // overflowed the 32-message buffer (the slow one is cut off at 32 either way).
+  constexpr size_t kAhead = 8;
+  absl::Mutex mu;
+  std::set<std::string> fast_seen;  // guarded by mu
   std::thread fast_reader([&] {
     CommandResult seen;
-    while (fast_seen.size() < static_cast<size_t>(kCommands) && fast->Read(&seen)) {
+    while (fast->Read(&seen)) {
+      absl::MutexLock lock(&mu);
       fast_seen.insert(seen.command_id());
+      if (fast_seen.size() >= static_cast<size_t>(kCommands)) break;
     }
   });
   std::string echo(16 * 1024, 'x');  // big results fill the slow client's window quickly
   std::set<std::string> submitted;
-  for (int i = 0; i < kCommands; ++i) {
+  bool fast_fell_behind = false;
+  for (int i = 0; i < kCommands && !fast_fell_behind; ++i) {
+    {
+      absl::MutexLock lock(&mu);
+      auto caught_up = [&fast_seen, want = submitted.size()] {
+        return fast_seen.size() + kAhead >= want;
+      };
+      fast_fell_behind = !mu.AwaitWithTimeout(absl::Condition(&caught_up), absl::Seconds(30));
+    }
+    if (fast_fell_behind) {
+      fast_ctx.TryCancel();  // ends the reader's Read
+      break;
+    }
     CommandEnvelope c = Command(absl::StrCat("h-", i % 7), "accept");
     (*c.mutable_metadata())["echo"] = echo;
     grpc::ClientContext ctx;
@@ -318,6 +336,8 @@ TEST_F(GatewayTest, SlowSubscriberIsCutOffWithoutHurtingAFastOne) {
     submitted.insert(ack.command_id());
   }
   fast_reader.join();
+  ASSERT_FALSE(fast_fell_behind) << "the fast subscriber saw " << fast_seen.size() << " of "
+                                 << submitted.size() << " results in 30 s";
   EXPECT_EQ(fast_seen, submitted);
   CommandResult r;
 
