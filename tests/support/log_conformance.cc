@@ -585,6 +585,70 @@ TEST_P(LogConformanceTest, OffsetsCommitOnlyWithTheirTransaction) {
   LF_ASSERT_OK(consumer->Close());
 }
 
+// Offsets may be committed, or sent to a transaction, from another thread while the consumer's
+// owner polls it (a processor does either on its committer thread); they still commit.
+TEST_P(LogConformanceTest, OffsetsCommittedWhileTheOwnerPolls) {
+  const std::string input = UniqueName("conf-polling-in");
+  const std::string output = UniqueName("conf-polling-out");
+  const std::string group = UniqueName("conf-polling-group");
+  LF_ASSERT_OK(CreateTopic(admin(), input, 1));
+  LF_ASSERT_OK(CreateTopic(admin(), output, 1));
+  {
+    LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> seed, log().NewProducer({}));
+    for (int i = 0; i < 10; ++i) LF_ASSERT_OK(seed->Produce(Out(input, "k", absl::StrCat(i))));
+    LF_ASSERT_OK(seed->Flush(kWait));
+  }
+  LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Consumer> consumer,
+                          log().NewConsumer({.group_id = group}));
+  LF_ASSERT_OK(consumer->Subscribe({input}, {}));
+  LF_ASSERT_OK_AND_ASSIGN(std::vector<Record> inputs, PollCount(*consumer, 10));
+  ASSERT_EQ(inputs.size(), 10u);
+  LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> producer,
+                          log().NewProducer({.transactional_id = UniqueName("conf-polling-txn")}));
+  const std::vector<TopicPartition> tps = {{input, 0}};
+  auto committed_is = [&](int64_t want) -> absl::StatusOr<bool> {
+    absl::StatusOr<std::map<int32_t, int64_t>> now = CommittedMap(*consumer, tps);
+    if (!now.ok()) return now.status();
+    return now->at(0) == want;
+  };
+
+  std::atomic<bool> stop{false};
+  absl::Status poll_error;
+  std::thread owner([&] {
+    while (!stop.load()) {
+      std::vector<Record> more;
+      if (absl::Status s = PollInto(*consumer, more); !s.ok() || !more.empty()) {
+        poll_error = s.ok() ? absl::InternalError("polled a record past the end") : s;
+        return;
+      }
+    }
+  });
+  // Plain commits of the first half, then transactions for the rest, two records at a time.
+  absl::Status sent;
+  for (size_t done = 1; done <= inputs.size() && sent.ok(); ++done) {
+    const std::vector<Record> processed(inputs.begin(), inputs.begin() + done);
+    if (done <= inputs.size() / 2) {
+      sent = consumer->CommitOffsets(NextOffsets(processed));
+    } else if (!GetParam().unsupported.contains("OffsetsCommitOnlyWithTheirTransaction")) {
+      sent = producer->BeginTransaction();
+      if (sent.ok()) sent = producer->Produce(Out(output, "k", absl::StrCat("out-", done)));
+      if (sent.ok()) sent = producer->SendOffsetsToTransaction(NextOffsets(processed), *consumer);
+      if (sent.ok()) sent = producer->CommitTransaction();
+    }
+  }
+  stop.store(true);
+  owner.join();
+  LF_ASSERT_OK(sent);
+  LF_ASSERT_OK(poll_error);
+  // Where the backend shows transactional offsets in Committed() (not the mock cluster: see
+  // OffsetsCommitOnlyWithTheirTransaction), the last transaction's; else the last plain commit.
+  const int64_t want = GetParam().unsupported.contains("OffsetsCommitOnlyWithTheirTransaction")
+                           ? inputs[inputs.size() / 2 - 1].offset + 1
+                           : inputs.back().offset + 1;
+  LF_ASSERT_OK(Await([&] { return committed_is(want); }, "the last committed offsets"));
+  LF_ASSERT_OK(consumer->Close());
+}
+
 // 4. An instance dies mid-transaction (its producer destroyed without a commit, its consumer
 // closed), and a successor (same group, same transactional id) takes over and finishes the work.
 // Two cases check the outcome: nothing of the dead transaction is visible, and the successor

@@ -191,12 +191,15 @@ TEST_P(ProcessorTest, EachBatchSeesTheBatchCommittingBeforeIt) {
   EXPECT_EQ(h.processor().stats().aborted_transactions, 0);
 }
 
-// Small batches, all waiting before the processor starts: once a batch's event offsets are
-// predicted it goes out and commits on the committer's thread while the next batch is decided
-// from those predictions. Every position must hold its event, a repeat in the next batch must
-// get the original result, and no prediction may miss.
-TEST_P(ProcessorTest, PredictedBatchesGoOutWhileTheNextIsDecided) {
-  ProcessorHarness h(brokers());
+// Small batches, all waiting before the processor starts, each going out on the committer's
+// thread while the next is decided. Exactly once, once a batch's event offsets are predicted,
+// the next batch predicts its own from them; at least once, the next batch waits for the one
+// going out before copying one of its results (their positions come with the deliveries).
+// Either way every position must hold its event, a repeat in the next batch must get the
+// original result, and exactly once no prediction may miss.
+void ExpectSmallBatchesOverlapCorrectly(const std::string& brokers,
+                                        ProcessorOptions::Guarantee guarantee) {
+  ProcessorHarness h(brokers);
   h.StartProcessor();  // creates the topics
   ASSERT_TRUE(h.StopProcessor().ok());
   std::vector<v1::CommandEnvelope> commands;
@@ -216,12 +219,18 @@ TEST_P(ProcessorTest, PredictedBatchesGoOutWhileTheNextIsDecided) {
   h.Send(commands);
   ProcessorOptions options;
   options.max_batch = 4;
+  options.guarantee = guarantee;
   h.StartProcessor(options);
   auto results = h.Results(commands.size());
   ASSERT_EQ(h.all_results().size(), commands.size());
   ASSERT_EQ(results.size(), 164u);
 
   auto events = h.Events(164);
+  {
+    std::map<std::string, int> per_id;
+    for (const auto& e : events) ++per_id[e.command_id()];
+    for (const auto& [id, n] : per_id) EXPECT_EQ(n, 1) << id << " has " << n << " events";
+  }
   ASSERT_EQ(events.size(), 164u) << "one event per distinct command, none for a repeat";
   ExpectContiguousVersions(events);
   std::map<std::pair<int32_t, int64_t>, std::string> event_at;
@@ -238,7 +247,7 @@ TEST_P(ProcessorTest, PredictedBatchesGoOutWhileTheNextIsDecided) {
     const v1::Position& p = r.event_positions(0);
     auto at = event_at.find({p.partition(), p.offset()});
     ASSERT_NE(at, event_at.end()) << r.command_id() << " points at " << p.partition() << "@"
-                                  << p.offset() << ", which holds no committed event";
+                                  << p.offset() << ", which holds no event";
     EXPECT_EQ(at->second, r.command_id());
   }
   for (const auto& [id, distinct] : copies) {
@@ -254,6 +263,14 @@ TEST_P(ProcessorTest, PredictedBatchesGoOutWhileTheNextIsDecided) {
   }
   EXPECT_EQ(h.processor().stats().duplicates, 16);
   EXPECT_EQ(h.processor().stats().aborted_transactions, 0) << "a prediction missed";
+}
+
+TEST_P(ProcessorTest, PredictedBatchesGoOutWhileTheNextIsDecided) {
+  ExpectSmallBatchesOverlapCorrectly(brokers(), ProcessorOptions::Guarantee::kExactlyOnce);
+}
+
+TEST_P(ProcessorTest, AtLeastOnceBatchesGoOutWhileTheNextIsDecided) {
+  ExpectSmallBatchesOverlapCorrectly(brokers(), ProcessorOptions::Guarantee::kAtLeastOnce);
 }
 
 // At least once: records are delivered, then the offsets committed outside any transaction.

@@ -22,6 +22,8 @@
 //
 // Threading: a Producer and a Consumer are each used by one thread at a time (the owner);
 // delivery callbacks run on the thread that calls Produce/Flush/Commit. Admin is thread-safe.
+// The exception: a consumer's offsets may be committed (CommitOffsets, SendOffsetsToTransaction)
+// from another thread while its owner polls it.
 #pragma once
 
 #include <cstdint>
@@ -134,7 +136,8 @@ class Producer {
   // Transactional producers only.
   virtual absl::Status BeginTransaction() = 0;
   // Adds the consumer's positions to the open transaction, fenced by its group generation
-  // (KIP-447): a zombie from an older generation cannot commit.
+  // (KIP-447): a zombie from an older generation cannot commit. May run on another thread than
+  // the consumer's owner while the owner polls it (not while it closes).
   virtual absl::Status SendOffsetsToTransaction(const std::vector<TopicPartitionOffset>& offsets,
                                                 const Consumer& consumer) = 0;
   // Commits everything produced since BeginTransaction, plus the offsets. Waits for delivery.
@@ -191,7 +194,9 @@ class Consumer {
   // The group's committed offsets; -1 where none is committed.
   virtual absl::StatusOr<std::vector<TopicPartitionOffset>> Committed(
       const std::vector<TopicPartition>& partitions, absl::Duration timeout) = 0;
-  // Commits offsets outside any transaction (at_least_once mode).
+  // Commits offsets outside any transaction (at_least_once mode). Like
+  // Producer::SendOffsetsToTransaction, may run on another thread while the owner polls (not
+  // while it closes): a processor commits a batch's offsets on its committer thread.
   virtual absl::Status CommitOffsets(const std::vector<TopicPartitionOffset>& offsets) = 0;
   // Leaves the group (revocation callback fires) and releases resources.
   virtual absl::Status Close() = 0;

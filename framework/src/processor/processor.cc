@@ -250,8 +250,9 @@ class ProcessorImpl final : public Processor {
   absl::Status Commit(StagedBatch& staged);
   // Waits for the committing batch's commit, if one runs. Once it committed, the stores and the
   // cache take the batch and committing_ is cleared; on an error committing_ stays set for
-  // Recover.
-  absl::Status AwaitCommit();
+  // Recover. Mid-batch (from Decide) `prune` is false: the batch's results prefetched from the
+  // stores miss what was pending then, so no pending entry may go before the batch ends.
+  absl::Status AwaitCommit(bool prune = true);
   // AwaitCommit from the rebalance callbacks and on the way out: a failed commit is aborted and
   // rewound there, and an error that stops the processor is kept in callback_error_.
   void SettleCommit();
@@ -261,9 +262,9 @@ class ProcessorImpl final : public Processor {
   absl::Status Recover(absl::Status status, std::vector<BatchSlot*> slots, bool transaction_open);
   // The batch's next command offsets, to commit with it.
   std::vector<log::TopicPartitionOffset> CommandOffsets(const StagedBatch& staged) const;
-  // Bookkeeping of a committed batch, then ApplyCommitted.
-  absl::Status Committed(StagedBatch& staged);
-  absl::Status ApplyCommitted(StagedBatch& staged);
+  // Bookkeeping of a committed batch, then ApplyCommitted (see AwaitCommit for `prune`).
+  absl::Status Committed(StagedBatch& staged, bool prune = true);
+  absl::Status ApplyCommitted(StagedBatch& staged, bool prune);
   // Forgets pending entries of batches the writer has written.
   void PrunePending();
   // Waits for the writer, then forgets every pending entry.
@@ -305,6 +306,13 @@ class ProcessorImpl final : public Processor {
   // The slot whose commit runs (or ran and was not awaited yet), or nullptr. Decide reads its
   // results and states: they are the newest, ahead of the cache and the stores.
   BatchSlot* committing_ = nullptr;
+  // The committing batch goes out on the committer's thread and its results get their event
+  // positions on delivery (not predicted: at least once). Decide then waits for that batch
+  // before it copies one of its results.
+  bool committing_unsettled_ = false;
+  // The committing batch's failure, kept until Recover: AwaitCommit may run from Decide (above)
+  // and again from ProcessBatch, and both must see it.
+  absl::Status commit_error_;
   // Runs one commit at a time. Declared after producer_: destroyed (joined) before it.
   BackgroundWriter committer_{1};
   v1::EventEnvelope event_;
@@ -818,11 +826,19 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   // is sent again as is. The committing batch's results are complete: it was published.
   const v1::CommandResult* original = nullptr;
   std::optional<v1::CommandResult> stored;
-  if (auto it = staged.result_by_command_id.find(command.command_id());
-      it != staged.result_by_command_id.end()) {
-    staged.in_batch_duplicates.emplace_back(staged.results.size() - 1, it->second);
-    original = staged.results[it->second];
-  } else if (const v1::CommandResult* committing = CommittingResult(command.command_id())) {
+  auto in_batch = staged.result_by_command_id.find(command.command_id());
+  const v1::CommandResult* committing = CommittingResult(command.command_id());
+  if (in_batch == staged.result_by_command_id.end() && committing != nullptr &&
+      committing_unsettled_) {
+    // Its positions are still being delivered: wait for that batch. Its results are then
+    // pending ones, found below.
+    if (absl::Status s = AwaitCommit(/*prune=*/false); !s.ok()) return s;
+    committing = nullptr;
+  }
+  if (in_batch != staged.result_by_command_id.end()) {
+    staged.in_batch_duplicates.emplace_back(staged.results.size() - 1, in_batch->second);
+    original = staged.results[in_batch->second];
+  } else if (committing != nullptr) {
     original = committing;
   } else if (auto pending = pending_results_.find(command.command_id());
              pending != pending_results_.end()) {
@@ -1038,7 +1054,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   return absl::OkStatus();
 }
 
-absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
+absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged, bool prune) {
   // The transaction is durable in the log; now the local stores and the cache may follow. The
   // stores are written on the writer's thread while the next batch is decided.
   std::map<int32_t, PartitionStore::Update>& updates = staged.updates;
@@ -1068,7 +1084,7 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged) {
     pending.state_keys.push_back(key);
   }
   pending_.push_back(std::move(pending));
-  PrunePending();
+  if (prune) PrunePending();
   return writer_.error();
 }
 
@@ -1172,13 +1188,13 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   staged.offsets_sent = absl::Now();
   if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
 
-  const bool overlap =
-      exactly_once() && slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch);
-  if (overlap && staged.predicted) {
+  const bool overlap = slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch);
+  if (overlap && (staged.predicted || !exactly_once())) {
     // Its records go out and commit on the committer's thread while the next batch is polled
     // and decided. Publish then only reads what Decide may read too (results, states): the
     // predicted positions are checked, not written, and the offsets track is learned here, in
-    // Committed.
+    // Committed. At least once nothing is predicted, and Decide waits for this batch before it
+    // copies one of its results (committing_unsettled_).
     StartCommit(slot, /*publish=*/true);
     return absl::OkStatus();
   }
@@ -1186,7 +1202,7 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   staged.published = absl::Now();
   if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
 
-  if (overlap) {
+  if (overlap) {  // exactly once, not predicted: only the commit overlaps
     StartCommit(slot, /*publish=*/false);
     return absl::OkStatus();
   }
@@ -1207,13 +1223,20 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
 
 void ProcessorImpl::StartCommit(BatchSlot& slot, bool publish) {
   committing_ = &slot;
+  committing_unsettled_ = publish && !slot.staged.predicted;
   committer_.Enqueue([this, &slot, publish] {
+    StagedBatch& staged = slot.staged;
     if (publish) {
-      absl::Status published = Publish(slot.staged);
-      slot.staged.published = absl::Now();
+      absl::Status published = Publish(staged);
+      staged.published = absl::Now();
       if (!published.ok()) return published;
     }
-    return Commit(slot.staged);
+    if (exactly_once()) return Commit(staged);
+    // At least once: the records are delivered; the offsets follow, committed while the owner
+    // polls the consumer (see Consumer::CommitOffsets).
+    absl::Status s = consumer_->CommitOffsets(CommandOffsets(staged));
+    staged.committed = absl::Now();
+    return s;
   });
 }
 
@@ -1226,11 +1249,13 @@ absl::Status ProcessorImpl::Commit(StagedBatch& staged) {
   return s;
 }
 
-absl::Status ProcessorImpl::AwaitCommit() {
+absl::Status ProcessorImpl::AwaitCommit(bool prune) {
   if (committing_ == nullptr) return absl::OkStatus();
-  if (absl::Status s = committer_.DrainAndTakeError(); !s.ok()) return s;
+  if (commit_error_.ok()) commit_error_ = committer_.DrainAndTakeError();
+  if (!commit_error_.ok()) return commit_error_;
   BatchSlot* done = std::exchange(committing_, nullptr);
-  return Committed(done->staged);
+  committing_unsettled_ = false;
+  return Committed(done->staged, prune);
 }
 
 void ProcessorImpl::SettleCommit() {
@@ -1239,7 +1264,7 @@ void ProcessorImpl::SettleCommit() {
   if (!s.ok() && callback_error_.ok()) callback_error_ = s;
 }
 
-absl::Status ProcessorImpl::Committed(StagedBatch& staged) {
+absl::Status ProcessorImpl::Committed(StagedBatch& staged, bool prune) {
   auto ms = [](absl::Time from, absl::Time to) {
     return absl::StrCat(absl::ToDoubleMilliseconds(to - from));
   };
@@ -1260,12 +1285,14 @@ absl::Status ProcessorImpl::Committed(StagedBatch& staged) {
     if (track.last >= 0) track.gap = offsets.first - track.last - 1;
     track.last = offsets.second;
   }
-  return ApplyCommitted(staged);
+  return ApplyCommitted(staged, prune);
 }
 
 absl::Status ProcessorImpl::Recover(absl::Status status, std::vector<BatchSlot*> slots,
                                     bool transaction_open) {
   committing_ = nullptr;
+  committing_unsettled_ = false;
+  commit_error_ = absl::OkStatus();
   ErrorClass error = log::ClassifyError(status);
   if (error == ErrorClass::kFatal || error == ErrorClass::kInvalid) {
     // The processor stops on this error. Close the producer while the batches still live:

@@ -142,11 +142,15 @@ class EmbeddedConsumer final : public Consumer {
   LogStore* const store_;
   const ConsumerOptions options_;
   std::shared_ptr<GroupState> group_;  // set when options_.group_id is
+  // What FencedOffsets reads: offsets may be committed or sent to a transaction on another
+  // thread while the owner polls (see Consumer::CommitOffsets). Only the owner thread writes
+  // them, under fence_mu_; it reads them without the lock.
+  mutable absl::Mutex fence_mu_;
   std::string member_id_;
   bool subscribed_ = false;
   bool closed_ = false;
-  RebalanceListener listener_;
   int64_t generation_ = -1;
+  RebalanceListener listener_;
   std::map<TopicPartition, Cursor> assigned_;
   size_t next_start_ = 0;  // round robin over partitions, so none starves
 };

@@ -44,13 +44,18 @@ absl::Status EmbeddedConsumer::Subscribe(const std::vector<std::string>& topics,
         "embedded log: Subscribe after a manual Assign; use one or the other");
   }
   listener_ = std::move(listener);
-  if (member_id_.empty()) member_id_ = store_->NewMemberId();
+  if (member_id_.empty()) {
+    std::string id = store_->NewMemberId();
+    absl::MutexLock fence(&fence_mu_);
+    member_id_ = std::move(id);
+  }
   std::vector<std::string> sorted = topics;
   std::sort(sorted.begin(), sorted.end());
   sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
   absl::MutexLock lock(&group_->mu);
   group_->members[member_id_].topics = std::move(sorted);
   store_->Rebalance(*group_, /*force=*/true);
+  absl::MutexLock fence(&fence_mu_);
   subscribed_ = true;
   return absl::OkStatus();
 }
@@ -114,6 +119,7 @@ absl::Status EmbeddedConsumer::RunRebalance() {
     for (const TopicPartition& tp : target) group_->owners[tp] = member_id_;
     me.owned = target;
     me.generation = group_->generation;
+    absl::MutexLock fence(&fence_mu_);
     generation_ = me.generation;
     assigned_ = std::move(cursors);
     claimed = target;
@@ -275,13 +281,16 @@ absl::StatusOr<std::vector<TopicPartitionOffset>> EmbeddedConsumer::Committed(
 
 absl::StatusOr<PendingOffsets> EmbeddedConsumer::FencedOffsets(
     const std::vector<TopicPartitionOffset>& offsets) const {
-  absl::Status s = CheckOpen();
-  if (!s.ok()) return s;
+  PendingOffsets pending{.group = group_};
+  {
+    absl::MutexLock fence(&fence_mu_);
+    if (absl::Status s = CheckOpen(); !s.ok()) return s;
+    if (subscribed_) pending.member_id = member_id_;
+    pending.generation = generation_;
+  }
   if (group_ == nullptr) {
     return absl::InvalidArgumentError("embedded log: committing offsets needs a group_id");
   }
-  PendingOffsets pending{
-      .group = group_, .member_id = subscribed_ ? member_id_ : "", .generation = generation_};
   for (const TopicPartitionOffset& tpo : offsets) {
     absl::StatusOr<std::shared_ptr<TopicState>> topic = store_->FindTopic(tpo.tp.topic);
     if (!topic.ok()) return topic.status();
@@ -309,7 +318,10 @@ absl::Status EmbeddedConsumer::CommitOffsets(const std::vector<TopicPartitionOff
 void EmbeddedConsumer::Leave(bool run_callbacks) {
   assigned_.clear();
   if (!subscribed_) return;
-  subscribed_ = false;
+  {
+    absl::MutexLock fence(&fence_mu_);
+    subscribed_ = false;
+  }
   if (run_callbacks && listener_.on_revoked) {
     std::vector<TopicPartition> owned;
     {
@@ -331,6 +343,7 @@ absl::Status EmbeddedConsumer::Close() {
   absl::Status s = CheckOpen();
   if (!s.ok()) return s;
   Leave(/*run_callbacks=*/true);
+  absl::MutexLock fence(&fence_mu_);
   closed_ = true;
   return absl::OkStatus();
 }
