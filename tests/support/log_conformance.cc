@@ -516,24 +516,47 @@ TEST_P(LogConformanceTest, AbortedTransactionsInvisible) {
   }
 }
 
+// A one-partition input topic of ten records, read whole by a new member of `group`, and an
+// empty one-partition output topic: the start of the offset-commit cases.
+struct ConsumedInput {
+  std::unique_ptr<Consumer> consumer;
+  std::vector<Record> records;
+};
+absl::StatusOr<ConsumedInput> ConsumeSeededInput(Log& log, Admin& admin, const std::string& input,
+                                                 const std::string& output,
+                                                 const std::string& group) {
+  for (const std::string& topic : {input, output}) {
+    if (absl::Status s = CreateTopic(admin, topic, 1); !s.ok()) return s;
+  }
+  {
+    absl::StatusOr<std::unique_ptr<Producer>> seed = log.NewProducer({});
+    if (!seed.ok()) return seed.status();
+    for (int i = 0; i < 10; ++i) {
+      if (absl::Status s = (*seed)->Produce(Out(input, "k", absl::StrCat(i))); !s.ok()) return s;
+    }
+    if (absl::Status s = (*seed)->Flush(kWait); !s.ok()) return s;
+  }
+  ConsumedInput consumed;
+  absl::StatusOr<std::unique_ptr<Consumer>> consumer = log.NewConsumer({.group_id = group});
+  if (!consumer.ok()) return consumer.status();
+  consumed.consumer = *std::move(consumer);
+  if (absl::Status s = consumed.consumer->Subscribe({input}, {}); !s.ok()) return s;
+  absl::StatusOr<std::vector<Record>> records = PollCount(*consumed.consumer, 10);
+  if (!records.ok()) return records.status();
+  consumed.records = *std::move(records);
+  return consumed;
+}
+
 // 3. Consumer offsets sent to a transaction become the group's committed offsets when, and only
 // when, that transaction commits.
 TEST_P(LogConformanceTest, OffsetsCommitOnlyWithTheirTransaction) {
   const std::string input = UniqueName("conf-offsets-in");
   const std::string output = UniqueName("conf-offsets-out");
   const std::string group = UniqueName("conf-offsets-group");
-  LF_ASSERT_OK(CreateTopic(admin(), input, 1));
-  LF_ASSERT_OK(CreateTopic(admin(), output, 1));
-  {
-    LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> seed, log().NewProducer({}));
-    for (int i = 0; i < 10; ++i) LF_ASSERT_OK(seed->Produce(Out(input, "k", absl::StrCat(i))));
-    LF_ASSERT_OK(seed->Flush(kWait));
-  }
-
-  LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Consumer> consumer,
-                          log().NewConsumer({.group_id = group}));
-  LF_ASSERT_OK(consumer->Subscribe({input}, {}));
-  LF_ASSERT_OK_AND_ASSIGN(std::vector<Record> inputs, PollCount(*consumer, 10));
+  LF_ASSERT_OK_AND_ASSIGN(ConsumedInput consumed,
+                          ConsumeSeededInput(log(), admin(), input, output, group));
+  std::unique_ptr<Consumer>& consumer = consumed.consumer;
+  const std::vector<Record>& inputs = consumed.records;
   ASSERT_EQ(inputs.size(), 10u);
   const std::vector<TopicPartition> tps = {{input, 0}};
   LF_ASSERT_OK_AND_ASSIGN(auto before, CommittedMap(*consumer, tps));
@@ -591,17 +614,10 @@ TEST_P(LogConformanceTest, OffsetsCommittedWhileTheOwnerPolls) {
   const std::string input = UniqueName("conf-polling-in");
   const std::string output = UniqueName("conf-polling-out");
   const std::string group = UniqueName("conf-polling-group");
-  LF_ASSERT_OK(CreateTopic(admin(), input, 1));
-  LF_ASSERT_OK(CreateTopic(admin(), output, 1));
-  {
-    LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> seed, log().NewProducer({}));
-    for (int i = 0; i < 10; ++i) LF_ASSERT_OK(seed->Produce(Out(input, "k", absl::StrCat(i))));
-    LF_ASSERT_OK(seed->Flush(kWait));
-  }
-  LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Consumer> consumer,
-                          log().NewConsumer({.group_id = group}));
-  LF_ASSERT_OK(consumer->Subscribe({input}, {}));
-  LF_ASSERT_OK_AND_ASSIGN(std::vector<Record> inputs, PollCount(*consumer, 10));
+  LF_ASSERT_OK_AND_ASSIGN(ConsumedInput consumed,
+                          ConsumeSeededInput(log(), admin(), input, output, group));
+  std::unique_ptr<Consumer>& consumer = consumed.consumer;
+  const std::vector<Record>& inputs = consumed.records;
   ASSERT_EQ(inputs.size(), 10u);
   LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> producer,
                           log().NewProducer({.transactional_id = UniqueName("conf-polling-txn")}));
