@@ -36,7 +36,8 @@ struct ProcessorOptions {
     // Events, results, snapshots and offsets commit in one transaction. Kafka default.
     kExactlyOnce,
     // Idempotent producer, offsets committed after delivery; a crash may re-process a batch,
-    // which command-id deduplication then answers with the original result. Faster.
+    // which command-id deduplication then answers with the original result. Fewer
+    // broker round trips per batch than a transaction.
     kAtLeastOnce,
   };
   Guarantee guarantee = Guarantee::kExactlyOnce;
