@@ -172,6 +172,8 @@ class ProcessorImpl final : public Processor {
         definition_(std::move(definition)),
         options_(std::move(options)),
         topics_(std::move(topics)),
+        state_type_url_(absl::StrCat("type.googleapis.com/",
+                                     definition_.NewState()->GetDescriptor()->full_name())),
         cache_(options_.cache_size) {}
 
   absl::Status Run() override;
@@ -243,8 +245,8 @@ class ProcessorImpl final : public Processor {
   void EncodeResults(StagedBatch& staged);
   // Produces the batch's records into the open transaction; returns once all are delivered.
   absl::Status Publish(StagedBatch& staged);
-  // Commits the batch on the committer's thread, publishing it first if `publish` (its offsets
-  // were sent); AwaitCommit waits for it.
+  // Commits the batch on the committer's thread (the transaction, or at least once the consumer
+  // offsets), publishing its records there first if `publish`; AwaitCommit waits for it.
   void StartCommit(BatchSlot& slot, bool publish);
   // Commits the open transaction (retrying retriable errors) on the calling thread.
   absl::Status Commit(StagedBatch& staged);
@@ -280,6 +282,7 @@ class ProcessorImpl final : public Processor {
   AggregateDefinition definition_;
   ProcessorOptions options_;
   AggregateTopics topics_;
+  const std::string state_type_url_;  // of the snapshots' state Any
   StateCache cache_;
 
   std::unique_ptr<log::Producer> producer_;
@@ -823,7 +826,8 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   }
 
   // At most once per command id: an earlier result (this batch, the committing one, or stored)
-  // is sent again as is. The committing batch's results are complete: it was published.
+  // is sent again as is. The committing batch's results are complete, or else (their positions
+  // still being delivered, see committing_unsettled_) waited for.
   const v1::CommandResult* original = nullptr;
   std::optional<v1::CommandResult> stored;
   auto in_batch = staged.result_by_command_id.find(command.command_id());
@@ -944,7 +948,10 @@ void ProcessorImpl::Prepare(StagedBatch& staged) {
     snapshot.set_aggregate_id(key.data() + slash, key.size() - slash);
     snapshot.set_version(state.version);
     snapshot.set_definition_version(definition_.version());
-    snapshot.mutable_state()->PackFrom(*state.state);
+    // Any::PackFrom, with the type URL built once (PackFrom builds it per call).
+    google::protobuf::Any& packed = *snapshot.mutable_state();
+    packed.set_type_url(state_type_url_);
+    state.state->SerializeToString(packed.mutable_value());
     *snapshot.mutable_timestamp() = now;
     staged.updates[state.partition].encoded_snapshots.push_back(
         {.aggregate_id = snapshot.aggregate_id(), .bytes = snapshot.SerializeAsString()});
