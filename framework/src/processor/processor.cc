@@ -148,6 +148,9 @@ struct BatchSlot {
   // (2,000) uses 1.6 of its 2 MiB, so needs no further block. (Strings longer than the small-
   // string buffer still allocate their characters.)
   std::vector<v1::CommandEnvelope*> commands;  // one per record
+  // Refilled for each snapshot Prepare serializes; the slot's own, as Prepare may run on the
+  // committer's thread while the other slot's batch is decided.
+  v1::Snapshot snapshot;
   static constexpr size_t kArenaBlock = 2 << 20;
   std::unique_ptr<char[]> arena_block;
   google::protobuf::Arena arena;
@@ -239,14 +242,21 @@ class ProcessorImpl final : public Processor {
   // Completes a result: processed-at time, type, counters, the in-batch dedup index.
   void StageResult(v1::CommandResult& result, StagedBatch& staged);
   // Serializes the decided batch for the log and the stores: snapshots, and the results when
-  // their event positions are predicted. CPU only: runs while the previous batch commits.
-  void Prepare(StagedBatch& staged);
+  // their event positions are predicted. CPU only: runs while the previous batch commits, or on
+  // the committer's thread before the batch goes out there (it only reads what Decide reads).
+  void Prepare(BatchSlot& slot);
+  // The batch will go out on the committer's thread (see ProcessBatch).
+  bool GoesOutOnCommitter(const BatchSlot& slot) const {
+    return slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch) &&
+           (slot.staged.predicted || !exactly_once());
+  }
   // Copies in-batch duplicates from their originals and serializes the results.
   void EncodeResults(StagedBatch& staged);
   // Produces the batch's records into the open transaction; returns once all are delivered.
   absl::Status Publish(StagedBatch& staged);
   // Commits the batch on the committer's thread (the transaction, or at least once the consumer
-  // offsets), publishing its records there first if `publish`; AwaitCommit waits for it.
+  // offsets), serializing and publishing its records there first if `publish`; AwaitCommit
+  // waits for it.
   void StartCommit(BatchSlot& slot, bool publish);
   // Commits the open transaction (retrying retriable errors) on the calling thread.
   absl::Status Commit(StagedBatch& staged);
@@ -323,7 +333,6 @@ class ProcessorImpl final : public Processor {
   std::shared_ptr<const google::protobuf::Message> last_loaded_;
   // Decide's result, reused from command to command (its events keep their capacity).
   DecideResult decided_;
-  v1::Snapshot snapshot_;
   // A restore failure inside the rebalance callback; Run returns it.
   absl::Status callback_error_;
   // Counts OnRevoked calls, so a batch can tell that partitions went while it polled.
@@ -938,11 +947,12 @@ std::vector<log::TopicPartitionOffset> ProcessorImpl::CommandOffsets(
   return offsets;
 }
 
-void ProcessorImpl::Prepare(StagedBatch& staged) {
+void ProcessorImpl::Prepare(BatchSlot& slot) {
+  StagedBatch& staged = slot.staged;
   // Serialized once: the log gets a copy, the store these bytes after the commit.
   google::protobuf::Timestamp now = ProtoNow();
   for (auto& [key, state] : staged.states) {
-    v1::Snapshot& snapshot = snapshot_;
+    v1::Snapshot& snapshot = slot.snapshot;
     snapshot.set_aggregate_type(definition_.type());
     size_t slash = key.find('/') + 1;
     snapshot.set_aggregate_id(key.data() + slash, key.size() - slash);
@@ -960,8 +970,13 @@ void ProcessorImpl::Prepare(StagedBatch& staged) {
 }
 
 void ProcessorImpl::EncodeResults(StagedBatch& staged) {
-  for (auto [duplicate, original] : staged.in_batch_duplicates) {
-    *staged.results[duplicate] = *staged.results[original];
+  // A repeat copied its original when decided. Predicted, that copy was complete; else the
+  // original's positions came with the deliveries since. (Not rewriting a predicted one keeps
+  // the committer from writing what the next batch may read.)
+  if (!staged.predicted) {
+    for (auto [duplicate, original] : staged.in_batch_duplicates) {
+      *staged.results[duplicate] = *staged.results[original];
+    }
   }
   for (size_t i = 0; i < staged.results.size(); ++i) {
     staged.updates[staged.result_records[i]->partition].encoded_results.push_back(
@@ -1147,7 +1162,7 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
 
   absl::Status status = DecideFrom(slot, 0);
   const bool full = slot.records.size() >= options_.max_batch;
-  if (status.ok() && full) Prepare(staged);
+  if (status.ok() && full && !GoesOutOnCommitter(slot)) Prepare(slot);
   staged.decided = absl::Now();
 
   if (absl::Status previous = AwaitCommit(); !previous.ok()) {
@@ -1179,7 +1194,7 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
       status = more.status();
     }
     if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/false);
-    Prepare(staged);
+    if (!GoesOutOnCommitter(slot)) Prepare(slot);
   }
 
   if (exactly_once()) {
@@ -1196,12 +1211,12 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
 
   const bool overlap = slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch);
-  if (overlap && (staged.predicted || !exactly_once())) {
-    // Its records go out and commit on the committer's thread while the next batch is polled
-    // and decided. Publish then only reads what Decide may read too (results, states): the
-    // predicted positions are checked, not written, and the offsets track is learned here, in
-    // Committed. At least once nothing is predicted, and Decide waits for this batch before it
-    // copies one of its results (committing_unsettled_).
+  if (GoesOutOnCommitter(slot)) {
+    // It is serialized, goes out and commits on the committer's thread while the next batch is
+    // polled and decided. Prepare and Publish then only read what Decide may read too (results,
+    // states): the predicted positions are checked, not written, and the offsets track is
+    // learned here, in Committed. At least once nothing is predicted, and Decide waits for this
+    // batch before it copies one of its results (committing_unsettled_).
     StartCommit(slot, /*publish=*/true);
     return absl::OkStatus();
   }
@@ -1234,6 +1249,7 @@ void ProcessorImpl::StartCommit(BatchSlot& slot, bool publish) {
   committer_.Enqueue([this, &slot, publish] {
     StagedBatch& staged = slot.staged;
     if (publish) {
+      Prepare(slot);
       absl::Status published = Publish(staged);
       staged.published = absl::Now();
       if (!published.ok()) return published;
