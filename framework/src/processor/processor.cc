@@ -120,7 +120,8 @@ struct StagedBatch {
   };
   std::vector<StagedEvent> events;
   std::string event_bytes;
-  // Stage end times, for the debug log. `committed` is set on the committer's thread.
+  // Stage end times, for the debug log. Those after `previous_committed` are set on the
+  // committer's thread when the batch goes out there.
   absl::Time started, decided, previous_committed, offsets_sent, events_flushed, published,
       committed;
 };
@@ -245,12 +246,15 @@ class ProcessorImpl final : public Processor {
   // their event positions are predicted. CPU only: runs while the previous batch commits, or on
   // the committer's thread before the batch goes out there (it only reads what Decide reads).
   void Prepare(BatchSlot& slot);
-  // The batch will go out on the committer's thread (see ProcessBatch).
-  bool GoesOutOnCommitter(const BatchSlot& slot) const {
-    return slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch) &&
-           (slot.staged.predicted || !exactly_once());
+  // The batch commits on the committer's thread while the next one is decided (kOverlapMinBatch).
+  bool Overlaps(const BatchSlot& slot) const {
+    return slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch);
   }
-  // Copies in-batch duplicates from their originals and serializes the results.
+  // It also goes out there: its results need no delivery before they are sent (see ProcessBatch).
+  bool GoesOutOnCommitter(const BatchSlot& slot) const {
+    return Overlaps(slot) && (slot.staged.predicted || !exactly_once());
+  }
+  // Serializes the results; unpredicted, first copies in-batch repeats from their originals.
   void EncodeResults(StagedBatch& staged);
   // Produces the batch's records into the open transaction; returns once all are delivered.
   absl::Status Publish(StagedBatch& staged);
@@ -258,7 +262,8 @@ class ProcessorImpl final : public Processor {
   // offsets), serializing and publishing its records there first if `publish`; AwaitCommit
   // waits for it.
   void StartCommit(BatchSlot& slot, bool publish);
-  // Commits the open transaction (retrying retriable errors) on the calling thread.
+  // Commits the batch on the calling thread: its transaction (retrying retriable errors), or at
+  // least once the consumer offsets.
   absl::Status Commit(StagedBatch& staged);
   // Waits for the committing batch's commit, if one runs. Once it committed, the stores and the
   // cache take the batch and committing_ is cleared; on an error committing_ stays set for
@@ -1210,7 +1215,6 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   staged.offsets_sent = absl::Now();
   if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
 
-  const bool overlap = slot.records.size() >= std::min(kOverlapMinBatch, options_.max_batch);
   if (GoesOutOnCommitter(slot)) {
     // It is serialized, goes out and commits on the committer's thread while the next batch is
     // polled and decided. Prepare and Publish then only read what Decide may read too (results,
@@ -1224,22 +1228,15 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   staged.published = absl::Now();
   if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
 
-  if (overlap) {  // exactly once, not predicted: only the commit overlaps
+  if (Overlaps(slot)) {  // exactly once, not predicted: only the commit overlaps
     StartCommit(slot, /*publish=*/false);
     return absl::OkStatus();
   }
-  if (exactly_once()) {
-    // A small batch commits here: deciding the next one meanwhile would save little, and the
-    // hand-over costs two thread wake-ups, which on a busy machine added ~5 ms to every
-    // command's latency at 2,000 commands/s (batches of ~30).
-    status = Commit(staged);
-    if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/true);
-    return Committed(staged);
-  }
-  // At least once: the records are delivered; the offsets follow on this thread.
-  status = consumer_->CommitOffsets(CommandOffsets(staged));
-  if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/false);
-  staged.committed = absl::Now();
+  // A small batch commits here: deciding the next one meanwhile would save little, and the
+  // hand-over costs two thread wake-ups, which on a busy machine added ~5 ms to every command's
+  // latency at 2,000 commands/s (batches of ~30).
+  status = Commit(staged);
+  if (!status.ok()) return Recover(status, {&slot}, /*transaction_open=*/exactly_once());
   return Committed(staged);
 }
 
@@ -1254,19 +1251,21 @@ void ProcessorImpl::StartCommit(BatchSlot& slot, bool publish) {
       staged.published = absl::Now();
       if (!published.ok()) return published;
     }
-    if (exactly_once()) return Commit(staged);
-    // At least once: the records are delivered; the offsets follow, committed while the owner
-    // polls the consumer (see Consumer::CommitOffsets).
-    absl::Status s = consumer_->CommitOffsets(CommandOffsets(staged));
-    staged.committed = absl::Now();
-    return s;
+    return Commit(staged);
   });
 }
 
 absl::Status ProcessorImpl::Commit(StagedBatch& staged) {
-  absl::Status s = producer_->CommitTransaction();
-  for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
+  absl::Status s;
+  if (exactly_once()) {
     s = producer_->CommitTransaction();
+    for (int retry = 0; log::ClassifyError(s) == ErrorClass::kRetriable && retry < 3; ++retry) {
+      s = producer_->CommitTransaction();
+    }
+  } else {
+    // The records are delivered; the offsets follow. On the committer's thread this runs while
+    // the owner polls the consumer (see Consumer::CommitOffsets).
+    s = consumer_->CommitOffsets(CommandOffsets(staged));
   }
   staged.committed = absl::Now();
   return s;
