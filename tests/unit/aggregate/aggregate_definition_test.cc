@@ -76,9 +76,6 @@ TEST(AggregateDefinitionTest, AcceptedFoldsEventsIntoACopy) {
   EXPECT_EQ(state.balance(), 1) << "Decide must not modify its input state";
 }
 
-// Decide runs the command and the emitted events on an arena that starts on the stack: more
-// events than fit inline, payloads larger than that first block, and an event emitted as a
-// DynamicMessage (converted through the wire format) must all come out exactly.
 // DecideInto reuses one result: each call overwrites all of it, as Decide would have returned.
 TEST(AggregateDefinitionTest, DecideIntoOverwritesTheWholeResult) {
   AggregateDefinition def = TestAggregate();
@@ -110,6 +107,9 @@ TEST(AggregateDefinitionTest, DecideIntoOverwritesTheWholeResult) {
   }
 }
 
+// Decide runs the command and the emitted events on an arena that starts on the stack: more
+// events than fit inline, payloads larger than that first block, and an event emitted as a
+// DynamicMessage (converted through the wire format) must all come out exactly.
 TEST(AggregateDefinitionTest, ManyLargeAndDynamicEventsArePackedExactly) {
   const std::string big(10000, 'x');
   google::protobuf::DynamicMessageFactory factory;
