@@ -66,6 +66,23 @@ double CpuSeconds() {
          (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
+// Steady state only: a leg's throughput and CPU per 100k commands from its first command (after
+// the group join and restore) until `done` reaches the run's count. `started` and `done` are
+// progress probes, polled, not synchronisation; the clock stops early once `failed` holds, and
+// the caller reports that failure instead.
+RunResult TimeFromFirstCommand(const Config& config, const std::function<bool()>& started,
+                               const std::function<int64_t()>& done,
+                               const std::atomic<bool>& failed) {
+  while (!started() && !failed.load()) absl::SleepFor(absl::Milliseconds(1));
+  double cpu0 = CpuSeconds();
+  absl::Time start = absl::Now();
+  while (done() < config.commands && !failed.load()) absl::SleepFor(absl::Milliseconds(1));
+  absl::Duration took = absl::Now() - start;
+  double cpu = CpuSeconds() - cpu0;
+  return RunResult{config.commands / absl::ToDoubleSeconds(took),
+                   cpu * 100000.0 / static_cast<double>(config.commands)};
+}
+
 long PeakRssMiB() {
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
@@ -146,25 +163,19 @@ absl::StatusOr<RunResult> RunProcessor(const Config& config, int run) {
     return s;
   }
 
-  // Steady state only: the clock starts at the first command, after the group join and restore
-  // (the passthrough's clock starts the same way).
-  absl::Status run_status;
-  std::thread thread([&] { run_status = processor->Run(); });
-  while (processor->stats().commands == 0 && run_status.ok()) {
-    absl::SleepFor(absl::Milliseconds(1));  // a progress probe, not synchronisation
-  }
-  double cpu0 = CpuSeconds();
-  absl::Time start = absl::Now();
-  while (processor->stats().committed < config.commands && run_status.ok()) {
-    absl::SleepFor(absl::Milliseconds(5));  // a progress probe, not synchronisation
-  }
-  absl::Duration took = absl::Now() - start;
-  double cpu = CpuSeconds() - cpu0;
+  absl::Status run_status;  // read once the thread is joined
+  std::atomic<bool> failed{false};
+  std::thread thread([&] {
+    run_status = processor->Run();
+    if (!run_status.ok()) failed.store(true);
+  });
+  RunResult result = TimeFromFirstCommand(
+      config, [&] { return processor->stats().commands > 0; },
+      [&] { return processor->stats().committed; }, failed);
   processor->Stop();
   thread.join();
   if (!run_status.ok()) return run_status;
-  return RunResult{config.commands / absl::ToDoubleSeconds(took),
-                   cpu * 100000.0 / static_cast<double>(config.commands)};
+  return result;
 }
 
 long CurrentRssMiB() {
@@ -332,22 +343,14 @@ absl::StatusOr<RunResult> RunPassthrough(const Config& config, int run) {
       if (!statuses[w].ok()) progress.failed.store(true);
     });
   }
-  while (!progress.started.load() && !progress.failed.load()) {
-    absl::SleepFor(absl::Milliseconds(1));  // a progress probe, not synchronisation
-  }
-  double cpu0 = CpuSeconds();
-  absl::Time start = absl::Now();
-  while (progress.done.load() < config.commands && !progress.failed.load()) {
-    absl::SleepFor(absl::Milliseconds(1));  // a progress probe, not synchronisation
-  }
-  absl::Duration took = absl::Now() - start;
-  double cpu = CpuSeconds() - cpu0;
+  RunResult result = TimeFromFirstCommand(
+      config, [&] { return progress.started.load(); }, [&] { return progress.done.load(); },
+      progress.failed);
   for (std::thread& t : loops) t.join();
   for (const absl::Status& s : statuses) {
     if (!s.ok()) return s;
   }
-  return RunResult{config.commands / absl::ToDoubleSeconds(took),
-                   cpu * 100000.0 / static_cast<double>(config.commands)};
+  return result;
 }
 
 struct Summary {
