@@ -186,7 +186,8 @@ class AggregateDefinition {
   DecideResult Decide(const google::protobuf::Message& state, const v1::CommandEnvelope& command,
                       Version version = Version(0)) const;
   // Decide into `out`, which it overwrites entirely, reusing its storage: for a runtime that
-  // decides many commands, the events' strings keep their capacity from one call to the next.
+  // decides many commands, the events' strings keep their capacity from one call to the next,
+  // and a `new_state` left in `out` (for example a superseded state handed back) is reused.
   //
   //   DecideResult decided;  // kept across commands
   //   definition.DecideInto(state, command, Version(7), decided);

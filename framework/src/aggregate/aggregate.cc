@@ -194,7 +194,13 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
     return Finish(out, kind, std::move(status));
   }
 
-  out.new_state.reset(state.New());
+  // A new_state left in `out` (by the caller, or by the last call when it was not moved out) is
+  // reused: cleared, its strings keep their capacity, so copying the state allocates nothing.
+  if (out.new_state == nullptr || typeid(*out.new_state) != typeid(state)) {
+    out.new_state.reset(state.New());
+  } else {
+    out.new_state->Clear();
+  }
   out.new_state->MergeFrom(state);  // see Emit::operator()
   // The first events keep their strings' capacity from the last call: no allocation per event
   // once they are large enough.

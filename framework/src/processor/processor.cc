@@ -178,6 +178,7 @@ class ProcessorImpl final : public Processor {
         topics_(std::move(topics)),
         state_type_url_(absl::StrCat("type.googleapis.com/",
                                      definition_.NewState()->GetDescriptor()->full_name())),
+        state_pool_(definition_.NewState(), kStatePoolSize),
         cache_(options_.cache_size) {}
 
   absl::Status Run() override;
@@ -298,6 +299,11 @@ class ProcessorImpl final : public Processor {
   ProcessorOptions options_;
   AggregateTopics topics_;
   const std::string state_type_url_;  // of the snapshots' state Any
+  // Superseded states, reused. Declared before every holder of a state (cache_, pending_states_,
+  // slots_, last_loaded_): they give their states back to it when destroyed. A batch supersedes
+  // at most max_batch states; more than this many spare ones are freed.
+  static constexpr size_t kStatePoolSize = 4096;
+  StatePool state_pool_;
   StateCache cache_;
 
   std::unique_ptr<log::Producer> producer_;
@@ -712,7 +718,8 @@ absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partit
   if (auto it = pending_states_.find(key); it != pending_states_.end()) {
     return StateView{it->second.second.version, it->second.second.state.get()};
   }
-  std::shared_ptr<google::protobuf::Message> state = definition_.NewState();
+  std::unique_ptr<google::protobuf::Message> state = state_pool_.Take();
+  state->Clear();
   int64_t version = 0;
   absl::StatusOr<std::optional<v1::Snapshot>> snapshot =
       owned_.at(partition).store->GetSnapshot(aggregate_id);
@@ -724,7 +731,7 @@ absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partit
     version = (*snapshot)->version();
   }
   // Owned here at least until the next LoadState: the cache may not keep it (size 0).
-  last_loaded_ = std::move(state);
+  last_loaded_ = state_pool_.Share(std::move(state));
   cache_.Put(key, {version, last_loaded_});
   return StateView{version, last_loaded_.get()};
 }
@@ -890,6 +897,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   }
 
   DecideResult& decided = decided_;  // reused: its events keep their strings' capacity
+  if (decided.new_state == nullptr) decided.new_state = state_pool_.Take();
   definition_.DecideInto(*current->state, command, Version(current->version), decided);
   if (decided.kind != DecideResult::Kind::kAccepted) {
     result.set_outcome(decided.kind == DecideResult::Kind::kRejected ? v1::CommandResult::REJECTED
@@ -938,7 +946,9 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   }
   if (version > current->version) {
     staged.states[std::move(cache_key)] = {
-        .partition = record.partition, .version = version, .state = std::move(decided.new_state)};
+        .partition = record.partition,
+        .version = version,
+        .state = state_pool_.Share(std::move(decided.new_state))};
   }
   return absl::OkStatus();
 }

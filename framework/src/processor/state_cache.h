@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "google/protobuf/message.h"
@@ -61,6 +62,55 @@ class StateCache {
   size_t capacity_;
   List order_;
   absl::flat_hash_map<std::string, List::iterator> index_;
+};
+
+// Reuses superseded state messages. An accepted command makes a new state (a copy of the old
+// one with its events applied); without reuse each cost a New, an allocation per string field,
+// and later the frees of both. A message that comes back keeps its strings' capacity, and
+// DecideInto clears and refills it.
+//
+//   StatePool pool(definition.NewState(), 4096);
+//   decided.new_state = pool.Take();            // a message of the state's type, any content
+//   definition.DecideInto(state, command, version, decided);
+//   std::shared_ptr<const Message> shared = pool.Share(std::move(decided.new_state));
+//   // ...when the last copy of `shared` goes, the message is back in the pool.
+//
+// Not thread-safe: every Take, Share and release of a shared state happens on the owner's
+// thread (others may read the states). Must outlive every state it shared.
+class StatePool {
+ public:
+  // `prototype` is an (empty) state message; Take makes new ones like it.
+  StatePool(std::unique_ptr<google::protobuf::Message> prototype, size_t capacity)
+      : prototype_(std::move(prototype)), capacity_(capacity) {}
+  StatePool(const StatePool&) = delete;
+  StatePool& operator=(const StatePool&) = delete;
+
+  std::unique_ptr<google::protobuf::Message> Take() {
+    if (free_.empty()) return std::unique_ptr<google::protobuf::Message>(prototype_->New());
+    std::unique_ptr<google::protobuf::Message> state = std::move(free_.back());
+    free_.pop_back();
+    return state;
+  }
+
+  std::shared_ptr<const google::protobuf::Message> Share(
+      std::unique_ptr<google::protobuf::Message> state) {
+    return std::shared_ptr<const google::protobuf::Message>(
+        state.release(), [this](const google::protobuf::Message* released) {
+          auto* message = const_cast<google::protobuf::Message*>(released);
+          if (free_.size() < capacity_) {
+            free_.emplace_back(message);
+          } else {
+            delete message;
+          }
+        });
+  }
+
+  size_t free_count() const { return free_.size(); }
+
+ private:
+  const std::unique_ptr<google::protobuf::Message> prototype_;
+  const size_t capacity_;
+  std::vector<std::unique_ptr<google::protobuf::Message>> free_;
 };
 
 }  // namespace leftfold::internal::processor

@@ -1,5 +1,6 @@
 // AggregateDefinition: dispatch, the outcome of every kind of broken command or handler, Apply
 // on stored events, and Validate().
+#include <memory>
 #include <stdexcept>
 #include <thread>
 
@@ -92,6 +93,14 @@ TEST(AggregateDefinitionTest, DecideIntoOverwritesTheWholeResult) {
   for (const google::protobuf::Message* command :
        std::initializer_list<const google::protobuf::Message*>{&seven, &too_much, &some, &one}) {
     v1::CommandEnvelope envelope = Envelope(*command);
+    if (reused.new_state == nullptr) {
+      // A used state left in the result (as a runtime hands back a superseded one) is cleared
+      // before it is refilled: none of its fields may leak into the new state.
+      auto stale = std::make_unique<Account>();
+      stale->set_owner("stale owner");
+      stale->set_balance(999);
+      reused.new_state = std::move(stale);
+    }
     def.DecideInto(state, envelope, Version(4), reused);
     DecideResult fresh = def.Decide(state, envelope, Version(4));
     ASSERT_EQ(reused.kind, fresh.kind) << command->GetTypeName();

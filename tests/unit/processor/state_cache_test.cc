@@ -1,0 +1,60 @@
+// The processor's state cache and state pool.
+#include "processor/state_cache.h"
+
+#include <memory>
+
+#include "bank/v1/bank.pb.h"
+#include "gtest/gtest.h"
+
+namespace leftfold::internal::processor {
+namespace {
+
+using bank::v1::Account;
+
+// A shared state comes back to the pool when its last holder lets go, and Take hands it out
+// again (same object, strings still allocated); beyond the capacity spare states are freed.
+TEST(StatePoolTest, ReleasedStatesAreTakenAgainUpToTheCapacity) {
+  StatePool pool(std::make_unique<Account>(), 1);
+  std::unique_ptr<google::protobuf::Message> first = pool.Take();
+  ASSERT_NE(dynamic_cast<Account*>(first.get()), nullptr);
+  static_cast<Account&>(*first).set_owner(std::string(100, 'o'));
+  const google::protobuf::Message* first_address = first.get();
+  std::shared_ptr<const google::protobuf::Message> shared = pool.Share(std::move(first));
+  std::shared_ptr<const google::protobuf::Message> copy = shared;
+  shared.reset();
+  EXPECT_EQ(pool.free_count(), 0u) << "a copy still holds it";
+  copy.reset();
+  ASSERT_EQ(pool.free_count(), 1u);
+
+  std::unique_ptr<google::protobuf::Message> again = pool.Take();
+  EXPECT_EQ(again.get(), first_address);
+  EXPECT_EQ(pool.free_count(), 0u);
+  // Its content is whatever it held: callers overwrite it (DecideInto clears it first).
+  EXPECT_EQ(static_cast<Account&>(*again).owner(), std::string(100, 'o'));
+
+  std::shared_ptr<const google::protobuf::Message> a = pool.Share(std::move(again));
+  std::shared_ptr<const google::protobuf::Message> b = pool.Share(pool.Take());
+  a.reset();
+  b.reset();
+  EXPECT_EQ(pool.free_count(), 1u) << "the second spare state is freed, not kept";
+}
+
+// The LRU keeps the most recently used entries within its capacity.
+TEST(StateCacheTest, EvictsTheLeastRecentlyUsed) {
+  StatePool pool(std::make_unique<Account>(), 4);
+  StateCache cache(2);
+  cache.Put("0/a", {1, pool.Share(pool.Take())});
+  cache.Put("0/b", {2, pool.Share(pool.Take())});
+  ASSERT_NE(cache.Get("0/a"), nullptr);  // a is now the most recent
+  cache.Put("0/c", {3, pool.Share(pool.Take())});
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_EQ(cache.Get("0/b"), nullptr);
+  ASSERT_NE(cache.Get("0/a"), nullptr);
+  EXPECT_EQ(cache.Get("0/a")->version, 1);
+  EXPECT_EQ(pool.free_count(), 1u) << "b's state went back to the pool";
+  cache.Clear();
+  EXPECT_EQ(pool.free_count(), 3u);
+}
+
+}  // namespace
+}  // namespace leftfold::internal::processor
