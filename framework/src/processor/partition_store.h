@@ -47,6 +47,11 @@ struct Options;
 
 namespace leftfold::internal::processor {
 
+// The indexes of `keys` in RocksDB's bytewise order (the default comparator's). Faster than
+// sorting the keys themselves when they start with a fixed-size hash, as the store's do: the
+// first 8 bytes, compared as one integer, settle almost every comparison.
+std::vector<uint32_t> BytewiseOrder(const std::vector<absl::string_view>& keys);
+
 class PartitionStore {
  public:
   // A snapshot already serialized for the log: the store keeps the same bytes.

@@ -2,9 +2,11 @@
 // the on-disk format check, and ordered asynchronous writes.
 #include "processor/partition_store.h"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -163,6 +165,41 @@ TEST(PartitionStoreTest, ASnapshotRewrittenWithShorterAndLongerValuesReadsBackEx
     ASSERT_TRUE(other.ok() && other->has_value()) << v;
     EXPECT_EQ((*other)->version(), v);
   }
+}
+
+// BytewiseOrder sorts as comparing the keys themselves does (RocksDB's bytewise comparator),
+// including keys shorter than its 8-byte head, zero bytes, keys one a prefix of another, equal
+// heads that differ later, and repeats. MultiGet trusts this order (sorted_input).
+TEST(PartitionStoreTest, BytewiseOrderMatchesSortingTheKeys) {
+  std::mt19937 random(7);
+  std::vector<std::string> keys = {"",
+                                   std::string(1, '\0'),
+                                   std::string("ab\0", 3),
+                                   "ab",
+                                   "abcdefgh",
+                                   "abcdefgh",
+                                   "abcdefghi",
+                                   "abcdefgg\xff",
+                                   "\xff\xff",
+                                   "d/\x01\x02\x03\x04cmd"};
+  for (int i = 0; i < 2000; ++i) {
+    std::string key = "d/";
+    size_t length = random() % 14;
+    // Few distinct bytes: many keys share their 8-byte head and differ only after it.
+    for (size_t b = 0; b < length; ++b)
+      key.push_back(static_cast<char>("\0\x01a\xfe"[random() % 4]));
+    keys.push_back(key);
+  }
+  std::vector<absl::string_view> views(keys.begin(), keys.end());
+  std::vector<uint32_t> order = BytewiseOrder(views);
+  ASSERT_EQ(order.size(), keys.size());
+  std::vector<std::string> got;
+  for (uint32_t i : order) got.push_back(keys[i]);
+  std::vector<std::string> want = keys;
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
+  std::sort(order.begin(), order.end());
+  for (size_t i = 0; i < order.size(); ++i) ASSERT_EQ(order[i], i) << "each index once";
 }
 
 // GetResults agrees with GetResult for entries in SST files and in the memtable, for misses,
