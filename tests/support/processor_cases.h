@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "support/processor_harness.h"
@@ -198,7 +199,8 @@ TEST_P(ProcessorTest, EachBatchSeesTheBatchCommittingBeforeIt) {
 // Either way every position must hold its event, a repeat in the next batch must get the
 // original result, and exactly once no prediction may miss.
 void ExpectSmallBatchesOverlapCorrectly(const std::string& brokers,
-                                        ProcessorOptions::Guarantee guarantee) {
+                                        ProcessorOptions::Guarantee guarantee,
+                                        std::optional<size_t> cache_size = std::nullopt) {
   ProcessorHarness h(brokers);
   h.StartProcessor();  // creates the topics
   ASSERT_TRUE(h.StopProcessor().ok());
@@ -220,6 +222,7 @@ void ExpectSmallBatchesOverlapCorrectly(const std::string& brokers,
   ProcessorOptions options;
   options.max_batch = 4;
   options.guarantee = guarantee;
+  if (cache_size.has_value()) options.cache_size = *cache_size;
   h.StartProcessor(options);
   auto results = h.Results(commands.size());
   ASSERT_EQ(h.all_results().size(), commands.size());
@@ -271,6 +274,16 @@ TEST_P(ProcessorTest, PredictedBatchesGoOutWhileTheNextIsDecided) {
 
 TEST_P(ProcessorTest, AtLeastOnceBatchesGoOutWhileTheNextIsDecided) {
   ExpectSmallBatchesOverlapCorrectly(brokers(), ProcessorOptions::Guarantee::kAtLeastOnce);
+}
+
+// With no state cache, or one state, states leave the cache (or never enter it) before the
+// store writer wrote them: each must still be read back, never an older one from the store.
+TEST_P(ProcessorTest, StatesTheCacheLetGoBeforeTheyWereStoredAreStillRead) {
+  for (size_t cache_size : {0, 1}) {
+    SCOPED_TRACE(absl::StrCat("cache_size ", cache_size));
+    ExpectSmallBatchesOverlapCorrectly(brokers(), ProcessorOptions::Guarantee::kExactlyOnce,
+                                       cache_size);
+  }
 }
 
 // At least once: records are delivered, then the offsets committed outside any transaction.

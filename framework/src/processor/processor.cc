@@ -179,7 +179,9 @@ class ProcessorImpl final : public Processor {
         state_type_url_(absl::StrCat("type.googleapis.com/",
                                      definition_.NewState()->GetDescriptor()->full_name())),
         state_pool_(definition_.NewState(), kStatePoolSize),
-        cache_(options_.cache_size) {}
+        cache_(options_.cache_size, [this](const std::string& key, StateCache::Entry& entry) {
+          KeepIfUnwritten(key, entry);
+        }) {}
 
   absl::Status Run() override;
   void Stop() override { stop_.store(true); }
@@ -285,6 +287,9 @@ class ProcessorImpl final : public Processor {
   absl::Status ApplyCommitted(StagedBatch& staged, bool prune);
   // Forgets pending entries of batches the writer has written.
   void PrunePending();
+  // The cache's eviction callback: keeps a state the store writer has not written yet in
+  // pending_states_ until it has.
+  void KeepIfUnwritten(const std::string& key, StateCache::Entry& entry);
   // Waits for the writer, then forgets every pending entry.
   absl::Status DrainWriter();
   void Rewind(const StagedBatch& staged);
@@ -318,12 +323,13 @@ class ProcessorImpl final : public Processor {
     uint64_t seq = 0;
     std::shared_ptr<const StoreWriter::Batch> batch;
     std::vector<absl::string_view> result_ids;
-    std::vector<std::string> state_keys;
   };
   std::deque<PendingBatch> pending_;
   // Command id (a view into the batch) -> (batch seq, the result's encoded store value).
   absl::flat_hash_map<absl::string_view, std::pair<uint64_t, const std::string*>> pending_results_;
-  absl::flat_hash_map<std::string, std::pair<uint64_t, StateCache::Entry>> pending_states_;
+  // States the cache let go before the store writer wrote them (see KeepIfUnwritten). Decide
+  // looks here after the cache, so usually empty: the cache holds every recent state.
+  absl::flat_hash_map<std::string, StateCache::Entry> pending_states_;
   // Two batches: while one commits on committer_'s thread the next is decided in the other.
   BatchSlot slots_[2];
   size_t next_slot_ = 0;
@@ -716,7 +722,7 @@ absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partit
     return StateView{cached->version, cached->state.get()};
   }
   if (auto it = pending_states_.find(key); it != pending_states_.end()) {
-    return StateView{it->second.second.version, it->second.second.state.get()};
+    return StateView{it->second.version, it->second.state.get()};
   }
   std::unique_ptr<google::protobuf::Message> state = state_pool_.Take();
   state->Clear();
@@ -1115,10 +1121,8 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged, bool prune) {
     }
   }
   for (auto& [key, state] : staged.states) {
-    StateCache::Entry entry{state.version, std::move(state.state)};
-    cache_.Put(key, entry);
-    pending_states_[key] = {pending.seq, std::move(entry)};
-    pending.state_keys.push_back(key);
+    cache_.Put(key,
+               {.version = state.version, .state = std::move(state.state), .seq = pending.seq});
   }
   pending_.push_back(std::move(pending));
   if (prune) PrunePending();
@@ -1134,11 +1138,23 @@ void ProcessorImpl::PrunePending() {
       auto it = pending_results_.find(id);
       if (it != pending_results_.end() && it->second.first == done.seq) pending_results_.erase(it);
     }
-    for (const std::string& key : done.state_keys) {
-      auto it = pending_states_.find(key);
-      if (it != pending_states_.end() && it->second.first == done.seq) pending_states_.erase(it);
-    }
     pending_.pop_front();
+  }
+  for (auto it = pending_states_.begin(); it != pending_states_.end();) {
+    if (it->second.seq <= applied) {
+      pending_states_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void ProcessorImpl::KeepIfUnwritten(const std::string& key, StateCache::Entry& entry) {
+  if (entry.seq > writer_.applied()) {
+    pending_states_[key] = std::move(entry);
+  } else {
+    // The store has this state (or a newer one): an older entry kept here must not shadow it.
+    pending_states_.erase(key);
   }
 }
 

@@ -4,10 +4,14 @@
 //   cache.Put("3/acc-1", {Version(7), state});
 //   if (const StateCache::Entry* e = cache.Get("3/acc-1")) { ... e->state ... }
 //
-// Holds only committed states (the processor puts them after its transaction committed).
+// Holds only committed states (the processor puts them after its transaction committed). An
+// entry that leaves other than by being replaced (the least recently used one on overflow, every
+// one on Clear, and with capacity 0 each one at once) is handed to the eviction callback: the
+// processor keeps the ones its store has not written yet.
 // Owned by the processor thread; not thread-safe.
 #pragma once
 
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -24,9 +28,14 @@ class StateCache {
   struct Entry {
     int64_t version = 0;
     std::shared_ptr<const google::protobuf::Message> state;
+    // The store write that holds this state (StoreWriter's sequence number); 0: read from the
+    // store.
+    uint64_t seq = 0;
   };
+  using EvictFn = std::function<void(const std::string& key, Entry& entry)>;
 
-  explicit StateCache(size_t capacity) : capacity_(capacity) {}
+  explicit StateCache(size_t capacity, EvictFn on_evict = {})
+      : capacity_(capacity), on_evict_(std::move(on_evict)) {}
 
   const Entry* Get(const std::string& key) {
     auto it = index_.find(key);
@@ -36,7 +45,10 @@ class StateCache {
   }
 
   void Put(const std::string& key, Entry entry) {
-    if (capacity_ == 0) return;
+    if (capacity_ == 0) {
+      if (on_evict_) on_evict_(key, entry);
+      return;
+    }
     if (auto it = index_.find(key); it != index_.end()) {
       it->second->second = std::move(entry);
       order_.splice(order_.begin(), order_, it->second);
@@ -45,12 +57,16 @@ class StateCache {
     order_.emplace_front(key, std::move(entry));
     index_.emplace(key, order_.begin());
     if (order_.size() > capacity_) {
+      if (on_evict_) on_evict_(order_.back().first, order_.back().second);
       index_.erase(order_.back().first);
       order_.pop_back();
     }
   }
 
   void Clear() {
+    if (on_evict_) {
+      for (auto& [key, entry] : order_) on_evict_(key, entry);
+    }
     index_.clear();
     order_.clear();
   }
@@ -60,6 +76,7 @@ class StateCache {
  private:
   using List = std::list<std::pair<std::string, Entry>>;
   size_t capacity_;
+  EvictFn on_evict_;
   List order_;
   absl::flat_hash_map<std::string, List::iterator> index_;
 };
