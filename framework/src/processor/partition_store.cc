@@ -26,11 +26,12 @@
 namespace leftfold::internal::processor {
 namespace {
 
-// Key space: s/<hash><aggregate id> → Snapshot; d/<hash><command id> → dedup value (below);
-// m/<name> → meta. <hash> is 4 bytes of Kafka's murmur2 of the id (stable across processes and
-// versions): the memtable buckets keys by their first 16 bytes (see StoreOptions), and ids often
-// share a long prefix ("lg1234-1764190000-...", "order-2026-11-..."), which put every key of a
-// run into one deep bucket and let its bloom filter answer nothing.
+// Key space: s/<hash><aggregate id> → Snapshot and m/<name> → meta in the default column
+// family; d/<hash><command id> → dedup value (below) in the results family (kResultsFamily). <hash>
+// is 4 bytes of Kafka's murmur2 of the id (stable across processes and versions): the memtable
+// buckets keys by their first 16 bytes (see StoreOptions), and ids often share a long prefix
+// ("lg1234-1764190000-...", "order-2026-11-..."), which put every key of a run into one deep bucket
+// and let its bloom filter answer nothing.
 constexpr char kSnapshotPrefix[] = "s/";
 constexpr char kResultPrefix[] = "d/";
 constexpr size_t kKindSize = 2;
@@ -39,8 +40,11 @@ constexpr char kSnapshotsNextKey[] = "m/snapshots_next";
 constexpr char kResultsNextKey[] = "m/results_next";
 constexpr char kDefinitionVersionKey[] = "m/definition_version";
 // Bumped when the layout above changes; a store of another format is wiped and restored.
+// 4: dedup entries moved from the default column family into their own (kResultsFamily).
 constexpr char kFormatKey[] = "m/format";
-constexpr char kFormat[] = "3";
+constexpr char kFormat[] = "4";
+// Snapshots and meta keys live in the default column family, dedup entries in this one.
+constexpr char kResultsFamily[] = "results";
 
 // Appends the key of `id` of the given kind (kSnapshotPrefix or kResultPrefix) to `out`.
 void AppendKey(std::string& out, const char* kind, absl::string_view id) {
@@ -112,20 +116,27 @@ class DedupExpiryFilter final : public rocksdb::CompactionFilter {
   absl::Duration window_;
 };
 
-rocksdb::Options StoreOptions(const rocksdb::CompactionFilter* filter, absl::Duration window) {
+// The bloom-filtered table format of both column families: most lookups (dedup ids, snapshots
+// of aggregates not seen yet) miss.
+std::shared_ptr<rocksdb::TableFactory> FilteredTables() {
+  rocksdb::BlockBasedTableOptions table;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.whole_key_filtering = true;
+  return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(table));
+}
+
+// The database, and its default column family: snapshots and meta keys.
+rocksdb::Options StoreOptions() {
   rocksdb::Options options;
   options.create_if_missing = true;
+  options.create_missing_column_families = true;
   options.compression = rocksdb::kLZ4Compression;
   // Many partitions per process: keep each instance's memory small.
   options.write_buffer_size = 16 << 20;
   options.max_open_files = 256;
-  // Most dedup lookups miss: let a bloom filter answer them, in the memtable and on disk.
   options.memtable_prefix_bloom_size_ratio = 0.05;
   options.memtable_whole_key_filtering = true;
-  rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  table.whole_key_filtering = true;
-  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  options.table_factory = FilteredTables();
   // Keys are point-looked-up only (no scans): hash them into small skip lists, so an insert
   // into a large memtable does not walk one deep list of random keys. The prefix is the
   // kind, the id's hash and up to 10 bytes of the id; scans would need total_order_seek.
@@ -140,6 +151,20 @@ rocksdb::Options StoreOptions(const rocksdb::CompactionFilter* filter, absl::Dur
   // MultiGet are not point-in-time across keys; nothing here needs that (one key's read is
   // still consistent: RocksDB locks it against the update).
   options.inplace_update_support = true;
+  return options;
+}
+
+// The results column family: dedup entries, each written once, in sorted files that are
+// ingested whole (the dedup buffer), never through the memtable. Keeping them out of the
+// snapshots' family matters twice: an ingest checks the file's key range against the family's
+// memtable, which for the hash memtable means copying all of it into a sorted list first (40%
+// of an ingest's CPU when results shared it with the snapshots); and compactions of snapshots
+// no longer rewrite result files, nor the other way round.
+rocksdb::ColumnFamilyOptions ResultsOptions(const rocksdb::CompactionFilter* filter,
+                                            absl::Duration window) {
+  rocksdb::ColumnFamilyOptions options;
+  options.compression = rocksdb::kLZ4Compression;
+  options.table_factory = FilteredTables();
   options.compaction_filter = filter;
   // Files that no write-driven compaction reaches are still rewritten (and their expired dedup
   // entries dropped) within half a window: disk stays bounded by about 1.5 windows of results.
@@ -194,8 +219,10 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
         absl::StrCat("state store: cannot create ", dir, ": ", ec.message()));
   std::unique_ptr<PartitionStore> store(new PartitionStore());
   store->expiry_filter_ = std::make_unique<DedupExpiryFilter>(store_options.dedup_window);
-  store->options_ = std::make_unique<rocksdb::Options>(
-      StoreOptions(store->expiry_filter_.get(), store_options.dedup_window));
+  store->options_ = std::make_unique<rocksdb::Options>(StoreOptions());
+  store->results_options_ = std::make_unique<rocksdb::Options>(
+      rocksdb::DBOptions(*store->options_),
+      ResultsOptions(store->expiry_filter_.get(), store_options.dedup_window));
   store->dedup_buffer_bytes_ = store_options.dedup_buffer_bytes;
   // SST files of dedup entries are written here, then moved into the store. One left by a crash
   // between the two is of no use: its entries are replayed from the results changelog.
@@ -207,14 +234,21 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
         absl::StrCat("state store: cannot create ", store->ingest_dir_, ": ", ec.message()));
   }
   const rocksdb::Options& options = *store->options_;
+  const std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions(options)},
+      {kResultsFamily, rocksdb::ColumnFamilyOptions(*store->results_options_)}};
   for (int attempt = 0;; ++attempt) {
     rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
     if (absl::Status s =
-            FromRocks(rocksdb::DB::Open(options, dir, &raw), absl::StrCat("open ", dir));
+            FromRocks(rocksdb::DB::Open(rocksdb::DBOptions(options), dir, families, &handles, &raw),
+                      absl::StrCat("open ", dir));
         !s.ok()) {
       return s;
     }
     store->db_.reset(raw);
+    delete handles[0];  // the default family's: db_->DefaultColumnFamily() serves
+    store->results_.reset(handles[1]);
     std::string format;
     rocksdb::Status got = raw->Get(rocksdb::ReadOptions(), kFormatKey, &format);
     if (got.ok() && format == kFormat) break;
@@ -232,6 +266,7 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
     if (attempt > 0) return absl::InternalError(absl::StrCat("state store: cannot reset ", dir));
     LogWarning("processor", "state store has an older format: wiping it, restore refills it",
                {{"dir", dir}, {"format", got.ok() ? format : "1"}, {"expected", kFormat}});
+    store->results_.reset();
     store->db_.reset();
     if (absl::Status s = FromRocks(rocksdb::DestroyDB(dir, options), absl::StrCat("wipe ", dir));
         !s.ok()) {
@@ -346,7 +381,7 @@ void PartitionStore::IngestSealed(int64_t results_next) {
   auto ingest = [&]() -> absl::Status {
     std::string path = (std::filesystem::path(ingest_dir_) / "dedup.sst").string();
     // Uncompressed: the file lands in L0, and compaction compresses it on its way down.
-    rocksdb::Options file_options = *options_;
+    rocksdb::Options file_options = *results_options_;
     file_options.compression = rocksdb::kNoCompression;
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), file_options);
     if (absl::Status s = FromRocks(writer.Open(path), "open dedup file"); !s.ok()) return s;
@@ -359,7 +394,8 @@ void PartitionStore::IngestSealed(int64_t results_next) {
     if (absl::Status s = FromRocks(writer.Finish(), "finish dedup file"); !s.ok()) return s;
     rocksdb::IngestExternalFileOptions options;
     options.move_files = true;
-    absl::Status s = FromRocks(db_->IngestExternalFile({path}, options), "ingest dedup file");
+    absl::Status s =
+        FromRocks(db_->IngestExternalFile(results_.get(), {path}, options), "ingest dedup file");
     std::error_code ec;
     std::filesystem::remove(path, ec);  // a link to the ingested file, or a failed attempt
     if (!s.ok() || results_next < 0) return s;
@@ -444,8 +480,8 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
       buffered = true;
     }
   }
-  rocksdb::Status s =
-      buffered ? rocksdb::Status::OK() : db_->Get(rocksdb::ReadOptions(), key, &value);
+  rocksdb::Status s = buffered ? rocksdb::Status::OK()
+                               : db_->Get(rocksdb::ReadOptions(), results_.get(), key, &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get result"); !st.ok()) return st;
   absl::StatusOr<v1::CommandResult> result = DecodeResult(value);
@@ -508,8 +544,8 @@ absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> PartitionStore::Ge
   for (size_t i : missed) missed_keys.push_back(keys[i]);
   std::vector<rocksdb::PinnableSlice> values(missed.size());
   std::vector<rocksdb::Status> statuses(missed.size());
-  db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), missed.size(),
-                missed_keys.data(), values.data(), statuses.data(), /*sorted_input=*/true);
+  db_->MultiGet(rocksdb::ReadOptions(), results_.get(), missed.size(), missed_keys.data(),
+                values.data(), statuses.data(), /*sorted_input=*/true);
   for (size_t j = 0; j < missed.size(); ++j) {
     if (statuses[j].IsNotFound()) continue;
     if (absl::Status st = FromRocks(statuses[j], "get results"); !st.ok()) return st;
@@ -597,7 +633,13 @@ absl::Status PartitionStore::Compact() {
   if (absl::Status s = Ingest(/*wait=*/true); !s.ok()) return s;
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  return FromRocks(db_->CompactRange(options, nullptr, nullptr), "compact");
+  for (rocksdb::ColumnFamilyHandle* family : {db_->DefaultColumnFamily(), results_.get()}) {
+    if (absl::Status s = FromRocks(db_->CompactRange(options, family, nullptr, nullptr), "compact");
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status PartitionStore::DropSnapshots() {

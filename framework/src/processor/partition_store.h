@@ -40,6 +40,7 @@
 #include "leftfold/v1/envelope.pb.h"
 
 namespace rocksdb {
+class ColumnFamilyHandle;
 class CompactionFilter;
 class DB;
 struct Options;
@@ -167,8 +168,12 @@ class PartitionStore {
 
   // Declared before db_: the DB refers to the filter until it is closed.
   std::unique_ptr<rocksdb::CompactionFilter> expiry_filter_;
-  std::unique_ptr<rocksdb::Options> options_;  // the DB's, for the SST writer
+  std::unique_ptr<rocksdb::Options> options_;  // the DB's and its default family's
+  // The results family's (with the DB's), for the SST writer of the dedup files.
+  std::unique_ptr<rocksdb::Options> results_options_;
   std::unique_ptr<rocksdb::DB> db_;
+  // Declared after db_: a family's handle goes before its DB.
+  std::unique_ptr<rocksdb::ColumnFamilyHandle> results_;
   std::string ingest_dir_;
   size_t dedup_buffer_bytes_ = 0;
   // Dedup entries not in RocksDB yet: `filling_` takes new ones (from Write, the one writer);
