@@ -359,6 +359,39 @@ TEST_P(ProcessorTest, MalformedAndUnknownCommandsAreRejectedAndThePartitionGoesO
   EXPECT_EQ(results["after"].outcome(), v1::CommandResult::ACCEPTED);
 }
 
+// Batches of one command alternate between the processor's two batch slots, so each command is
+// parsed into the message that held the command two before it. Nothing of that one may show:
+// not its payload, expected version or correlation id.
+TEST_P(ProcessorTest, AParsedCommandKeepsNothingOfTheOneBeforeItInItsPlace) {
+  ProcessorHarness h(brokers(), /*partitions=*/1);
+  h.StartProcessor();  // creates the topics
+  ASSERT_TRUE(h.StopProcessor().ok());
+  v1::CommandEnvelope open = BankCommand("o", "acc-1", Open("fay", 10), /*expected_version=*/0);
+  open.set_correlation_id("corr-o");
+  (*open.mutable_metadata())["k"] = "v";
+  open.mutable_submitted_at()->set_seconds(1764200000);
+  v1::CommandEnvelope deposit = BankCommand("d1", "acc-1", DepositOf(5), /*expected_version=*/1);
+  deposit.set_correlation_id("corr-d1");
+  v1::CommandEnvelope no_payload = BankCommand("np", "acc-1", DepositOf(1));
+  no_payload.clear_payload();
+  h.Send({open, deposit, no_payload, BankCommand("d2", "acc-1", DepositOf(1)),
+          BankCommand("d3", "acc-1", DepositOf(1))});
+  ProcessorOptions options;
+  options.max_batch = 1;
+  h.StartProcessor(options);
+  auto results = h.Results(5);
+  ASSERT_EQ(results.size(), 5u);
+  EXPECT_EQ(results["o"].correlation_id(), "corr-o");
+  EXPECT_EQ(results["d1"].version(), 2);
+  EXPECT_EQ(results["np"].outcome(), v1::CommandResult::REJECTED);
+  EXPECT_EQ(results["np"].code(), static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_EQ(results["np"].correlation_id(), "") << "the correlation id of 'o' leaked";
+  EXPECT_EQ(results["d2"].outcome(), v1::CommandResult::ACCEPTED)
+      << "the expected version of 'd1' leaked: " << results["d2"].message();
+  EXPECT_EQ(results["d2"].version(), 3);
+  EXPECT_EQ(results["d3"].version(), 4);
+}
+
 TEST_P(ProcessorTest, ThrowingHandlerBecomesFailedResult) {
   ProcessorHarness h(brokers(), 1);
   AggregateDefinition throwing =
