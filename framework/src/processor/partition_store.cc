@@ -116,8 +116,9 @@ class DedupExpiryFilter final : public rocksdb::CompactionFilter {
   absl::Duration window_;
 };
 
-// The bloom-filtered table format of both column families: most lookups (dedup ids, snapshots
-// of aggregates not seen yet) miss.
+// The bloom-filtered table format, one per store, shared by both column families (and so one
+// block cache, 8 MiB by default, not one per family): most lookups (dedup ids, snapshots of
+// aggregates not seen yet) miss.
 std::shared_ptr<rocksdb::TableFactory> FilteredTables() {
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
@@ -126,7 +127,7 @@ std::shared_ptr<rocksdb::TableFactory> FilteredTables() {
 }
 
 // The database, and its default column family: snapshots and meta keys.
-rocksdb::Options StoreOptions() {
+rocksdb::Options StoreOptions(std::shared_ptr<rocksdb::TableFactory> tables) {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
@@ -136,7 +137,7 @@ rocksdb::Options StoreOptions() {
   options.max_open_files = 256;
   options.memtable_prefix_bloom_size_ratio = 0.05;
   options.memtable_whole_key_filtering = true;
-  options.table_factory = FilteredTables();
+  options.table_factory = std::move(tables);
   // Keys are point-looked-up only (no scans): hash them into small skip lists, so an insert
   // into a large memtable does not walk one deep list of random keys. The prefix is the
   // kind, the id's hash and up to 10 bytes of the id; scans would need total_order_seek.
@@ -160,11 +161,12 @@ rocksdb::Options StoreOptions() {
 // memtable, which for the hash memtable means copying all of it into a sorted list first (40%
 // of an ingest's CPU when results shared it with the snapshots); and compactions of snapshots
 // no longer rewrite result files, nor the other way round.
-rocksdb::ColumnFamilyOptions ResultsOptions(const rocksdb::CompactionFilter* filter,
+rocksdb::ColumnFamilyOptions ResultsOptions(std::shared_ptr<rocksdb::TableFactory> tables,
+                                            const rocksdb::CompactionFilter* filter,
                                             absl::Duration window) {
   rocksdb::ColumnFamilyOptions options;
   options.compression = rocksdb::kLZ4Compression;
-  options.table_factory = FilteredTables();
+  options.table_factory = std::move(tables);
   options.compaction_filter = filter;
   // Files that no write-driven compaction reaches are still rewritten (and their expired dedup
   // entries dropped) within half a window: disk stays bounded by about 1.5 windows of results.
@@ -219,10 +221,11 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
         absl::StrCat("state store: cannot create ", dir, ": ", ec.message()));
   std::unique_ptr<PartitionStore> store(new PartitionStore());
   store->expiry_filter_ = std::make_unique<DedupExpiryFilter>(store_options.dedup_window);
-  store->options_ = std::make_unique<rocksdb::Options>(StoreOptions());
+  std::shared_ptr<rocksdb::TableFactory> tables = FilteredTables();
+  store->options_ = std::make_unique<rocksdb::Options>(StoreOptions(tables));
   store->results_options_ = std::make_unique<rocksdb::Options>(
       rocksdb::DBOptions(*store->options_),
-      ResultsOptions(store->expiry_filter_.get(), store_options.dedup_window));
+      ResultsOptions(tables, store->expiry_filter_.get(), store_options.dedup_window));
   store->dedup_buffer_bytes_ = store_options.dedup_buffer_bytes;
   // SST files of dedup entries are written here, then moved into the store. One left by a crash
   // between the two is of no use: its entries are replayed from the results changelog.

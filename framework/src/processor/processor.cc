@@ -126,10 +126,6 @@ struct StagedBatch {
       committed;
 };
 
-// A polled batch and what it was decided into. The processor has two and alternates: one is
-// committed on the committer's thread while the next is decided (see ProcessBatch). Everything
-// here keeps its address while its transaction is open: delivery callbacks and the results' dedup
-// index point into it.
 // ParseFromString into `command`, reusing its storage: its strings keep their capacity, and its
 // payload and timestamp stay allocated (Clear, which ParseFromString runs first, deletes the
 // sub-messages of a message that is not on an arena: ~5 allocations per command). A kept
@@ -157,6 +153,10 @@ bool ParseCommand(const std::string& bytes, v1::CommandEnvelope& command) {
   return true;
 }
 
+// A polled batch and what it was decided into. The processor has two and alternates: one is
+// committed on the committer's thread while the next is decided (see ProcessBatch). Everything
+// here keeps its address while its transaction is open: delivery callbacks and the results' dedup
+// index point into it.
 struct BatchSlot {
   BatchSlot() : arena_block(new char[kArenaBlock]), arena(ArenaOptions(arena_block.get())) {}
 
@@ -172,12 +172,12 @@ struct BatchSlot {
   // their strings and sub-messages. On the arena each parse allocated its strings again and
   // registered their destructors (callgrind: parsing was 13% of the processing thread, 9% now).
   std::vector<std::unique_ptr<v1::CommandEnvelope>> commands;
-  // The batch's results are allocated on `arena` and all dropped at once by Reset. Its first
-  // block is the slot's own and survives Reset, so a full batch needs no further block.
-  // (Strings longer than the small-string buffer still allocate their characters.)
   // Refilled for each snapshot Prepare serializes; the slot's own, as Prepare may run on the
   // committer's thread while the other slot's batch is decided.
   v1::Snapshot snapshot;
+  // The batch's results are allocated on `arena` and all dropped at once by Reset. Its first
+  // block is the slot's own and survives Reset, so a full batch needs no further block.
+  // (Strings longer than the small-string buffer still allocate their characters.)
   static constexpr size_t kArenaBlock = 2 << 20;
   std::unique_ptr<char[]> arena_block;
   google::protobuf::Arena arena;
