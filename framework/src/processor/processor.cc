@@ -204,7 +204,7 @@ class ProcessorImpl final : public Processor {
         topics_(std::move(topics)),
         state_type_url_(absl::StrCat("type.googleapis.com/",
                                      definition_.NewState()->GetDescriptor()->full_name())),
-        state_pool_(definition_.NewState(), kStatePoolSize),
+        state_pool_(definition_.NewState(), std::min(kStatePoolSize, options_.cache_size)),
         cache_(options_.cache_size, [this](const std::string& key, StateCache::Entry& entry) {
           KeepIfUnwritten(key, entry);
         }) {}
@@ -332,7 +332,8 @@ class ProcessorImpl final : public Processor {
   const std::string state_type_url_;  // of the snapshots' state Any
   // Superseded states, reused. Declared before every holder of a state (cache_, pending_states_,
   // slots_, last_loaded_): they give their states back to it when destroyed. A batch supersedes
-  // at most max_batch states; more than this many spare ones are freed.
+  // at most max_batch states. Spare ones beyond kStatePoolSize, or beyond the cache's size, are
+  // freed: memory stays within what the cache setting allows for large states too.
   static constexpr size_t kStatePoolSize = 4096;
   StatePool state_pool_;
   StateCache cache_;
