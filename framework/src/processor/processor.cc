@@ -128,19 +128,22 @@ struct StagedBatch {
 
 // ParseFromString into `command`, reusing its storage: its strings keep their capacity, and its
 // payload and timestamp stay allocated (Clear, which ParseFromString runs first, deletes the
-// sub-messages of a message that is not on an arena: ~5 allocations per command). A kept
-// sub-message that the bytes left empty is dropped again, so presence is as parsed, except that
-// an explicitly empty payload or a submitted_at of exactly the epoch reads as absent.
+// sub-messages of a message that is not on an arena: ~5 allocations per command). Everything
+// else, fields added later included, is cleared by Clear itself. A kept sub-message that the
+// bytes left empty is dropped again, so presence is as parsed, except that an explicitly empty
+// payload or a submitted_at of exactly the epoch reads as absent.
 bool ParseCommand(const std::string& bytes, v1::CommandEnvelope& command) {
-  command.clear_command_id();
-  command.clear_aggregate_type();
-  command.clear_aggregate_id();
-  command.clear_correlation_id();
-  command.clear_expected_version();
-  command.mutable_metadata()->clear();
-  if (command.has_payload()) command.mutable_payload()->Clear();
-  if (command.has_submitted_at()) command.mutable_submitted_at()->Clear();
-  command.GetReflection()->MutableUnknownFields(&command)->Clear();
+  std::unique_ptr<google::protobuf::Any> payload(command.release_payload());
+  std::unique_ptr<google::protobuf::Timestamp> submitted_at(command.release_submitted_at());
+  command.Clear();
+  if (payload != nullptr) {
+    payload->Clear();
+    command.set_allocated_payload(payload.release());
+  }
+  if (submitted_at != nullptr) {
+    submitted_at->Clear();
+    command.set_allocated_submitted_at(submitted_at.release());
+  }
   if (!command.MergeFromString(bytes)) return false;
   if (command.has_payload() && command.payload().type_url().empty() &&
       command.payload().value().empty()) {
