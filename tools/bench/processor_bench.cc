@@ -51,7 +51,8 @@ struct Config {
   uint64_t seed = 42;
   std::string dir = "/tmp/leftfold-processor-bench";
   std::string scenario = "throughput";
-  std::string only;  // "processor" or "passthrough": run one leg alone (for profiling)
+  std::string only;       // "processor" or "passthrough": run one leg alone (for profiling)
+  bool progress = false;  // a line per second on stderr while a leg runs
 };
 
 struct RunResult {
@@ -76,7 +77,24 @@ RunResult TimeFromFirstCommand(const Config& config, const std::function<bool()>
   while (!started() && !failed.load()) absl::SleepFor(absl::Milliseconds(1));
   double cpu0 = CpuSeconds();
   absl::Time start = absl::Now();
-  while (done() < config.commands && !failed.load()) absl::SleepFor(absl::Milliseconds(1));
+  absl::Time last_report = start;
+  int64_t last_done = 0;
+  double last_cpu = cpu0;
+  while (done() < config.commands && !failed.load()) {
+    absl::SleepFor(absl::Milliseconds(1));
+    if (absl::Time now = absl::Now(); config.progress && now - last_report >= absl::Seconds(1)) {
+      int64_t now_done = done();
+      double cpu = CpuSeconds();
+      double seconds = absl::ToDoubleSeconds(now - last_report);
+      std::fprintf(stderr, "  %6.1f s: %lld of %lld, %.0f commands/s, CPU %.2f s / 100k\n",
+                   absl::ToDoubleSeconds(now - start), static_cast<long long>(now_done),
+                   static_cast<long long>(config.commands), (now_done - last_done) / seconds,
+                   now_done > last_done ? (cpu - last_cpu) * 100000.0 / (now_done - last_done) : 0);
+      last_report = now;
+      last_done = now_done;
+      last_cpu = cpu;
+    }
+  }
   absl::Duration took = absl::Now() - start;
   double cpu = CpuSeconds() - cpu0;
   return RunResult{config.commands / absl::ToDoubleSeconds(took),
@@ -402,6 +420,8 @@ int Main(int argc, char** argv) {
                  "run one leg alone, processor or passthrough, and print its figures without a "
                  "ratio (for profiling one side)")
       ->check(CLI::IsMember({"processor", "passthrough"}));
+  app.add_flag("--progress", config.progress,
+               "print each second how far a leg is, its rate and CPU per 100k commands (stderr)");
   CLI11_PARSE(app, argc, argv);
   if (config.backend == "kafka" && config.brokers.empty()) {
     std::fprintf(stderr, "--backend kafka needs --brokers\n");
