@@ -13,6 +13,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "leftfold/logging.h"
 #include "log/log.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -116,14 +117,29 @@ class DedupExpiryFilter final : public rocksdb::CompactionFilter {
   absl::Duration window_;
 };
 
-// The bloom-filtered table format, one per store, shared by both column families (and so one
-// block cache, 8 MiB by default, not one per family): most lookups (dedup ids, snapshots of
-// aggregates not seen yet) miss.
-std::shared_ptr<rocksdb::TableFactory> FilteredTables() {
+// The table formats of one store's two column families, which share one block cache (8 MiB, as
+// RocksDB's default) rather than one each. Both are bloom-filtered: most lookups (dedup ids,
+// snapshots of aggregates not seen yet) miss.
+struct StoreTables {
+  std::shared_ptr<rocksdb::TableFactory> snapshots;
+  std::shared_ptr<rocksdb::TableFactory> results;
+};
+
+StoreTables FilteredTables() {
   rocksdb::BlockBasedTableOptions table;
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.block_cache = rocksdb::NewLRUCache(8 << 20);
   table.whole_key_filtering = true;
-  return std::shared_ptr<rocksdb::TableFactory>(rocksdb::NewBlockBasedTableFactory(table));
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  StoreTables tables;
+  tables.snapshots.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // Every new command id is looked up in each file of results (one per level its ingests
+  // reached, often 6-8), and a false positive reads and decompresses a data block from disk.
+  // At 10 bits a key (~1% per file) those reads made a sustained run's lookups 4x dearer than
+  // a short one's, and the run ~25% slower (1M commands, docs/benchmarks.md "Session 10");
+  // 16 bits (~0.1%) cost 0.75 more bytes per id held.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(16));
+  tables.results.reset(rocksdb::NewBlockBasedTableFactory(table));
+  return tables;
 }
 
 // The database, and its default column family: snapshots and meta keys.
@@ -221,11 +237,12 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
         absl::StrCat("state store: cannot create ", dir, ": ", ec.message()));
   std::unique_ptr<PartitionStore> store(new PartitionStore());
   store->expiry_filter_ = std::make_unique<DedupExpiryFilter>(store_options.dedup_window);
-  std::shared_ptr<rocksdb::TableFactory> tables = FilteredTables();
-  store->options_ = std::make_unique<rocksdb::Options>(StoreOptions(tables));
+  StoreTables tables = FilteredTables();
+  store->options_ = std::make_unique<rocksdb::Options>(StoreOptions(std::move(tables.snapshots)));
   store->results_options_ = std::make_unique<rocksdb::Options>(
       rocksdb::DBOptions(*store->options_),
-      ResultsOptions(tables, store->expiry_filter_.get(), store_options.dedup_window));
+      ResultsOptions(std::move(tables.results), store->expiry_filter_.get(),
+                     store_options.dedup_window));
   store->dedup_buffer_bytes_ = store_options.dedup_buffer_bytes;
   // SST files of dedup entries are written here, then moved into the store. One left by a crash
   // between the two is of no use: its entries are replayed from the results changelog.
@@ -383,10 +400,14 @@ void PartitionStore::IngestSealed(int64_t results_next) {
   }
   auto ingest = [&]() -> absl::Status {
     std::string path = (std::filesystem::path(ingest_dir_) / "dedup.sst").string();
-    // Uncompressed: the file lands in L0, and compaction compresses it on its way down.
+    // Uncompressed: compaction compresses it on its way down. Its pages stay cached: the next
+    // batches' lookups read its blocks (a bloom filter's false positives), which with RocksDB's
+    // default of dropping a written file from the page cache came from disk, and made lookups
+    // 4x dearer in sustained runs than in short ones.
     rocksdb::Options file_options = *results_options_;
     file_options.compression = rocksdb::kNoCompression;
-    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), file_options);
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), file_options, /*column_family=*/nullptr,
+                                  /*invalidate_page_cache=*/false);
     if (absl::Status s = FromRocks(writer.Open(path), "open dedup file"); !s.ok()) return s;
     for (const auto& [key, value] : entries) {
       absl::Status s = FromRocks(writer.Put(rocksdb::Slice(key.data(), key.size()),
