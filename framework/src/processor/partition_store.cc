@@ -133,10 +133,9 @@ StoreTables FilteredTables() {
   StoreTables tables;
   tables.snapshots.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Every new command id is looked up in each file of results (one per level its ingests
-  // reached, often 6-8), and a false positive reads and decompresses a data block from disk.
-  // At 10 bits a key (~1% per file) those reads made a sustained run's lookups 4x dearer than
-  // a short one's, and the run ~25% slower (1M commands, docs/benchmarks.md "Session 10");
-  // 16 bits (~0.1%) cost 0.75 more bytes per id held.
+  // reached, often 6-8), and a false positive reads a data block. At 10 bits a key (~1% per
+  // file) that was one block read per ~100 commands, half of a sustained run's reads; 16 bits
+  // (~0.1%) cost 0.75 more bytes of filter per id held (docs/benchmarks.md, "Session 10").
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(16));
   tables.results.reset(rocksdb::NewBlockBasedTableFactory(table));
   return tables;
@@ -401,9 +400,9 @@ void PartitionStore::IngestSealed(int64_t results_next) {
   auto ingest = [&]() -> absl::Status {
     std::string path = (std::filesystem::path(ingest_dir_) / "dedup.sst").string();
     // Uncompressed: compaction compresses it on its way down. Its pages stay cached: the next
-    // batches' lookups read its blocks (a bloom filter's false positives), which with RocksDB's
-    // default of dropping a written file from the page cache came from disk, and made lookups
-    // 4x dearer in sustained runs than in short ones.
+    // batches' lookups read its blocks (bloom false positives). With RocksDB's default, which
+    // drops a written file from the page cache, they came from disk, on the processing thread:
+    // a sustained run's lookups cost 4x a short run's (docs/benchmarks.md, "Session 10").
     rocksdb::Options file_options = *results_options_;
     file_options.compression = rocksdb::kNoCompression;
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), file_options, /*column_family=*/nullptr,
