@@ -376,6 +376,10 @@ class ProcessorImpl final : public Processor {
   // Runs one commit at a time. Declared after producer_: destroyed (joined) before it.
   BackgroundWriter committer_{1};
   v1::EventEnvelope event_;
+  // When the commands DecideFrom runs were decided: their results' processed_at and their
+  // events' timestamp. Read once per call, not per command (the clock and its conversion were
+  // 1.5% of the processing thread).
+  google::protobuf::Timestamp decided_at_;
   // The state LoadState read last from a store (the cache may not keep it).
   std::shared_ptr<const google::protobuf::Message> last_loaded_;
   // Decide's result, reused from command to command (its events keep their capacity).
@@ -781,7 +785,7 @@ v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, BatchSlot
 }
 
 void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) {
-  *result.mutable_processed_at() = ProtoNow();
+  *result.mutable_processed_at() = decided_at_;
   if (result.aggregate_type().empty()) result.set_aggregate_type(definition_.type());
   switch (result.outcome()) {
     case v1::CommandResult::ACCEPTED:
@@ -806,6 +810,7 @@ void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) 
 
 absl::Status ProcessorImpl::DecideFrom(BatchSlot& slot, size_t from) {
   StagedBatch& staged = slot.staged;
+  decided_at_ = ProtoNow();
   for (size_t i = from; i < slot.records.size(); ++i) {
     const log::Record& record = slot.records[i];
     if (!owned_.contains(record.partition)) continue;  // revoked while polling
@@ -950,7 +955,6 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   StageResult(result, staged);
   v1::CommandResult* staged_result = &result;
   staged_result->mutable_event_positions()->Reserve(static_cast<int>(decided.events.size()));
-  google::protobuf::Timestamp now = ProtoNow();
   for (google::protobuf::Any& payload : decided.events) {
     v1::EventEnvelope& event = event_;
     event.set_aggregate_type(definition_.type());
@@ -959,7 +963,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     event.set_command_id(command.command_id());
     event.set_correlation_id(command.correlation_id());
     *event.mutable_payload() = std::move(payload);
-    *event.mutable_timestamp() = now;
+    *event.mutable_timestamp() = decided_at_;
     v1::Position* position = staged_result->add_event_positions();
     // Predicted from the committing batch's or the last committed one's (PredictEventOffset).
     int64_t predicted = PredictEventOffset(record.partition, staged);
