@@ -185,6 +185,10 @@ class Consumer {
   // Up to `max_records` records, waiting at most `timeout` for the first. Rebalance callbacks run
   // inside this call. An empty batch is not an error.
   virtual absl::StatusOr<std::vector<Record>> Poll(size_t max_records, absl::Duration timeout) = 0;
+  // Gives back records a Poll returned, once their owner is done with them: a backend may refill
+  // them in a later Poll, whose strings then keep their capacity (no allocation per record).
+  // Optional; the default drops them.
+  virtual void Recycle(std::vector<Record> records) { (void)records; }
 
   virtual absl::Status Seek(const TopicPartitionOffset& position) = 0;
   virtual absl::Status Pause(const std::vector<TopicPartition>& partitions) = 0;

@@ -1215,11 +1215,12 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   // commit fail. One transaction is open at a time, so the transactional contract is unchanged.
   BatchSlot& slot = slots_[next_slot_];
   next_slot_ = 1 - next_slot_;
-  // The slot keeps its capacity from batch to batch (one allocation of max_batch records, not
-  // one per batch), and a top-up appends without moving the records, which results point at.
-  slot.records.clear();
-  slot.records.reserve(std::max(records.size(), options_.max_batch));
-  std::move(records.begin(), records.end(), std::back_inserter(slot.records));
+  // The slot's last batch committed (awaited while the other slot's was decided): its records go
+  // back to the consumer, which refills them in a later poll (their strings keep their capacity).
+  // The slot has room for max_batch records, so a top-up appends without moving the records,
+  // which results point at.
+  consumer_->Recycle(std::exchange(slot.records, std::move(records)));
+  slot.records.reserve(options_.max_batch);
   slot.Reset();
   StagedBatch& staged = slot.staged;
   staged.started = absl::Now();

@@ -139,6 +139,62 @@ TEST_F(EmbeddedLogTest, PlainProducerWritesWithoutFlushAfterLinger) {
   EXPECT_EQ((*records)[0].value, "lonely");
 }
 
+// Records given back with Recycle are refilled by later polls: nothing of the records they held
+// before may show through (fields the new record lacks included), and spares a smaller poll did
+// not need serve the next one.
+TEST_F(EmbeddedLogTest, RecycledRecordsAreRefilledWholly) {
+  const std::string other = "a-topic-name-longer-than-the-small-string-buffer";
+  ASSERT_TRUE(log_->admin().CreateTopics({{.name = other, .partitions = 2}}).ok());
+  auto producer = NewProducer();
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(producer
+                    ->Produce({.topic = other,
+                               .key = absl::StrCat("a-key-long-enough-to-be-on-the-heap-", i),
+                               .value = std::string(200, static_cast<char>('a' + i)),
+                               .headers = {{"h1", "one"}, {"h2", "two"}},
+                               .partition = 1})
+                    .ok());
+  }
+  ASSERT_TRUE(producer->Produce({.topic = "t", .value = "v0", .partition = 0}).ok());
+  ASSERT_TRUE(producer->Produce({.topic = "t", .key = "k1", .value = "", .partition = 0}).ok());
+  ASSERT_TRUE(producer->Produce({.topic = "t", .value = "v2", .partition = 0}).ok());
+  ASSERT_TRUE(producer->Flush(absl::Seconds(5)).ok());
+
+  auto consumer = *log_->NewConsumer({});
+  ASSERT_TRUE(consumer->Assign({{{other, 1}, 0}}).ok());
+  auto first = consumer->Poll(10, absl::Seconds(5));
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->size(), 4u);
+  EXPECT_EQ((*first)[3].value, std::string(200, 'd'));
+  consumer->Recycle(*std::move(first));
+
+  ASSERT_TRUE(consumer->Assign({{{"t", 0}, 0}}).ok());
+  auto expect = [](const Record& r, int64_t offset, const std::string& key,
+                   const std::string& value) {
+    EXPECT_EQ(r.topic, "t");
+    EXPECT_EQ(r.partition, 0);
+    EXPECT_EQ(r.offset, offset);
+    EXPECT_EQ(r.key, key);
+    EXPECT_EQ(r.value, value);
+    EXPECT_TRUE(r.headers.empty()) << r.headers.size() << " headers at " << offset;
+    EXPECT_GT(r.timestamp_ms, 0);
+  };
+  auto two = consumer->Poll(2, absl::Seconds(5));  // two of the four recycled records
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_EQ(two->size(), 2u);
+  expect((*two)[0], 0, "", "v0");
+  expect((*two)[1], 1, "k1", "");
+  auto rest = consumer->Poll(10, absl::Seconds(5));  // from the two left spare
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  ASSERT_EQ(rest->size(), 1u);
+  expect((*rest)[0], 2, "", "v2");
+  // Nothing new: an empty poll keeps what is spare and returns nothing.
+  consumer->Recycle(*std::move(two));
+  auto none = consumer->Poll(10, absl::Milliseconds(10));
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
 TEST_F(EmbeddedLogTest, TransactionIsInvisibleUntilCommitAndAbortDropsIt) {
   auto producer = NewProducer("txn-a");
   std::vector<absl::StatusOr<TopicPartitionOffset>> delivered;

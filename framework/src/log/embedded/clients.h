@@ -111,6 +111,7 @@ class EmbeddedConsumer final : public Consumer {
   absl::Status Assign(const std::vector<TopicPartitionOffset>& partitions) override;
   std::vector<TopicPartition> Assignment() const override;
   absl::StatusOr<std::vector<Record>> Poll(size_t max_records, absl::Duration timeout) override;
+  void Recycle(std::vector<Record> records) override;
   absl::Status Seek(const TopicPartitionOffset& position) override;
   absl::Status Pause(const std::vector<TopicPartition>& partitions) override;
   absl::Status Resume(const std::vector<TopicPartition>& partitions) override;
@@ -153,6 +154,8 @@ class EmbeddedConsumer final : public Consumer {
   RebalanceListener listener_;
   std::map<TopicPartition, Cursor> assigned_;
   size_t next_start_ = 0;  // round robin over partitions, so none starves
+  // Records given back (Recycle) or left over by the last Poll, refilled by the next.
+  std::vector<Record> spare_;
 };
 
 }  // namespace leftfold::internal::log::embedded

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -133,7 +134,9 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
   absl::Status s = CheckOpen();
   if (!s.ok()) return s;
   absl::Time deadline = absl::Now() + timeout;
-  std::vector<Record> out;
+  // Refills spare records first: their strings keep their capacity.
+  std::vector<Record> out = std::exchange(spare_, {});
+  size_t filled = 0;
   std::vector<const TopicState*> topics;
   for (;;) {
     // The store-wide count before the rebalance (a group change after it wakes the wait), the
@@ -158,17 +161,17 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
         int64_t end = cursor.topic->partitions[tp.partition]->end.load(std::memory_order_relaxed);
         if (!cursor.paused && end > cursor.next) readable += static_cast<size_t>(end - cursor.next);
       }
-      out.reserve(std::min(readable, max_records));
+      out.reserve(std::min(readable, max_records));  // never shrinks a spare vector
       size_t start = next_start_++ % cursors.size();
-      for (size_t i = 0; i < cursors.size() && out.size() < max_records; ++i) {
+      for (size_t i = 0; i < cursors.size() && filled < max_records; ++i) {
         auto [partition, cursor] = cursors[(start + i) % cursors.size()];
         if (cursor->paused || cursor->topic->deleted) continue;
-        size_t before = out.size(), room = max_records - out.size();
+        size_t before = filled, room = max_records - filled;
         absl::StatusOr<int64_t> end =
-            store_->Read(*cursor->topic, partition, cursor->next, room, &out);
+            store_->Read(*cursor->topic, partition, cursor->next, room, &out, &filled);
         if (!end.ok()) return end.status();
-        if (out.size() - before == room) {
-          cursor->next = out.back().offset + 1;
+        if (filled - before == room) {
+          cursor->next = out[filled - 1].offset + 1;
         } else {
           // Read everything up to the readable end: the position moves past any trailing gap
           // (aborted or crashed transactions), like Kafka's past aborted batches and markers.
@@ -176,9 +179,20 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
         }
       }
     }
-    if (!out.empty() || absl::Now() >= deadline) return out;
+    if (filled > 0 || absl::Now() >= deadline) {
+      // Records past `filled` (spares this poll did not need) stay spare, moved with their
+      // strings' buffers.
+      spare_.assign(std::make_move_iterator(out.begin() + static_cast<ptrdiff_t>(filled)),
+                    std::make_move_iterator(out.end()));
+      out.resize(filled);
+      return out;
+    }
     store_->WaitForChange(seen, deadline);
   }
+}
+
+void EmbeddedConsumer::Recycle(std::vector<Record> records) {
+  if (records.size() > spare_.size()) spare_ = std::move(records);
 }
 
 absl::Status EmbeddedConsumer::Assign(const std::vector<TopicPartitionOffset>& partitions) {

@@ -596,7 +596,7 @@ void LogStore::Release(const std::vector<Reservation>& reservations) {
 }
 
 absl::StatusOr<int64_t> LogStore::Read(const TopicState& topic, int32_t partition, int64_t from,
-                                       size_t max, std::vector<Record>* out) const {
+                                       size_t max, std::vector<Record>* out, size_t* filled) const {
   int64_t end = topic.partitions[partition]->end.load(std::memory_order_acquire);
   if (from >= end || max == 0) return end;
   std::string upper = RecordKey(topic.id, partition, end);
@@ -626,13 +626,12 @@ absl::StatusOr<int64_t> LogStore::Read(const TopicState& topic, int32_t partitio
     // A segment is one commit's run of offsets and an open reservation never splits one, so a
     // segment that starts below `end` ends at or below it; checked anyway.
     while (segment.has_next() && n < max && segment.next_offset() < end) {
-      Record& r = out->emplace_back();
-      if (!segment.Next(&r)) {
-        out->pop_back();
-        return corrupt(first);
-      }
+      // Next overwrites every field but these two.
+      Record& r = *filled < out->size() ? (*out)[*filled] : out->emplace_back();
+      if (!segment.Next(&r)) return corrupt(first);
       r.topic = topic.name;
       r.partition = partition;
+      ++*filled;
       ++n;
     }
   }

@@ -174,11 +174,12 @@ class LogStore {
   absl::StatusOr<Reserved> Reserve(absl::Span<const PendingRecord> records);
   // Ends reservations without writing: their offsets become a gap that readers skip.
   void Release(const std::vector<Reservation>& reservations);
-  // Reads records [from, end) of one partition, at most `max`, appending to `out`; `end` is the
+  // Reads records [from, end) of one partition, at most `max`, into `out` from index `*filled`
+  // on (overwriting the records there, then appending), advancing `*filled`; `end` is the
   // partition's readable end (LSO) at the time of the read, returned. Offsets without a record
   // (gaps left by aborted or crashed transactions) are skipped.
   absl::StatusOr<int64_t> Read(const TopicState& topic, int32_t partition, int64_t from, size_t max,
-                               std::vector<Record>* out) const;
+                               std::vector<Record>* out, size_t* filled) const;
   // The group's committed offset, or -1.
   absl::StatusOr<int64_t> CommittedOffset(const std::string& group, const TopicState& topic,
                                           int32_t partition) const;
