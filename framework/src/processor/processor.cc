@@ -571,6 +571,7 @@ absl::Status ProcessorImpl::ReadToEnd(log::Consumer& reader, const std::string& 
       if (absl::Status s = fn(record); !s.ok()) return s;
       position = record.offset + 1;
     }
+    reader.Recycle(*std::move(batch));  // `fn` keeps nothing of the records
     absl::StatusOr<int64_t> p = reader.Position({topic, partition});
     if (p.ok()) position = std::max(position, *p);
     if (position > before) last_progress = absl::Now();
