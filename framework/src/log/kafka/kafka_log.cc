@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <iterator>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -527,6 +528,7 @@ class KafkaConsumer final : public Consumer {
   }
 
   absl::StatusOr<std::vector<Record>> Poll(size_t max_records, absl::Duration timeout) override;
+  void Recycle(std::vector<Record> records) override;
 
   absl::Status Seek(const TopicPartitionOffset& position) override {
     if (closed_) return ClosedError("seek");
@@ -646,18 +648,30 @@ class KafkaConsumer final : public Consumer {
   RdPtr<rd_kafka_queue_t> queue_;
   absl::Status rebalance_error_;
   bool closed_ = false;
+  // Records given back (Recycle) or left over by the last Poll, refilled by the next.
+  std::vector<Record> spare_;
 };
 
 // Fills `r` from a consumed message. The topic name comes from the caller's per-partition cache
 // (no strlen per record); headers are parsed only when the message has some.
+// Overwrites every field of `r`, which may be a recycled record (see Consumer::Recycle).
 void FillRecord(const rd_kafka_message_t* m, const std::string& topic, Record& r) {
   r.topic = topic;
   r.partition = m->partition;
   r.offset = m->offset;
-  if (m->key != nullptr) r.key.assign(static_cast<const char*>(m->key), m->key_len);
-  if (m->payload != nullptr) r.value.assign(static_cast<const char*>(m->payload), m->len);
+  if (m->key != nullptr) {
+    r.key.assign(static_cast<const char*>(m->key), m->key_len);
+  } else {
+    r.key.clear();
+  }
+  if (m->payload != nullptr) {
+    r.value.assign(static_cast<const char*>(m->payload), m->len);
+  } else {
+    r.value.clear();
+  }
   rd_kafka_timestamp_type_t type;
   r.timestamp_ms = rd_kafka_message_timestamp(m, &type);
+  r.headers.clear();
   rd_kafka_headers_t* headers = nullptr;  // owned by the message
   if (rd_kafka_message_headers(m, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     const char* name;
@@ -676,23 +690,31 @@ void FillRecord(const rd_kafka_message_t* m, const std::string& topic, Record& r
 absl::StatusOr<std::vector<Record>> KafkaConsumer::Poll(size_t max_records,
                                                         absl::Duration timeout) {
   if (closed_) return ClosedError("poll");
-  std::vector<Record> records;
+  // Refills spare records first: their strings keep their capacity.
+  std::vector<Record> records = std::exchange(spare_, {});
+  size_t filled = 0;
+  // Records past `filled` stay spare for the next poll, moved with their strings' buffers.
+  auto keep_spares = [&] {
+    spare_.assign(std::make_move_iterator(records.begin() + static_cast<ptrdiff_t>(filled)),
+                  std::make_move_iterator(records.end()));
+    records.resize(filled);
+  };
   // Topic handles are only known alive while their partitions are assigned: rebuilt per Poll.
   position_cache_.clear();
   absl::Status error;
   absl::Time deadline = absl::Now() + timeout;
-  while (records.size() < max_records) {
+  while (filled < max_records) {
     // Rounded up: librdkafka waits whole milliseconds, and a remainder below one would
     // otherwise become a non-blocking poll, spinning the CPU until the deadline.
     int wait =
-        records.empty() ? ToMillis(absl::Ceil(deadline - absl::Now(), absl::Milliseconds(1))) : 0;
+        filled == 0 ? ToMillis(absl::Ceil(deadline - absl::Now(), absl::Milliseconds(1))) : 0;
     RdPtr<rd_kafka_message_t> m(rd_kafka_consumer_poll(rk_.get(), wait));
     if (!rebalance_error_.ok()) {
       absl::Status s = std::exchange(rebalance_error_, absl::OkStatus());
       return s;
     }
     if (m == nullptr) {
-      if (!records.empty() || absl::Now() >= deadline) break;
+      if (filled > 0 || absl::Now() >= deadline) break;
       continue;
     }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -725,16 +747,23 @@ absl::StatusOr<std::vector<Record>> KafkaConsumer::Poll(size_t max_records,
     }
     // Sized at the first record from what librdkafka has already queued (an idle Poll allocates
     // nothing; a full one does not grow and move its records several times).
-    if (records.empty()) {
+    if (filled == 0) {  // never shrinks a spare vector
       size_t queued = queue_ == nullptr ? 0 : rd_kafka_queue_length(queue_.get());
       records.reserve(std::min(max_records, std::max<size_t>(queued + 1, 64)));
     }
     std::pair<const TopicPartition, int64_t>& position = PositionSlot(m->rkt, m->partition);
-    FillRecord(m.get(), position.first.topic, records.emplace_back());
+    FillRecord(m.get(), position.first.topic,
+               filled < records.size() ? records[filled] : records.emplace_back());
+    ++filled;
     position.second = m->offset + 1;
   }
+  keep_spares();
   if (records.empty() && !error.ok()) return error;
   return records;
+}
+
+void KafkaConsumer::Recycle(std::vector<Record> records) {
+  if (records.size() > spare_.size()) spare_ = std::move(records);
 }
 
 absl::StatusOr<int64_t> KafkaConsumer::Position(const TopicPartition& partition) const {
