@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "log/embedded/store.h"
 #include "log/log.h"
+#include "log/spare_records.h"
 
 namespace leftfold::internal::log::embedded {
 
@@ -154,8 +155,7 @@ class EmbeddedConsumer final : public Consumer {
   RebalanceListener listener_;
   std::map<TopicPartition, Cursor> assigned_;
   size_t next_start_ = 0;  // round robin over partitions, so none starves
-  // Records given back (Recycle) or left over by the last Poll, refilled by the next.
-  std::vector<Record> spare_;
+  SpareRecords spare_;
 };
 
 }  // namespace leftfold::internal::log::embedded

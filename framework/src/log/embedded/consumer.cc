@@ -1,5 +1,4 @@
 #include <algorithm>
-#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -134,8 +133,7 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
   absl::Status s = CheckOpen();
   if (!s.ok()) return s;
   absl::Time deadline = absl::Now() + timeout;
-  // Refills spare records first: their strings keep their capacity.
-  std::vector<Record> out = std::exchange(spare_, {});
+  std::vector<Record> out = spare_.Take();  // refilled first: no allocation per record
   size_t filled = 0;
   std::vector<const TopicState*> topics;
   for (;;) {
@@ -180,20 +178,14 @@ absl::StatusOr<std::vector<Record>> EmbeddedConsumer::Poll(size_t max_records,
       }
     }
     if (filled > 0 || absl::Now() >= deadline) {
-      // Records past `filled` (spares this poll did not need) stay spare, moved with their
-      // strings' buffers.
-      spare_.assign(std::make_move_iterator(out.begin() + static_cast<ptrdiff_t>(filled)),
-                    std::make_move_iterator(out.end()));
-      out.resize(filled);
+      spare_.KeepUnused(out, filled);
       return out;
     }
     store_->WaitForChange(seen, deadline);
   }
 }
 
-void EmbeddedConsumer::Recycle(std::vector<Record> records) {
-  if (records.size() > spare_.size()) spare_ = std::move(records);
-}
+void EmbeddedConsumer::Recycle(std::vector<Record> records) { spare_.Recycle(std::move(records)); }
 
 absl::Status EmbeddedConsumer::Assign(const std::vector<TopicPartitionOffset>& partitions) {
   absl::Status s = CheckOpen();

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "log/embedded/codec.h"
 #include "log/errors.h"
+#include "log/spare_records.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/perf_level.h"
@@ -627,7 +628,7 @@ absl::StatusOr<int64_t> LogStore::Read(const TopicState& topic, int32_t partitio
     // segment that starts below `end` ends at or below it; checked anyway.
     while (segment.has_next() && n < max && segment.next_offset() < end) {
       // Next overwrites every field but these two.
-      Record& r = *filled < out->size() ? (*out)[*filled] : out->emplace_back();
+      Record& r = SpareRecords::At(*out, *filled);
       if (!segment.Next(&r)) return corrupt(first);
       r.topic = topic.name;
       r.partition = partition;

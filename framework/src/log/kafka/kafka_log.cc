@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
-#include <iterator>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "log/errors.h"
 #include "log/kafka/client.h"
 #include "log/kafka/kafka_internal.h"
+#include "log/spare_records.h"
 
 namespace leftfold::internal::log::kafka {
 namespace {
@@ -648,8 +648,7 @@ class KafkaConsumer final : public Consumer {
   RdPtr<rd_kafka_queue_t> queue_;
   absl::Status rebalance_error_;
   bool closed_ = false;
-  // Records given back (Recycle) or left over by the last Poll, refilled by the next.
-  std::vector<Record> spare_;
+  SpareRecords spare_;
 };
 
 // Fills `r` from a consumed message. The topic name comes from the caller's per-partition cache
@@ -690,15 +689,8 @@ void FillRecord(const rd_kafka_message_t* m, const std::string& topic, Record& r
 absl::StatusOr<std::vector<Record>> KafkaConsumer::Poll(size_t max_records,
                                                         absl::Duration timeout) {
   if (closed_) return ClosedError("poll");
-  // Refills spare records first: their strings keep their capacity.
-  std::vector<Record> records = std::exchange(spare_, {});
+  std::vector<Record> records = spare_.Take();  // refilled first: no allocation per record
   size_t filled = 0;
-  // Records past `filled` stay spare for the next poll, moved with their strings' buffers.
-  auto keep_spares = [&] {
-    spare_.assign(std::make_move_iterator(records.begin() + static_cast<ptrdiff_t>(filled)),
-                  std::make_move_iterator(records.end()));
-    records.resize(filled);
-  };
   // Topic handles are only known alive while their partitions are assigned: rebuilt per Poll.
   position_cache_.clear();
   absl::Status error;
@@ -752,19 +744,15 @@ absl::StatusOr<std::vector<Record>> KafkaConsumer::Poll(size_t max_records,
       records.reserve(std::min(max_records, std::max<size_t>(queued + 1, 64)));
     }
     std::pair<const TopicPartition, int64_t>& position = PositionSlot(m->rkt, m->partition);
-    FillRecord(m.get(), position.first.topic,
-               filled < records.size() ? records[filled] : records.emplace_back());
-    ++filled;
+    FillRecord(m.get(), position.first.topic, SpareRecords::At(records, filled++));
     position.second = m->offset + 1;
   }
-  keep_spares();
+  spare_.KeepUnused(records, filled);
   if (records.empty() && !error.ok()) return error;
   return records;
 }
 
-void KafkaConsumer::Recycle(std::vector<Record> records) {
-  if (records.size() > spare_.size()) spare_ = std::move(records);
-}
+void KafkaConsumer::Recycle(std::vector<Record> records) { spare_.Recycle(std::move(records)); }
 
 absl::StatusOr<int64_t> KafkaConsumer::Position(const TopicPartition& partition) const {
   if (closed_) return ClosedError("position");
