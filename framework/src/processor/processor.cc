@@ -18,6 +18,7 @@
 #include "leftfold/logging.h"
 #include "log/errors.h"
 #include "log/log.h"
+#include "processor/event_encoding.h"
 #include "processor/partition_store.h"
 #include "processor/state_cache.h"
 #include "processor/store_writer.h"
@@ -375,7 +376,6 @@ class ProcessorImpl final : public Processor {
   absl::Status commit_error_;
   // Runs one commit at a time. Declared after producer_: destroyed (joined) before it.
   BackgroundWriter committer_{1};
-  v1::EventEnvelope event_;
   // When the commands DecideFrom runs were decided: their results' processed_at and their
   // events' timestamp. Read once per call, not per command (the clock and its conversion were
   // 1.5% of the processing thread).
@@ -956,15 +956,8 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   StageResult(result, staged);
   v1::CommandResult* staged_result = &result;
   staged_result->mutable_event_positions()->Reserve(static_cast<int>(decided.events.size()));
-  for (google::protobuf::Any& payload : decided.events) {
-    v1::EventEnvelope& event = event_;
-    event.set_aggregate_type(definition_.type());
-    event.set_aggregate_id(command.aggregate_id());
-    event.set_version(++version);
-    event.set_command_id(command.command_id());
-    event.set_correlation_id(command.correlation_id());
-    *event.mutable_payload() = std::move(payload);
-    *event.mutable_timestamp() = decided_at_;
+  for (const google::protobuf::Any& payload : decided.events) {
+    ++version;
     v1::Position* position = staged_result->add_event_positions();
     // Predicted from the committing batch's or the last committed one's (PredictEventOffset).
     int64_t predicted = PredictEventOffset(record.partition, staged);
@@ -981,7 +974,14 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     staged_event.key_size = command.aggregate_id().size();
     staged.event_bytes.append(command.aggregate_id());
     staged_event.value_at = staged.event_bytes.size();
-    event.AppendToString(&staged.event_bytes);
+    AppendEventEnvelope({.aggregate_type = definition_.type(),
+                         .aggregate_id = command.aggregate_id(),
+                         .version = version,
+                         .command_id = command.command_id(),
+                         .payload = &payload,
+                         .timestamp = &decided_at_,
+                         .correlation_id = command.correlation_id()},
+                        &staged.event_bytes);
     staged_event.value_size = staged.event_bytes.size() - staged_event.value_at;
   }
   if (version > current->version) {
