@@ -164,9 +164,28 @@ bool ParseCommand(const std::string& bytes, v1::CommandEnvelope& command) {
 struct BatchSlot {
   BatchSlot() : arena_block(new char[kArenaBlock]), arena(ArenaOptions(arena_block.get())) {}
 
-  // Starts the next batch in this slot: forgets the last one's messages.
+  // Starts the next batch in this slot: forgets the last one's messages. The buffers keep their
+  // capacity and the maps start as large as the last batch needed: the next batch is likely the
+  // same size, and growing them again rehashed every entry about twice and copied the event
+  // bytes at each doubling (callgrind: 3% of the processing thread).
   void Reset() {
+    size_t results = staged.result_by_command_id.size();
+    size_t states = staged.states.size();
+    std::string event_bytes = std::move(staged.event_bytes);
+    std::vector<StagedBatch::StagedEvent> events = std::move(staged.events);
+    std::vector<v1::CommandResult*> result_messages = std::move(staged.results);
+    std::vector<const log::Record*> result_records = std::move(staged.result_records);
     staged = StagedBatch{};
+    event_bytes.clear();
+    events.clear();
+    result_messages.clear();
+    result_records.clear();
+    staged.event_bytes = std::move(event_bytes);
+    staged.events = std::move(events);
+    staged.results = std::move(result_messages);
+    staged.result_records = std::move(result_records);
+    staged.result_by_command_id.reserve(results);
+    staged.states.reserve(states);
     arena.Reset();
   }
 
