@@ -13,6 +13,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "leftfold/logging.h"
 #include "log/log.h"
+#include "processor/envelope_encoding.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
@@ -68,22 +69,18 @@ std::string Key(const char* kind, absl::string_view id) {
 // without parsing the result.
 constexpr size_t kStampSize = 8;
 
-size_t DedupValueSize(const v1::CommandResult& result) {
-  return kStampSize + result.ByteSizeLong();
-}
-
-// Writes the value into `out`, DedupValueSize bytes, right after DedupValueSize was called
-// (serialization uses the sizes it cached).
-void WriteDedupValue(const v1::CommandResult& result, char* out) {
+// Writes the value into `out`, kStampSize + encoder.size() bytes.
+void WriteDedupValue(const v1::CommandResult& result, const ResultEncoder& encoder, char* out) {
   uint64_t micros = static_cast<uint64_t>(std::max<int64_t>(
       google::protobuf::util::TimeUtil::TimestampToMicroseconds(result.processed_at()), 0));
   for (size_t i = 0; i < kStampSize; ++i) out[i] = static_cast<char>(micros >> (8 * i));
-  result.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out + kStampSize));
+  encoder.Write(out + kStampSize);
 }
 
 std::string DedupValue(const v1::CommandResult& result) {
-  std::string value(DedupValueSize(result), '\0');
-  WriteDedupValue(result, value.data());
+  ResultEncoder encoder(result);
+  std::string value(kStampSize + encoder.size(), '\0');
+  WriteDedupValue(result, encoder, value.data());
   return value;
 }
 
@@ -614,7 +611,8 @@ absl::Status PartitionStore::Write(const Update& update) {
       key.clear();
       AppendKey(key, kResultPrefix, result.command_id());
       // Serialized straight into the buffer: no string per result.
-      WriteDedupValue(result, filling_.PutUninitialized(key, DedupValueSize(result)));
+      ResultEncoder encoder(result);
+      WriteDedupValue(result, encoder, filling_.PutUninitialized(key, kStampSize + encoder.size()));
     }
     for (const EncodedResult& result : update.encoded_results) {
       if (result.command_id.empty()) continue;

@@ -18,7 +18,7 @@
 #include "leftfold/logging.h"
 #include "log/errors.h"
 #include "log/log.h"
-#include "processor/event_encoding.h"
+#include "processor/envelope_encoding.h"
 #include "processor/partition_store.h"
 #include "processor/state_cache.h"
 #include "processor/store_writer.h"
@@ -195,9 +195,9 @@ struct BatchSlot {
   // their strings and sub-messages. On the arena each parse allocated its strings again and
   // registered their destructors (callgrind: parsing was 13% of the processing thread, 9% now).
   std::vector<std::unique_ptr<v1::CommandEnvelope>> commands;
-  // Refilled for each snapshot Prepare serializes; the slot's own, as Prepare may run on the
+  // Refilled with each state Prepare serializes; the slot's own, as Prepare may run on the
   // committer's thread while the other slot's batch is decided.
-  v1::Snapshot snapshot;
+  std::string state_bytes;
   // The batch's results are allocated on `arena` and all dropped at once by Reset. Its first
   // block is the slot's own and survives Reset, so a full batch needs no further block.
   // (Strings longer than the small-string buffer still allocate their characters.)
@@ -1026,19 +1026,21 @@ void ProcessorImpl::Prepare(BatchSlot& slot) {
   // Serialized once: the log gets a copy, the store these bytes after the commit.
   google::protobuf::Timestamp now = ProtoNow();
   for (auto& [key, state] : staged.states) {
-    v1::Snapshot& snapshot = slot.snapshot;
-    snapshot.set_aggregate_type(definition_.type());
     size_t slash = key.find('/') + 1;
-    snapshot.set_aggregate_id(key.data() + slash, key.size() - slash);
-    snapshot.set_version(state.version);
-    snapshot.set_definition_version(definition_.version());
-    // Any::PackFrom, with the type URL built once (PackFrom builds it per call).
-    google::protobuf::Any& packed = *snapshot.mutable_state();
-    packed.set_type_url(state_type_url_);
-    state.state->SerializeToString(packed.mutable_value());
-    *snapshot.mutable_timestamp() = now;
-    staged.updates[state.partition].encoded_snapshots.push_back(
-        {.aggregate_id = snapshot.aggregate_id(), .bytes = snapshot.SerializeAsString()});
+    absl::string_view aggregate_id(key.data() + slash, key.size() - slash);
+    std::string& state_bytes = slot.state_bytes;
+    state.state->SerializeToString(&state_bytes);
+    PartitionStore::EncodedSnapshot& encoded =
+        staged.updates[state.partition].encoded_snapshots.emplace_back();
+    encoded.aggregate_id.assign(aggregate_id.data(), aggregate_id.size());
+    AppendSnapshot({.aggregate_type = definition_.type(),
+                    .aggregate_id = aggregate_id,
+                    .version = state.version,
+                    .definition_version = definition_.version(),
+                    .state_type_url = state_type_url_,
+                    .state_value = state_bytes,
+                    .timestamp = &now},
+                   &encoded.bytes);
   }
   if (staged.predicted) EncodeResults(staged);
 }
