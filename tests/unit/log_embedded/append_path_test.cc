@@ -206,6 +206,53 @@ TEST_F(AppendPathTest, BatchesLargerThanTheKeptScratchAndSmallOnesAfterThemReadB
   for (int t = 0; t < 3; ++t) EXPECT_EQ(all[14 + t].value, absl::StrCat(t));
 }
 
+TEST_F(AppendPathTest, CommittedRecordsRefilledByTheNextTransactionCarryNothingOver) {
+  // A transactional producer keeps its committed records and refills them with the next
+  // transaction's: nothing of the old ones (key, headers, topic, partition, callback) may
+  // survive, and the callbacks' captures are released at the commit.
+  ASSERT_TRUE(log_->admin()
+                  .CreateTopics({{.name = "a", .partitions = 2}, {.name = "b", .partitions = 1}})
+                  .ok());
+  auto producer = *log_->NewProducer({.transactional_id = "refill"});
+  auto capture = std::make_shared<int>(7);
+  int delivered = 0;
+  ASSERT_TRUE(producer->BeginTransaction().ok());
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(producer
+                    ->Produce({.topic = "a",
+                               .key = std::string(40, 'k'),
+                               .value = std::string(i == 0 ? 100'000 : 300, 'v'),
+                               .headers = {{"h", std::string(50, 'x')}},
+                               .partition = 1},
+                              [capture, &delivered](auto d) { delivered += d.ok(); })
+                    .ok());
+  }
+  ASSERT_TRUE(producer->CommitTransaction().ok());
+  EXPECT_EQ(delivered, 4);
+  EXPECT_EQ(capture.use_count(), 1);  // the kept records hold no callbacks
+  // Fewer, smaller records to another topic, keyless and without headers; then more than
+  // were kept.
+  for (int round = 0; round < 2; ++round) {
+    ASSERT_TRUE(producer->BeginTransaction().ok());
+    for (int i = 0; i < (round == 0 ? 2 : 6); ++i) {
+      ASSERT_TRUE(producer->Produce({.topic = "b", .value = absl::StrCat(round, "-", i)}).ok());
+    }
+    ASSERT_TRUE(producer->CommitTransaction().ok());
+  }
+  std::vector<Record> b = ReadAll("b", 1);
+  ASSERT_EQ(b.size(), 8u);
+  for (size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(b[i].topic, "b");
+    EXPECT_EQ(b[i].partition, 0);
+    EXPECT_EQ(b[i].key, "");
+    EXPECT_TRUE(b[i].headers.empty()) << i;
+    EXPECT_EQ(b[i].value, i < 2 ? absl::StrCat("0-", i) : absl::StrCat("1-", i - 2));
+  }
+  std::vector<Record> a = ReadAll("a", 2);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a[0].value.size(), 100'000u);
+}
+
 TEST_F(AppendPathTest, ProducerInterleavingManyTopicsWritesEachWhereItBelongs) {
   // More topics than a producer caches, written round robin in one transaction.
   constexpr int kTopics = 11;

@@ -82,6 +82,10 @@ class EmbeddedProducer final : public Producer {
   Txn txn_ = Txn::kNone;
   absl::Status abort_reason_;
   std::vector<PendingRecord> staged_;
+  // Records of committed transactions, refilled by later ones (ProduceRecord): their strings
+  // keep their capacity, so staging a record allocates nothing. At most one transaction's worth.
+  std::vector<PendingRecord> spares_;
+  static constexpr size_t kMaxSpareBytes = 64 << 10;  // larger values are not kept
   // staged_[0, reserved_count_) have reserved offsets (flushed); the rest get theirs at commit.
   size_t reserved_count_ = 0;
   std::vector<Reservation> reservations_;

@@ -137,7 +137,13 @@ absl::Status EmbeddedProducer::ProduceRecord(Record&& record, DeliveryCallback o
     if (txn_ == Txn::kAbortOnly) return abort_reason_;
     // Offsets are assigned by Flush (reserved) or at commit, under the partition locks. Staged
     // in place: no temporary record to move.
-    s = Prepare(std::forward<Record>(record), on_delivery, &staged_.emplace_back());
+    if (spares_.empty()) {
+      staged_.emplace_back();
+    } else {
+      staged_.push_back(std::move(spares_.back()));
+      spares_.pop_back();
+    }
+    s = Prepare(std::forward<Record>(record), on_delivery, &staged_.back());
     if (!s.ok()) staged_.pop_back();
     return s;
   }
@@ -200,6 +206,14 @@ absl::Status EmbeddedProducer::CommitTransaction() {
     PendingRecord& r = committed[i];
     // Flushed records already had theirs (their callbacks were consumed then).
     if (r.on_delivery) r.on_delivery(Delivered(r, (*offsets)[i]));
+  }
+  // The records become spares, up to as many as this transaction staged (without their
+  // callbacks' captures, and without outsized values).
+  for (size_t i = 0; i < committed.size() && spares_.size() < committed.size(); ++i) {
+    PendingRecord& r = committed[i];
+    r.on_delivery = nullptr;
+    if (r.value.capacity() > kMaxSpareBytes) r.value = std::string();
+    spares_.push_back(std::move(r));
   }
   // The next transaction stages into this capacity instead of growing a vector again (unless a
   // callback already started staging).
