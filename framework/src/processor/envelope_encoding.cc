@@ -103,6 +103,13 @@ bool HasUnknownFields(const v1::CommandResult& result) {
   return false;
 }
 
+// Grows `out` by `size` bytes and returns where they start.
+uint8_t* AppendSpace(std::string* out, size_t size) {
+  size_t at = out->size();
+  out->resize(at + size);
+  return reinterpret_cast<uint8_t*>(out->data() + at);
+}
+
 }  // namespace
 
 void AppendEventEnvelope(const EventFields& fields, std::string* out) {
@@ -117,9 +124,7 @@ void AppendEventEnvelope(const EventFields& fields, std::string* out) {
                 MessageFieldSize(Event::kPayloadFieldNumber, payload_size) +
                 MessageFieldSize(Event::kTimestampFieldNumber, timestamp_size) +
                 StringFieldSize(Event::kCorrelationIdFieldNumber, fields.correlation_id);
-  size_t at = out->size();
-  out->resize(at + size);
-  auto* target = reinterpret_cast<uint8_t*>(out->data() + at);
+  uint8_t* target = AppendSpace(out, size);
   // Field number order, as the generated serializer writes them.
   target = WriteString(Event::kAggregateTypeFieldNumber, fields.aggregate_type, target);
   target = WriteString(Event::kAggregateIdFieldNumber, fields.aggregate_id, target);
@@ -139,9 +144,7 @@ void AppendSnapshot(const SnapshotFields& fields, std::string* out) {
                 Int32FieldSize(Snapshot::kDefinitionVersionFieldNumber, fields.definition_version) +
                 MessageFieldSize(Snapshot::kStateFieldNumber, state_size) +
                 MessageFieldSize(Snapshot::kTimestampFieldNumber, TimestampSize(*fields.timestamp));
-  size_t at = out->size();
-  out->resize(at + size);
-  auto* target = reinterpret_cast<uint8_t*>(out->data() + at);
+  uint8_t* target = AppendSpace(out, size);
   target = WriteString(Snapshot::kAggregateTypeFieldNumber, fields.aggregate_type, target);
   target = WriteString(Snapshot::kAggregateIdFieldNumber, fields.aggregate_id, target);
   target = WriteInt64(Snapshot::kVersionFieldNumber, fields.version, target);
