@@ -369,14 +369,18 @@ class ProcessorImpl final : public Processor {
   StoreWriter writer_{2};
   // Committed batches the writer has not written yet, oldest first. Decide reads their results
   // and states from here, not from the stores, which lag behind by those batches.
+  // At most the writer's max_pending plus one: Enqueue blocks beyond that.
   struct PendingBatch {
     uint64_t seq = 0;
     std::shared_ptr<const StoreWriter::Batch> batch;
-    std::vector<absl::string_view> result_ids;
+    // Command id (a view into `batch`) -> the result's encoded store value. One index per batch
+    // (dropped with it), not one for all: a shared index cost an erase and an insert per result
+    // when a batch committed and a lookup and an erase when it was written.
+    absl::flat_hash_map<absl::string_view, const std::string*> results;
   };
   std::deque<PendingBatch> pending_;
-  // Command id (a view into the batch) -> (batch seq, the result's encoded store value).
-  absl::flat_hash_map<absl::string_view, std::pair<uint64_t, const std::string*>> pending_results_;
+  // The encoded result of `id` in the newest pending batch that has one, or null.
+  const std::string* PendingResult(absl::string_view id) const;
   // States the cache let go before the store writer wrote them (see KeepIfUnwritten). Decide
   // looks here after the cache, so usually empty: the cache holds every recent state.
   absl::flat_hash_map<std::string, StateCache::Entry> pending_states_;
@@ -925,10 +929,8 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     original = staged.results[in_batch->second];
   } else if (committing != nullptr) {
     original = committing;
-  } else if (auto pending = pending_results_.find(command.command_id());
-             pending != pending_results_.end()) {
-    absl::StatusOr<v1::CommandResult> decoded =
-        PartitionStore::DecodeResult(*pending->second.second);
+  } else if (const std::string* pending = PendingResult(command.command_id()); pending != nullptr) {
+    absl::StatusOr<v1::CommandResult> decoded = PartitionStore::DecodeResult(*pending);
     if (!decoded.ok()) return decoded.status();
     stored = *std::move(decoded);
     original = &*stored;
@@ -1165,14 +1167,14 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged, bool prune) {
     batch->emplace_back(owned->second.store.get(), std::move(update));
   }
   PendingBatch pending{.seq = writer_.Enqueue(batch), .batch = batch};
+  size_t results = 0;
+  for (const auto& [store, update] : *batch) results += update.encoded_results.size();
+  pending.results.reserve(results);
   for (const auto& [store, update] : *batch) {
     for (const PartitionStore::EncodedResult& result : update.encoded_results) {
       if (result.command_id.empty()) continue;
-      // The key views this batch's copy of the id: an entry of an older batch goes with its key.
-      absl::string_view id = result.command_id;
-      pending_results_.erase(id);
-      pending_results_.emplace(id, std::make_pair(pending.seq, &result.value));
-      pending.result_ids.push_back(id);
+      // A repeated id's results are copies of its first: any of them answers.
+      pending.results.emplace(result.command_id, &result.value);
     }
   }
   for (auto& [key, state] : staged.states) {
@@ -1186,15 +1188,7 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged, bool prune) {
 
 void ProcessorImpl::PrunePending() {
   uint64_t applied = writer_.applied();
-  while (!pending_.empty() && pending_.front().seq <= applied) {
-    const PendingBatch& done = pending_.front();
-    // A later batch may have replaced an entry; only this batch's own entries go.
-    for (absl::string_view id : done.result_ids) {
-      auto it = pending_results_.find(id);
-      if (it != pending_results_.end() && it->second.first == done.seq) pending_results_.erase(it);
-    }
-    pending_.pop_front();
-  }
+  while (!pending_.empty() && pending_.front().seq <= applied) pending_.pop_front();
   for (auto it = pending_states_.begin(); it != pending_states_.end();) {
     if (it->second.seq <= applied) {
       pending_states_.erase(it++);
@@ -1202,6 +1196,15 @@ void ProcessorImpl::PrunePending() {
       ++it;
     }
   }
+}
+
+const std::string* ProcessorImpl::PendingResult(absl::string_view id) const {
+  if (pending_.empty()) return nullptr;
+  size_t hash = pending_.back().results.hash_function()(id);  // the same in every index
+  for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+    if (auto hit = it->results.find(id, hash); hit != it->results.end()) return hit->second;
+  }
+  return nullptr;
 }
 
 void ProcessorImpl::KeepIfUnwritten(const std::string& key, StateCache::Entry& entry) {
