@@ -53,6 +53,7 @@ struct Config {
   std::string scenario = "throughput";
   std::string only;       // "processor" or "passthrough": run one leg alone (for profiling)
   bool progress = false;  // a line per second on stderr while a leg runs
+  bool keep = false;      // leave the scratch directory (RocksDB LOGs) for inspection
 };
 
 struct RunResult {
@@ -135,6 +136,12 @@ absl::Status Preload(Transport& transport, const std::string& topic, const Confi
     v1::CommandEnvelope command = generator.Next();
     return std::pair(command.aggregate_id(), command.SerializeAsString());
   });
+}
+
+void RemoveScratch(const Config& config) {
+  if (config.keep) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(config.dir, ignored);
 }
 
 absl::StatusOr<std::shared_ptr<Transport>> OpenTransport(const Config& config, int run,
@@ -422,6 +429,9 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"processor", "passthrough"}));
   app.add_flag("--progress", config.progress,
                "print each second how far a leg is, its rate and CPU per 100k commands (stderr)");
+  app.add_flag("--keep", config.keep,
+               "leave the scratch directory behind (its RocksDB LOG files show flushes and "
+               "compactions)");
   CLI11_PARSE(app, argc, argv);
   if (config.backend == "kafka" && config.brokers.empty()) {
     std::fprintf(stderr, "--backend kafka needs --brokers\n");
@@ -431,7 +441,7 @@ int Main(int argc, char** argv) {
   if (std::getenv("LEFTFOLD_LOG_LEVEL") == nullptr) SetLogLevel(LogLevel::kWarning);
   if (config.scenario != "throughput") {
     absl::Status s = config.scenario == "restore" ? RunRestore(config) : RunMemory(config);
-    std::filesystem::remove_all(config.dir);
+    RemoveScratch(config);
     if (!s.ok()) {
       std::fprintf(stderr, "%s failed: %s\n", config.scenario.c_str(), s.ToString().c_str());
       return 1;
@@ -481,7 +491,7 @@ int Main(int argc, char** argv) {
     Summary leg = Summarize(config.only == "processor" ? processor : passthrough);
     std::printf("%s alone: median %.0f commands/s (%.0f-%.0f), CPU %.2f s / 100k commands\n",
                 config.only.c_str(), leg.median, leg.min, leg.max, leg.cpu_median);
-    std::filesystem::remove_all(config.dir);
+    RemoveScratch(config);
     return 0;
   }
   Summary p = Summarize(processor), b = Summarize(passthrough);
@@ -507,7 +517,7 @@ int Main(int argc, char** argv) {
       "   peak RSS: %ld MiB\n",
       100.0 * p.median / b.median, 100.0 * ratios[ratios.size() / 2], 100.0 * ratios.front(),
       100.0 * ratios.back(), PeakRssMiB());
-  std::filesystem::remove_all(config.dir);
+  RemoveScratch(config);
   return 0;
 }
 

@@ -1,7 +1,9 @@
 // The embedded log's segment layout: one RocksDB key per commit's run of offsets of a partition.
 // Reading from any offset (mid-segment, across segment boundaries and gaps), segments split at
-// their size cap, the end offset found again after a restart, and a directory of the old
-// one-key-per-record layout refused.
+// their size cap, the end offset found again after a restart, a directory of the first
+// (one-key-per-record) layout refused and one of the second (one family of segments for every
+// partition) moved into a family per partition.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "log/embedded/embedded_log.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "rocksdb/write_batch.h"
 #include "support/test_env.h"
 
 namespace leftfold::internal::log::embedded {
@@ -163,6 +166,107 @@ TEST_F(SegmentLogTest, LargeTransactionsSplitIntoSegmentsAndSurviveRestart) {
   ASSERT_EQ(tail.size(), 1u);
   EXPECT_EQ(tail[0].offset, 600);
   EXPECT_EQ(tail[0].value, "y0");
+}
+
+// The second layout: topic metadata in the default family, every partition's segments in one
+// family "segments", committed offsets in "offsets".
+void WriteSecondLayout(const std::string& dir) {
+  rocksdb::DBOptions options;
+  options.create_if_missing = true;
+  options.create_missing_column_families = true;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, {}}, {"segments", {}}, {"offsets", {}}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(options, dir, families, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  rocksdb::WriteBatch batch;
+  batch.Put(handles[0], "topic/t", EncodeTopicMeta({.id = 3, .partitions = 2}));
+  batch.Put(handles[0], "next_topic_id", EncodeOffset(5));
+  // Partition 0: offsets 0-1 and (after a gap) 4-6; partition 1: offsets 0-2.
+  batch.Put(handles[1], RecordKey(3, 0, 0), EncodeSegment({"a0", "a1"}));
+  batch.Put(handles[1], RecordKey(3, 0, 4), EncodeSegment({"a4", "a5", "a6"}));
+  batch.Put(handles[1], RecordKey(3, 1, 0), EncodeSegment({"b0", "b1", "b2"}));
+  // A deleted topic's records, left without metadata: not carried over.
+  batch.Put(handles[1], RecordKey(4, 0, 0), EncodeSegment({"gone"}));
+  batch.Put(handles[2], GroupOffsetKey("g", 3, 1), EncodeOffset(2));
+  ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+  for (rocksdb::ColumnFamilyHandle* h : handles) ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+  ASSERT_TRUE(db->Close().ok());
+}
+
+std::vector<std::string> Families(const std::string& dir) {
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), dir, &names).ok());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(SegmentLayoutTest, SharedSegmentsFamilyIsMovedIntoOneFamilyPerPartition) {
+  const std::string dir = leftfold::testing::MakeTempDir("embedded-second-layout");
+  WriteSecondLayout(dir);
+  for (int open = 0; open < 2; ++open) {  // moved once, then read as it is
+    auto log = OpenEmbeddedLog({.embedded_dir = dir});
+    ASSERT_TRUE(log.ok()) << log.status();
+    EXPECT_EQ(Families(dir), (std::vector<std::string>{"default", "offsets", "p/3/0", "p/3/1"}));
+    EXPECT_EQ(*(*log)->admin().EndOffsets("t", Isolation::kReadCommitted),
+              (std::vector<int64_t>{7, 3}));
+    auto consumer = (*log)->NewConsumer({.group_id = "g"});
+    ASSERT_TRUE((*consumer)->Assign({{{"t", 0}, 0}, {{"t", 1}, 0}}).ok());
+    auto committed = (*consumer)->Committed({{"t", 1}}, absl::Seconds(5));
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    ASSERT_EQ(committed->size(), 1u);
+    EXPECT_EQ((*committed)[0].offset, 2);
+    std::vector<std::string> got;
+    while (got.size() < 8) {
+      auto batch = (*consumer)->Poll(100, absl::Seconds(5));
+      ASSERT_TRUE(batch.ok()) << batch.status();
+      ASSERT_FALSE(batch->empty());
+      for (const Record& r : *batch) {
+        got.push_back(absl::StrCat(r.partition, "@", r.offset, "=", r.value));
+      }
+    }
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, (std::vector<std::string>{"0@0=a0", "0@1=a1", "0@4=a4", "0@5=a5", "0@6=a6",
+                                             "1@0=b0", "1@1=b1", "1@2=b2"}));
+  }
+  // Topic ids go on from the stored next id.
+  auto log = OpenEmbeddedLog({.embedded_dir = dir});
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_TRUE((*log)->admin().CreateTopics({{.name = "u", .partitions = 1}}).ok());
+  EXPECT_EQ(Families(dir),
+            (std::vector<std::string>{"default", "offsets", "p/3/0", "p/3/1", "p/5/0"}));
+}
+
+TEST(SegmentLayoutTest, FamiliesWithoutATopicAreDropped) {
+  const std::string dir = leftfold::testing::MakeTempDir("embedded-drop-families");
+  auto log = OpenEmbeddedLog({.embedded_dir = dir});
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_TRUE((*log)->admin().CreateTopics({{.name = "t", .partitions = 2}}).ok());
+  EXPECT_EQ(Families(dir), (std::vector<std::string>{"default", "offsets", "p/1/0", "p/1/1"}));
+  ASSERT_TRUE((*log)->admin().DeleteTopics({"t"}).ok());
+  EXPECT_EQ(Families(dir), (std::vector<std::string>{"default", "offsets"}));
+  log->reset();
+  {
+    // A family whose topic's metadata never got written (a create cut short by a crash).
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, {}}, {"offsets", {}}};
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir, families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::ColumnFamilyHandle* orphan = nullptr;
+    ASSERT_TRUE(db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), "p/9/0", &orphan).ok());
+    handles.push_back(orphan);
+    for (rocksdb::ColumnFamilyHandle* h : handles) {
+      ASSERT_TRUE(db->DestroyColumnFamilyHandle(h).ok());
+    }
+    ASSERT_TRUE(db->Close().ok());
+  }
+  EXPECT_EQ(Families(dir), (std::vector<std::string>{"default", "offsets", "p/9/0"}));
+  log = OpenEmbeddedLog({.embedded_dir = dir});
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(Families(dir), (std::vector<std::string>{"default", "offsets"}));
 }
 
 TEST(SegmentLayoutTest, OldOneKeyPerRecordDirectoryIsRefused) {

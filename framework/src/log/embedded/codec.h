@@ -26,14 +26,15 @@
 
 namespace leftfold::internal::log::embedded {
 
-// segments column family key: topic id (4) | partition (4) | first offset (8), all big-endian.
+// Segment key, in the partition's own column family (store.cc): topic id (4) | partition (4) |
+// first offset (8), all big-endian.
 // One key holds a segment: the records of consecutive offsets [first, first + count) of one
 // partition written by one commit (Kafka's record batch), so the memtable, the WAL and the
 // flush pay per segment, not per record.
 inline constexpr size_t kRecordKeySize = 16;
 void AppendRecordKey(uint32_t topic_id, int32_t partition, int64_t offset, std::string* out);
 std::string RecordKey(uint32_t topic_id, int32_t partition, int64_t offset);
-// Decodes a records-CF key; false when `key` is not one.
+// Decodes a segment key; false when `key` is not one.
 bool ParseRecordKey(std::string_view key, uint32_t* topic_id, int32_t* partition, int64_t* offset);
 
 // One record's encoding inside a segment: varint timestamp | len key | len value | varint n |
@@ -43,7 +44,7 @@ void EncodeRecordValue(int64_t timestamp_ms, std::string_view key, std::string_v
 // Fills key, value, headers and timestamp_ms of `out`; false on corrupt input.
 bool DecodeRecordValue(std::string_view in, Record* out);
 
-// segments column family value: varint count | count x (varint len | record encoding).
+// Segment value: varint count | count x (varint len | record encoding).
 // Appends the varint to `out` (the store writes segments as gathered slices).
 void AppendVarint(uint64_t v, std::string* out);
 inline constexpr size_t kMaxVarintBytes = 10;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "leftfold/logging.h"
 #include "log/embedded/codec.h"
 #include "log/errors.h"
 #include "log/spare_records.h"
@@ -24,6 +25,19 @@ namespace {
 
 constexpr absl::string_view kTopicPrefix = "topic/";
 constexpr absl::string_view kNextTopicIdKey = "next_topic_id";
+// Each partition's records are a column family of their own, "p/<topic id>/<partition>": its
+// keys only ever grow, so flushed files never overlap and compaction moves them down a level
+// without rewriting them. (In one family for all partitions every flushed file spanned them all,
+// and compactions rewrote the log again and again: 12% of a sustained run's CPU.)
+constexpr absl::string_view kPartitionFamilyPrefix = "p/";
+// The second layout: every partition's segments in one family. Migrated at open.
+constexpr absl::string_view kLegacySegmentsFamily = "segments";
+// Records a migration copies per write.
+constexpr size_t kMigrationBatchBytes = 32 << 20;
+
+std::string PartitionFamilyName(uint32_t topic_id, int32_t partition) {
+  return absl::StrCat(kPartitionFamilyPrefix, topic_id, "/", partition);
+}
 // A segment closes at the first record that brings it past this many value bytes: big enough to
 // make the per-key cost vanish, small enough that a reader starting mid-segment skips little.
 constexpr size_t kSegmentBytes = 256 << 10;
@@ -200,22 +214,30 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(const std::string& dir,
   // and visible when Write returns). Not unordered_write: that gives up snapshot consistency
   // for little gain with our one-writer-per-partition pattern.
   db_options.enable_pipelined_write = true;
+  // Every partition has a family (below), each with its memtable: these bound them all
+  // together. When the memtables hold 256 MiB, the oldest is flushed.
+  db_options.db_write_buffer_size = 256 << 20;
+  // A WAL file goes once every family with writes in it has flushed them. A family written
+  // rarely (the committed offsets, a quiet partition) would keep every WAL since its first
+  // write, and a restart would replay them all: past 512 MiB of WAL the families holding the
+  // oldest one are flushed.
+  db_options.max_total_wal_size = 512 << 20;
   rocksdb::ColumnFamilyOptions meta_options;
-  rocksdb::ColumnFamilyOptions records_options;
+  auto partition_options = std::make_unique<rocksdb::ColumnFamilyOptions>();
   // Values are mostly serialized protobufs: compression buys little and costs CPU on the
-  // append path. Larger memtables mean fewer flushes at 500k appends/s.
-  records_options.compression = rocksdb::kNoCompression;
-  records_options.write_buffer_size = 64 << 20;
-  records_options.max_write_buffer_number = 4;
-  records_options.target_file_size_base = 64 << 20;
+  // append path. Large memtables mean fewer flushes at 500k appends/s.
+  partition_options->compression = rocksdb::kNoCompression;
+  partition_options->write_buffer_size = 64 << 20;
+  partition_options->max_write_buffer_number = 4;
+  partition_options->target_file_size_base = 64 << 20;
   // No memtable_insert_with_hint_prefix_extractor: RocksDB 7.8 reuses the point-key hints for
-  // range tombstones (DeleteTopics) and corrupts the memtable; with one key per segment the
-  // hint saved nothing measurable anyway.
-  // A directory of the first layout (one key per record, column family "records") would be
-  // misread as segments: refuse it with a clear error instead.
+  // range tombstones and corrupts the memtable; with one key per segment the hint saved nothing
+  // measurable anyway.
   std::vector<std::string> existing;
   if (rocksdb::DB::ListColumnFamilies(db_options, dir, &existing).ok() &&
       std::find(existing.begin(), existing.end(), "records") != existing.end()) {
+    // A directory of the first layout (one key per record, column family "records") would be
+    // misread as segments: refuse it with a clear error instead.
     return absl::FailedPreconditionError(absl::StrCat(
         "embedded log: directory ", dir,
         " holds a log in the old one-key-per-record layout, which this version does not read; "
@@ -223,9 +245,13 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(const std::string& dir,
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors = {
       {rocksdb::kDefaultColumnFamilyName, meta_options},
-      {"segments", records_options},
       {"offsets", meta_options},
   };
+  for (const std::string& name : existing) {
+    if (name == kLegacySegmentsFamily || absl::StartsWith(name, kPartitionFamilyPrefix)) {
+      descriptors.emplace_back(name, *partition_options);
+    }
+  }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &store->db_);
   if (!s.ok()) {
@@ -237,23 +263,44 @@ absl::StatusOr<std::unique_ptr<LogStore>> LogStore::Open(const std::string& dir,
     return FromRocks(s, absl::StrCat("open ", dir));
   }
   store->meta_cf_ = handles[0];
-  store->records_cf_ = handles[1];
-  store->offsets_cf_ = handles[2];
-  absl::Status loaded = store->Load();
+  store->offsets_cf_ = handles[1];
+  store->partition_options_ = std::move(partition_options);
+  std::map<std::string, rocksdb::ColumnFamilyHandle*> families;
+  rocksdb::ColumnFamilyHandle* legacy_segments = nullptr;
+  for (size_t i = 2; i < handles.size(); ++i) {
+    if (descriptors[i].name == kLegacySegmentsFamily) {
+      legacy_segments = handles[i];
+    } else {
+      families[descriptors[i].name] = handles[i];
+    }
+  }
+  absl::Status loaded = store->Load(std::move(families), legacy_segments);
   if (!loaded.ok()) return loaded;
   return store;
 }
 
+LogStore::LogStore(std::string dir, const EmbeddedOptions& options)
+    : dir_(std::move(dir)), options_(options) {}
+
 LogStore::~LogStore() {
   if (db_ == nullptr) return;
-  for (rocksdb::ColumnFamilyHandle* cf : {meta_cf_, records_cf_, offsets_cf_}) {
+  std::vector<rocksdb::ColumnFamilyHandle*> families = {meta_cf_, offsets_cf_};
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, topic] : topics_) {
+      for (const auto& partition : topic->partitions) families.push_back(partition->family);
+    }
+    families.insert(families.end(), dropped_.begin(), dropped_.end());
+  }
+  for (rocksdb::ColumnFamilyHandle* cf : families) {
     if (cf != nullptr) db_->DestroyColumnFamilyHandle(cf);
   }
   db_->Close();
   delete db_;
 }
 
-absl::Status LogStore::Load() {
+absl::Status LogStore::Load(std::map<std::string, rocksdb::ColumnFamilyHandle*> families,
+                            rocksdb::ColumnFamilyHandle* legacy_segments) {
   absl::MutexLock lock(&mu_);
   std::string next_id;
   rocksdb::Status s =
@@ -266,8 +313,8 @@ absl::Status LogStore::Load() {
     return FromRocks(s, "read next topic id");
   }
 
+  std::map<uint32_t, TopicState*> by_id;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
-  std::unique_ptr<rocksdb::Iterator> records(db_->NewIterator(rocksdb::ReadOptions(), records_cf_));
   for (it->Seek(std::string(kTopicPrefix));
        it->Valid() && it->key().starts_with(std::string(kTopicPrefix)); it->Next()) {
     TopicMeta meta;
@@ -283,29 +330,141 @@ absl::Status LogStore::Load() {
     topic->configs = std::move(meta.configs);
     for (int32_t p = 0; p < meta.partitions; ++p) {
       auto partition = std::make_unique<PartitionState>();
+      auto family = families.find(PartitionFamilyName(topic->id, p));
+      if (family != families.end()) {
+        partition->family = family->second;
+        families.erase(family);
+      }
+      topic->partitions.push_back(std::move(partition));
+    }
+    by_id[topic->id] = topic.get();
+    topics_[topic->name] = std::move(topic);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "load topics");
+  // Families no topic names: a deleted topic's, or a create that crashed before its metadata
+  // was written.
+  for (auto [name, family] : families) {
+    rocksdb::Status dropped = db_->DropColumnFamily(family);
+    db_->DestroyColumnFamilyHandle(family);
+    if (!dropped.ok()) return FromRocks(dropped, absl::StrCat("drop family ", name));
+  }
+  for (auto [id, topic] : by_id) {
+    // A directory of the second layout has none yet.
+    if (absl::Status created = CreateFamilies(*topic); !created.ok()) return created;
+  }
+  if (legacy_segments != nullptr) {
+    if (absl::Status migrated = MigrateSegments(legacy_segments, by_id); !migrated.ok()) {
+      return migrated;
+    }
+  }
+  for (auto [id, topic] : by_id) {
+    for (int32_t p = 0; p < topic->partition_count; ++p) {
+      PartitionState& partition = *topic->partitions[p];
       // The end offset is the end of the last stored segment: no separate counter to keep in
       // step.
-      records->SeekForPrev(RecordKey(topic->id, p, INT64_MAX));
-      uint32_t id = 0;
+      std::unique_ptr<rocksdb::Iterator> records(
+          db_->NewIterator(rocksdb::ReadOptions(), partition.family));
+      records->SeekToLast();
+      uint32_t topic_id = 0;
       int32_t part = 0;
       int64_t first = 0;
-      if (records->Valid() && ParseRecordKey(View(records->key()), &id, &part, &first) &&
-          id == topic->id && part == p) {
+      if (records->Valid()) {
+        if (!ParseRecordKey(View(records->key()), &topic_id, &part, &first) ||
+            topic_id != topic->id || part != p) {
+          return absl::DataLossError(absl::StrFormat(
+              "embedded log: corrupt segment key in the family of %s-%d", topic->name, p));
+        }
         SegmentReader segment(View(records->value()), first);
         if (!segment.ok()) {
           return absl::DataLossError(absl::StrFormat(
               "embedded log: corrupt segment at %s-%d offset %d", topic->name, p, first));
         }
         // Reservations of a crashed process are gone: nothing open, so end == next.
-        partition->next = segment.end_offset();
-        partition->end = segment.end_offset();
+        partition.next = segment.end_offset();
+        partition.end = segment.end_offset();
       }
-      topic->partitions.push_back(std::move(partition));
+      if (!records->status().ok()) return FromRocks(records->status(), "load end offsets");
     }
-    topics_[topic->name] = std::move(topic);
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "load topics");
-  return FromRocks(records->status(), "load end offsets");
+  return absl::OkStatus();
+}
+
+absl::Status LogStore::MigrateSegments(rocksdb::ColumnFamilyHandle* segments,
+                                       const std::map<uint32_t, TopicState*>& by_id) {
+  LogInfo("embedded-log", "moving the records into one column family per partition (once)",
+          {{"dir", dir_}});
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), segments));
+  rocksdb::WriteBatch batch;
+  auto write = [&]() -> absl::Status {
+    if (batch.Count() == 0) return absl::OkStatus();
+    // Without the WAL, flushed below before the old family goes: a crash before then leaves it
+    // in place, and the next open copies it again (the same keys, the same values).
+    rocksdb::WriteOptions options;
+    options.disableWAL = true;
+    absl::Status s = FromRocks(db_->Write(options, &batch), "migrate segments");
+    batch.Clear();
+    return s;
+  };
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint32_t topic_id = 0;
+    int32_t partition = 0;
+    int64_t first = 0;
+    if (!ParseRecordKey(View(it->key()), &topic_id, &partition, &first)) {
+      return absl::DataLossError("embedded log: corrupt segment key in the segments family");
+    }
+    auto topic = by_id.find(topic_id);
+    // Records of a deleted topic (their range tombstone is skipped by the iterator, but a
+    // topic deleted without one) stay behind.
+    if (topic == by_id.end() || partition < 0 || partition >= topic->second->partition_count) {
+      continue;
+    }
+    batch.Put(topic->second->partitions[partition]->family, it->key(), it->value());
+    if (batch.GetDataSize() >= kMigrationBatchBytes) {
+      if (absl::Status s = write(); !s.ok()) return s;
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "migrate segments");
+  if (absl::Status s = write(); !s.ok()) return s;
+  it.reset();
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  for (auto [id, topic] : by_id) {
+    for (const auto& p : topic->partitions) families.push_back(p->family);
+  }
+  if (absl::Status s = FromRocks(db_->Flush(rocksdb::FlushOptions(), families), "migrate flush");
+      !s.ok()) {
+    return s;
+  }
+  rocksdb::Status dropped = db_->DropColumnFamily(segments);
+  db_->DestroyColumnFamilyHandle(segments);
+  return FromRocks(dropped, "drop the segments family");
+}
+
+absl::Status LogStore::CreateFamilies(TopicState& topic) {
+  std::vector<std::string> names;
+  std::vector<int32_t> partitions;
+  for (int32_t p = 0; p < topic.partition_count; ++p) {
+    if (topic.partitions[p]->family != nullptr) continue;
+    names.push_back(PartitionFamilyName(topic.id, p));
+    partitions.push_back(p);
+  }
+  if (names.empty()) return absl::OkStatus();
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::Status s = db_->CreateColumnFamilies(*partition_options_, names, &handles);
+  // On failure, the handles of the families it did create.
+  for (size_t i = 0; i < handles.size(); ++i) {
+    topic.partitions[partitions[i]]->family = handles[i];
+  }
+  return FromRocks(s, absl::StrCat("create the partition families of topic ", topic.name));
+}
+
+void LogStore::DropFamilies(TopicState& topic) {
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  for (const auto& p : topic.partitions) {
+    if (p->family != nullptr) families.push_back(p->family);
+  }
+  // On failure the families stay until the next open, which drops the families no topic names.
+  (void)db_->DropColumnFamilies(families);
+  dropped_.insert(dropped_.end(), families.begin(), families.end());
 }
 
 absl::StatusOr<std::shared_ptr<TopicState>> LogStore::FindTopic(const std::string& name) const {
@@ -348,11 +507,22 @@ absl::Status LogStore::CreateTopics(const std::vector<TopicSpec>& topics) {
       created.push_back(std::move(topic));
     }
     if (created.empty()) return absl::OkStatus();
-    batch.Put(meta_cf_, std::string(kNextTopicIdKey), EncodeOffset(next_id));
-    rocksdb::WriteOptions write_options;
-    write_options.sync = true;
-    absl::Status s = FromRocks(db_->Write(write_options, &batch), "create topics");
-    if (!s.ok()) return s;
+    // The families first: a crash before the metadata is written leaves families no topic
+    // names, which the next open drops.
+    absl::Status s;
+    for (auto& topic : created) {
+      if (s.ok()) s = CreateFamilies(*topic);
+    }
+    if (s.ok()) {
+      batch.Put(meta_cf_, std::string(kNextTopicIdKey), EncodeOffset(next_id));
+      rocksdb::WriteOptions write_options;
+      write_options.sync = true;
+      s = FromRocks(db_->Write(write_options, &batch), "create topics");
+    }
+    if (!s.ok()) {
+      for (auto& topic : created) DropFamilies(*topic);
+      return s;
+    }
     next_topic_id_ = next_id;
     for (auto& topic : created) topics_[topic->name] = std::move(topic);
   }
@@ -373,15 +543,14 @@ absl::Status LogStore::DeleteTopics(const std::vector<std::string>& names) {
       std::shared_ptr<TopicState> topic = it->second;
       // Under every partition lock, so no append of this topic is half way through.
       for (auto& p : topic->partitions) p->mu.Lock();
-      rocksdb::WriteBatch batch;
-      batch.Delete(meta_cf_, absl::StrCat(kTopicPrefix, name));
-      batch.DeleteRange(records_cf_, RecordKey(topic->id, 0, 0), RecordKey(topic->id + 1, 0, 0));
       rocksdb::WriteOptions write_options;
       write_options.sync = true;
-      rocksdb::Status s = db_->Write(write_options, &batch);
+      rocksdb::Status s = db_->Delete(write_options, meta_cf_, absl::StrCat(kTopicPrefix, name));
       if (s.ok()) topic->deleted = true;
       for (auto& p : topic->partitions) p->mu.Unlock();
       if (!s.ok()) return FromRocks(s, absl::StrCat("delete topic ", name));
+      // The records go with their families (a crash before this leaves them to the next open).
+      DropFamilies(*topic);
       topics_.erase(it);
     }
   }
@@ -515,7 +684,7 @@ absl::StatusOr<std::vector<int64_t>> LogStore::Append(
     }
     gather.End();
     rocksdb::Slice key_slice(key);
-    batch.Put(records_cf_, rocksdb::SliceParts(&key_slice, 1),
+    batch.Put(head.topic->partitions[head.partition]->family, rocksdb::SliceParts(&key_slice, 1),
               rocksdb::SliceParts(parts.data(), static_cast<int>(parts.size())));
     begin = end;
   }
@@ -598,8 +767,10 @@ void LogStore::Release(const std::vector<Reservation>& reservations) {
 
 absl::StatusOr<int64_t> LogStore::Read(const TopicState& topic, int32_t partition, int64_t from,
                                        size_t max, std::vector<Record>* out, size_t* filled) const {
-  int64_t end = topic.partitions[partition]->end.load(std::memory_order_acquire);
-  if (from >= end || max == 0) return end;
+  const PartitionState& state = *topic.partitions[partition];
+  int64_t end = state.end.load(std::memory_order_acquire);
+  // A deleted topic's family is dropped, though still readable: read nothing, as Kafka would.
+  if (from >= end || max == 0 || topic.deleted.load()) return end;
   std::string upper = RecordKey(topic.id, partition, end);
   rocksdb::Slice upper_slice(upper);
   rocksdb::ReadOptions read_options;
@@ -607,7 +778,7 @@ absl::StatusOr<int64_t> LogStore::Read(const TopicState& topic, int32_t partitio
   std::string lower = RecordKey(topic.id, partition, 0);
   rocksdb::Slice lower_slice(lower);
   read_options.iterate_lower_bound = &lower_slice;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, records_cf_));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read_options, state.family));
   auto corrupt = [&](int64_t at) {
     return absl::DataLossError(
         absl::StrFormat("embedded log: corrupt segment in %s-%d at %d", topic.name, partition, at));

@@ -35,6 +35,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+struct ColumnFamilyOptions;
 }  // namespace rocksdb
 
 namespace leftfold::internal::log::embedded {
@@ -43,6 +44,8 @@ namespace leftfold::internal::log::embedded {
 // readable; [end, next) holds committed records written after an open reservation plus the
 // reserved offsets of open transactions; `next` is the high watermark.
 struct PartitionState {
+  // The partition's column family (owned by the LogStore): its records, keys in offset order.
+  rocksdb::ColumnFamilyHandle* family = nullptr;
   // Held while offsets are assigned or released and while a batch is written, so offsets are
   // contiguous and `end` only ever covers written records.
   absl::Mutex mu;
@@ -212,17 +215,30 @@ class LogStore {
                                                                 int64_t* epoch);
 
  private:
-  LogStore(std::string dir, const EmbeddedOptions& options)
-      : dir_(std::move(dir)), options_(options) {}
-  absl::Status Load();
+  LogStore(std::string dir, const EmbeddedOptions& options);
+  absl::Status Load(std::map<std::string, rocksdb::ColumnFamilyHandle*> families,
+                    rocksdb::ColumnFamilyHandle* legacy_segments);
+  // Copies the records of a directory of the second layout (one "segments" family for every
+  // partition) into the partitions' families, then drops it.
+  absl::Status MigrateSegments(rocksdb::ColumnFamilyHandle* segments,
+                               const std::map<uint32_t, TopicState*>& by_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates the families of `topic`'s partitions.
+  absl::Status CreateFamilies(TopicState& topic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops `topic`'s families; their handles live on until the store closes (a reader may be
+  // using one).
+  void DropFamilies(TopicState& topic) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RebalanceAllGroups();
 
   const std::string dir_;
   const EmbeddedOptions options_;
   rocksdb::DB* db_ = nullptr;
-  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;     // default CF: topic metadata
-  rocksdb::ColumnFamilyHandle* records_cf_ = nullptr;  // "segments": records, one key per run
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;  // default CF: topic metadata
   rocksdb::ColumnFamilyHandle* offsets_cf_ = nullptr;
+  // Options of every partition's family.
+  std::unique_ptr<rocksdb::ColumnFamilyOptions> partition_options_;
+  // Families of deleted topics, destroyed with the store.
+  std::vector<rocksdb::ColumnFamilyHandle*> dropped_ ABSL_GUARDED_BY(mu_);
 
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<TopicState>> topics_ ABSL_GUARDED_BY(mu_);
