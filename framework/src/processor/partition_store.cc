@@ -77,10 +77,15 @@ void WriteDedupValue(const v1::CommandResult& result, const ResultEncoder& encod
   encoder.Write(out + kStampSize);
 }
 
-std::string DedupValue(const v1::CommandResult& result) {
+void DedupValue(const v1::CommandResult& result, std::string* value) {
   ResultEncoder encoder(result);
-  std::string value(kStampSize + encoder.size(), '\0');
-  WriteDedupValue(result, encoder, value.data());
+  value->resize(kStampSize + encoder.size());
+  WriteDedupValue(result, encoder, value->data());
+}
+
+std::string DedupValue(const v1::CommandResult& result) {
+  std::string value;
+  DedupValue(result, &value);
   return value;
 }
 
@@ -458,6 +463,10 @@ absl::Status PartitionStore::LoadMeta() {
 
 std::string PartitionStore::EncodeResult(const v1::CommandResult& result) {
   return DedupValue(result);
+}
+
+void PartitionStore::EncodeResult(const v1::CommandResult& result, std::string* out) {
+  DedupValue(result, out);
 }
 
 absl::string_view PartitionStore::ResultBytes(absl::string_view value) {
