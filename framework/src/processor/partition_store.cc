@@ -77,15 +77,10 @@ void WriteDedupValue(const v1::CommandResult& result, const ResultEncoder& encod
   encoder.Write(out + kStampSize);
 }
 
-void DedupValue(const v1::CommandResult& result, std::string* value) {
-  ResultEncoder encoder(result);
-  value->resize(kStampSize + encoder.size());
-  WriteDedupValue(result, encoder, value->data());
-}
-
 std::string DedupValue(const v1::CommandResult& result) {
-  std::string value;
-  DedupValue(result, &value);
+  ResultEncoder encoder(result);
+  std::string value(kStampSize + encoder.size(), '\0');
+  WriteDedupValue(result, encoder, value.data());
   return value;
 }
 
@@ -463,10 +458,6 @@ absl::Status PartitionStore::LoadMeta() {
 
 std::string PartitionStore::EncodeResult(const v1::CommandResult& result) {
   return DedupValue(result);
-}
-
-void PartitionStore::EncodeResult(const v1::CommandResult& result, std::string* out) {
-  DedupValue(result, out);
 }
 
 absl::string_view PartitionStore::ResultBytes(absl::string_view value) {

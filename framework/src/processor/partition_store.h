@@ -96,8 +96,6 @@ class PartitionStore {
                                                               Options options);
   // The dedup value of `result`: its processed-at time, then the serialized result.
   static std::string EncodeResult(const v1::CommandResult& result);
-  // The same into `out` (its capacity reused).
-  static void EncodeResult(const v1::CommandResult& result, std::string* out);
   // The serialized CommandResult inside an EncodeResult value (empty if it is too short).
   static absl::string_view ResultBytes(absl::string_view value);
   // Parses an EncodeResult value.

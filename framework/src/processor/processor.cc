@@ -68,33 +68,6 @@ struct OwnedPartition {
 
 // What one batch has decided but not yet committed. Nothing here reaches the store or the cache
 // unless the transaction commits.
-// Strings with capacity, to refill instead of allocating: command ids apart from encoded
-// results and snapshots, so that each is refilled with one of about its size.
-struct SpareStrings {
-  std::vector<std::string> ids;
-  std::vector<std::string> bytes;
-
-  // An empty string, with capacity if `from` has one.
-  static std::string Take(std::vector<std::string>& from) {
-    if (from.empty()) return {};
-    std::string spare = std::move(from.back());
-    from.pop_back();
-    spare.clear();
-    return spare;
-  }
-  // Moves `other`'s strings here, keeping at most `max` of each kind.
-  void Add(SpareStrings& other, size_t max) {
-    for (auto [to, from] : {std::pair{&ids, &other.ids}, std::pair{&bytes, &other.bytes}}) {
-      if (to->size() < from->size()) to->swap(*from);  // the fewer are moved
-      for (size_t i = 0; i < from->size() && to->size() < max; ++i) {
-        to->push_back(std::move((*from)[i]));
-      }
-      from->clear();
-      if (to->size() > max) to->resize(max);
-    }
-  }
-};
-
 struct StagedBatch {
   // Refilled for each record Publish produces (the log copies it).
   log::OutgoingRecord outgoing;
@@ -125,9 +98,6 @@ struct StagedBatch {
   // Snapshots and results as serialized for the log, per partition: the store writes the same
   // bytes once the transaction committed.
   std::map<int32_t, PartitionStore::Update> updates;
-  // Strings of written batches, refilled with this batch's encoded results and snapshots
-  // instead of allocating (ProcessorImpl::RecycleStrings).
-  SpareStrings spares;
   absl::Status delivery_error;
   // Every event's offset was predicted (see EventOffsetTrack): the results go out with the
   // events, and the deliveries are checked before the commit. Otherwise the results wait for
@@ -205,7 +175,6 @@ struct BatchSlot {
     std::vector<StagedBatch::StagedEvent> events = std::move(staged.events);
     std::vector<v1::CommandResult*> result_messages = std::move(staged.results);
     std::vector<const log::Record*> result_records = std::move(staged.result_records);
-    SpareStrings spares = std::move(staged.spares);
     staged = StagedBatch{};
     event_bytes.clear();
     events.clear();
@@ -215,7 +184,6 @@ struct BatchSlot {
     staged.events = std::move(events);
     staged.results = std::move(result_messages);
     staged.result_records = std::move(result_records);
-    staged.spares = std::move(spares);
     staged.result_by_command_id.reserve(results);
     staged.states.reserve(states);
     arena.Reset();
@@ -368,13 +336,6 @@ class ProcessorImpl final : public Processor {
   absl::Status ApplyCommitted(StagedBatch& staged, bool prune);
   // Forgets pending entries of batches the writer has written.
   void PrunePending();
-  // Keeps the encoded results' and snapshots' strings of a batch the store has written (and
-  // nothing else holds) for the next batches to refill: they were allocated on one thread and
-  // freed on another, two of the processing thread's costliest calls (callgrind: 2%).
-  void RecycleStrings(StoreWriter::Batch& batch);
-  SpareStrings spare_strings_;
-  // Spares kept of each kind: enough for the two batches in flight.
-  size_t MaxSpareStrings() const { return 4 * options_.max_batch; }
   // The cache's eviction callback: keeps a state the store writer has not written yet in
   // pending_states_ until it has.
   void KeepIfUnwritten(const std::string& key, StateCache::Entry& entry);
@@ -411,7 +372,7 @@ class ProcessorImpl final : public Processor {
   // At most the writer's max_pending plus one: Enqueue blocks beyond that.
   struct PendingBatch {
     uint64_t seq = 0;
-    std::shared_ptr<StoreWriter::Batch> batch;  // the writer holds it as const
+    std::shared_ptr<const StoreWriter::Batch> batch;
     // Command id (a view into `batch`) -> the result's encoded store value. One index per batch
     // (dropped with it), not one for all: a shared index cost an erase and an insert per result
     // when a batch committed and a lookup and an erase when it was written.
@@ -1074,7 +1035,6 @@ void ProcessorImpl::Prepare(BatchSlot& slot) {
     PartitionStore::EncodedSnapshot& encoded =
         staged.updates[state.partition].encoded_snapshots.emplace_back();
     encoded.aggregate_id.assign(aggregate_id.data(), aggregate_id.size());
-    encoded.bytes = SpareStrings::Take(staged.spares.bytes);
     AppendSnapshot({.aggregate_type = definition_.type(),
                     .aggregate_id = aggregate_id,
                     .version = state.version,
@@ -1097,12 +1057,9 @@ void ProcessorImpl::EncodeResults(StagedBatch& staged) {
     }
   }
   for (size_t i = 0; i < staged.results.size(); ++i) {
-    PartitionStore::EncodedResult& encoded =
-        staged.updates[staged.result_records[i]->partition].encoded_results.emplace_back();
-    encoded.command_id = SpareStrings::Take(staged.spares.ids);
-    encoded.command_id.append(staged.results[i]->command_id());
-    encoded.value = SpareStrings::Take(staged.spares.bytes);
-    PartitionStore::EncodeResult(*staged.results[i], &encoded.value);
+    staged.updates[staged.result_records[i]->partition].encoded_results.push_back(
+        {.command_id = staged.results[i]->command_id(),
+         .value = PartitionStore::EncodeResult(*staged.results[i])});
   }
 }
 
@@ -1231,35 +1188,12 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged, bool prune) {
 
 void ProcessorImpl::PrunePending() {
   uint64_t applied = writer_.applied();
-  while (!pending_.empty() && pending_.front().seq <= applied) {
-    // Written; the writer may not have let go of it yet.
-    if (pending_.front().batch.use_count() == 1) RecycleStrings(*pending_.front().batch);
-    pending_.pop_front();
-  }
+  while (!pending_.empty() && pending_.front().seq <= applied) pending_.pop_front();
   for (auto it = pending_states_.begin(); it != pending_states_.end();) {
     if (it->second.seq <= applied) {
       pending_states_.erase(it++);
     } else {
       ++it;
-    }
-  }
-}
-
-void ProcessorImpl::RecycleStrings(StoreWriter::Batch& batch) {
-  // Short strings live in place (nothing to keep); long ones are let go.
-  constexpr size_t kMaxBytes = size_t{64} << 10;
-  auto keep = [max = MaxSpareStrings()](std::string& s, std::vector<std::string>& to) {
-    if (s.capacity() > 15 && s.capacity() <= kMaxBytes && to.size() < max) {
-      to.push_back(std::move(s));
-    }
-  };
-  for (auto& [store, update] : batch) {
-    for (PartitionStore::EncodedResult& result : update.encoded_results) {
-      keep(result.command_id, spare_strings_.ids);
-      keep(result.value, spare_strings_.bytes);
-    }
-    for (PartitionStore::EncodedSnapshot& snapshot : update.encoded_snapshots) {
-      keep(snapshot.bytes, spare_strings_.bytes);
     }
   }
 }
@@ -1313,8 +1247,6 @@ absl::Status ProcessorImpl::ProcessBatch(std::vector<log::Record> records) {
   consumer_->Recycle(std::exchange(slot.records, std::move(records)));
   slot.records.reserve(options_.max_batch);
   slot.Reset();
-  // Strings the store is done with (RecycleStrings) go to the batch that is filled next.
-  slot.staged.spares.Add(spare_strings_, MaxSpareStrings());
   StagedBatch& staged = slot.staged;
   staged.started = absl::Now();
 
