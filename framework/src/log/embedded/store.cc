@@ -414,8 +414,8 @@ absl::Status LogStore::MigrateSegments(rocksdb::ColumnFamilyHandle* segments,
       return absl::DataLossError("embedded log: corrupt segment key in the segments family");
     }
     auto topic = by_id.find(topic_id);
-    // Records of a deleted topic (their range tombstone is skipped by the iterator, but a
-    // topic deleted without one) stay behind.
+    // A deleted topic's records were range-deleted (the iterator does not see them); any whose
+    // topic or partition is unknown all the same are not carried over.
     if (topic == by_id.end() || partition < 0 || partition >= topic->second->partition_count) {
       continue;
     }
