@@ -240,6 +240,8 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
       ResultsOptions(std::move(tables.results), store->expiry_filter_.get(),
                      store_options.dedup_window));
   store->dedup_buffer_bytes_ = store_options.dedup_buffer_bytes;
+  store->snapshot_buffer_writes_limit_ = store_options.snapshot_buffer_writes;
+  store->snapshot_buffer_bytes_limit_ = store_options.snapshot_buffer_bytes;
   // SST files of dedup entries are written here, then moved into the store. One left by a crash
   // between the two is of no use: its entries are replayed from the results changelog.
   store->ingest_dir_ = (std::filesystem::path(dir) / "ingest").string();
@@ -295,7 +297,11 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
 
 PartitionStore::~PartitionStore() {
   if (db_ == nullptr) return;
-  // A clean close keeps the buffered results (a crash leaves them to restore).
+  // A clean close keeps the buffered snapshots and results (a crash leaves them to restore).
+  if (absl::Status s = FlushSnapshots(); !s.ok()) {
+    LogWarning("processor", "state store: buffered snapshots not saved, restore replays them",
+               {{"dir", ingest_dir_}, {"error", s.ToString()}});
+  }
   if (absl::Status s = Ingest(/*wait=*/true); !s.ok()) {
     LogWarning("processor", "state store: buffered results not saved, restore replays them",
                {{"dir", ingest_dir_}, {"error", s.ToString()}});
@@ -477,7 +483,17 @@ absl::StatusOr<v1::CommandResult> PartitionStore::DecodeResult(absl::string_view
 absl::StatusOr<std::optional<v1::Snapshot>> PartitionStore::GetSnapshot(
     const std::string& aggregate_id) const {
   std::string value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), Key(kSnapshotPrefix, aggregate_id), &value);
+  bool buffered = false;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (auto it = snapshot_buffer_.find(aggregate_id); it != snapshot_buffer_.end()) {
+      value = it->second;
+      buffered = true;
+    }
+  }
+  rocksdb::Status s =
+      buffered ? rocksdb::Status::OK()
+               : db_->Get(rocksdb::ReadOptions(), Key(kSnapshotPrefix, aggregate_id), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (absl::Status st = FromRocks(s, "get snapshot"); !st.ok()) return st;
   v1::Snapshot snapshot;
@@ -586,6 +602,35 @@ absl::Status PartitionStore::Write(const Update& update) {
     bytes += e.aggregate_id.size() + e.bytes.size() + 16;
   }
   rocksdb::WriteBatch batch(bytes);
+  // The live path's snapshots are buffered (see snapshot_buffer_); anything else goes to RocksDB
+  // after what is buffered, in the same batch, so a key's newest write wins.
+  const bool buffer_snapshots = !update.replay && update.snapshots.empty();
+  bool flush_snapshots = !buffer_snapshots;
+  if (buffer_snapshots && !update.encoded_snapshots.empty()) {
+    absl::WriterMutexLock lock(&mu_);
+    for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
+      auto [it, fresh] = snapshot_buffer_.try_emplace(snapshot.aggregate_id);
+      snapshot_buffer_bytes_ += snapshot.bytes.size() + (fresh ? snapshot.aggregate_id.size() : 0);
+      snapshot_buffer_bytes_ -= it->second.size();
+      it->second.assign(snapshot.bytes);  // keeps the last one's capacity
+    }
+    snapshot_buffer_writes_ += update.encoded_snapshots.size();
+    flush_snapshots = snapshot_buffer_writes_ >= snapshot_buffer_writes_limit_ ||
+                      snapshot_buffer_bytes_ >= snapshot_buffer_bytes_limit_;
+  }
+  bool snapshots_buffered;  // whether the buffer keeps entries past this write
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (flush_snapshots) {
+      std::string& key = key_scratch_;
+      for (const auto& [aggregate_id, bytes] : snapshot_buffer_) {
+        key.clear();
+        AppendKey(key, kSnapshotPrefix, aggregate_id);
+        batch.Put(key, bytes);
+      }
+    }
+    snapshots_buffered = !flush_snapshots && !snapshot_buffer_.empty();
+  }
   for (const v1::Snapshot& snapshot : update.snapshots) {
     if (update.replay) {
       // A changelog replay may carry an older snapshot than the one stored; never go backwards.
@@ -597,10 +642,12 @@ absl::Status PartitionStore::Write(const Update& update) {
   }
   // One key buffer: the WriteBatch and the dedup buffer copy the key.
   std::string& key = key_scratch_;
-  for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
-    key.clear();
-    AppendKey(key, kSnapshotPrefix, snapshot.aggregate_id);
-    batch.Put(key, snapshot.bytes);
+  if (!buffer_snapshots) {
+    for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
+      key.clear();
+      AppendKey(key, kSnapshotPrefix, snapshot.aggregate_id);
+      batch.Put(key, snapshot.bytes);
+    }
   }
   bool buffered;  // whether the buffer holds entries (this update's or earlier ones)
   bool full;
@@ -624,7 +671,12 @@ absl::Status PartitionStore::Write(const Update& update) {
     // Only this thread adds to `filling_`, so the size holds until the check below.
     full = filling_.bytes() >= dedup_buffer_bytes_;
   }
-  if (update.snapshots_next >= 0) batch.Put(kSnapshotsNextKey, absl::StrCat(update.snapshots_next));
+  // The snapshots offset is persisted with the snapshots it covers: while some are buffered, it
+  // waits for them.
+  if (update.snapshots_next >= 0) unpersisted_snapshots_next_ = update.snapshots_next;
+  if (!snapshots_buffered && unpersisted_snapshots_next_ >= 0) {
+    batch.Put(kSnapshotsNextKey, absl::StrCat(std::exchange(unpersisted_snapshots_next_, -1)));
+  }
   if (update.results_next >= 0) {
     // Persisted only with the buffered entries it covers (Ingest).
     if (buffered) {
@@ -644,13 +696,29 @@ absl::Status PartitionStore::Write(const Update& update) {
   if (absl::Status s = FromRocks(db_->Write(write_options, &batch), "write"); !s.ok()) {
     return s;
   }
+  if (flush_snapshots) {
+    // Only now: readers look in the buffer first, then in RocksDB, which has them by now.
+    absl::WriterMutexLock lock(&mu_);
+    snapshot_buffer_.clear();
+    snapshot_buffer_bytes_ = 0;
+    snapshot_buffer_writes_ = 0;
+  }
   if (update.snapshots_next >= 0) snapshots_next_ = update.snapshots_next;
   if (update.results_next >= 0) results_next_ = update.results_next;
   if (update.definition_version >= 0) definition_version_ = update.definition_version;
   return full ? Ingest(/*wait=*/false) : absl::OkStatus();
 }
 
+absl::Status PartitionStore::FlushSnapshots() {
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    if (snapshot_buffer_.empty() && unpersisted_snapshots_next_ < 0) return absl::OkStatus();
+  }
+  return Write(Update{.replay = true});  // not the live path: writes what is buffered
+}
+
 absl::Status PartitionStore::Compact() {
+  if (absl::Status s = FlushSnapshots(); !s.ok()) return s;
   if (absl::Status s = Ingest(/*wait=*/true); !s.ok()) return s;
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
@@ -674,6 +742,11 @@ absl::Status PartitionStore::DropSnapshots() {
     return s;
   }
   snapshots_next_ = 0;
+  unpersisted_snapshots_next_ = -1;
+  absl::WriterMutexLock lock(&mu_);
+  snapshot_buffer_.clear();
+  snapshot_buffer_bytes_ = 0;
+  snapshot_buffer_writes_ = 0;
   return absl::OkStatus();
 }
 

@@ -16,6 +16,12 @@
 // write per command); RocksDB's periodic compaction bounds how long an expired entry stays on
 // disk. A result read before its entry is compacted away only extends deduplication.
 //
+// Snapshots of the live path (Update::encoded_snapshots) wait in an in-memory buffer, the newest
+// per aggregate, which reads consult first: a hot aggregate is written to RocksDB once per flush
+// of the buffer instead of once per batch. The buffer goes to RocksDB in one batch with the
+// snapshots changelog offset it reaches (Options::snapshot_buffer_*), and on close; a crash
+// loses it, and restore replays the changelog from the last offset written.
+//
 // Dedup entries (one per command, random keys) bypass the memtable: they collect in an in-memory
 // buffer that reads consult first, and a full buffer is sorted and ingested as one SST file.
 // Flushing them through the memtable sorted each one into a skip list first, which cost the
@@ -88,6 +94,13 @@ class PartitionStore {
     absl::Duration dedup_window = absl::Hours(24);
     // Dedup entries buffered in memory before they are ingested as one SST file.
     size_t dedup_buffer_bytes = 8 << 20;
+    // The live path's snapshots are buffered in memory, the newest per aggregate, and written
+    // to RocksDB (with the snapshots offset) after this many snapshot writes or once they take
+    // this many bytes: a hot aggregate is then written once per flush, not once per batch.
+    // A crash loses the buffer and restore replays the changelog from the last flush, so
+    // these also bound that replay.
+    size_t snapshot_buffer_writes = 65536;
+    size_t snapshot_buffer_bytes = 2 << 20;
   };
 
   // Opens or creates the store. A store written in an older on-disk format is wiped (with a
@@ -118,7 +131,9 @@ class PartitionStore {
   // 0 for a new store.
   int32_t definition_version() const { return definition_version_; }
 
-  // Compacts the whole store now (after ingesting the dedup buffer), dropping dedup entries
+  // Writes the buffered snapshots to RocksDB now (closing the store does too).
+  absl::Status FlushSnapshots();
+  // Compacts the whole store now (after writing the buffers), dropping dedup entries
   // older than the window. RocksDB does this on its own as data flows and periodically; this
   // forces it (tests, tools).
   absl::Status Compact();
@@ -185,6 +200,16 @@ class PartitionStore {
   std::future<void> ingesting_;
   // The results offset `filling_` reaches; persisted once it is ingested (-1: none).
   int64_t unpersisted_results_next_ = -1;
+  // Snapshots of the live path not in RocksDB yet: serialized, by aggregate id. GetSnapshot
+  // looks here first. Written with the offset they reach (unpersisted_snapshots_next_) when the
+  // limits are reached, in the same WriteBatch as the update that reached them.
+  absl::flat_hash_map<std::string, std::string> snapshot_buffer_ ABSL_GUARDED_BY(mu_);
+  size_t snapshot_buffer_bytes_ = 0;   // keys and values in snapshot_buffer_
+  size_t snapshot_buffer_writes_ = 0;  // snapshots put into it since it was last written
+  size_t snapshot_buffer_writes_limit_ = 0;
+  size_t snapshot_buffer_bytes_limit_ = 0;
+  // The snapshots offset the buffer reaches; persisted when it is written (-1: none).
+  int64_t unpersisted_snapshots_next_ = -1;
   std::string key_scratch_;
   int64_t snapshots_next_ = 0;
   int64_t results_next_ = 0;

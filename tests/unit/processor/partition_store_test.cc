@@ -167,6 +167,93 @@ TEST(PartitionStoreTest, ASnapshotRewrittenWithShorterAndLongerValuesReadsBackEx
   }
 }
 
+PartitionStore::EncodedSnapshot Encoded(const std::string& aggregate_id, int64_t version) {
+  return {.aggregate_id = aggregate_id,
+          .bytes = SnapshotOf(aggregate_id, version).SerializeAsString()};
+}
+
+int64_t StoredVersion(PartitionStore& store, const std::string& aggregate_id) {
+  auto got = store.GetSnapshot(aggregate_id);
+  if (!got.ok() || !got->has_value()) return -1;
+  return (*got)->version();
+}
+
+// Live snapshots wait in memory, newest per aggregate, and are read from there; they reach
+// RocksDB with their offset when the buffer's write limit is reached, and when the store closes.
+TEST(PartitionStoreTest, BufferedSnapshotsReadBackAndReachTheStoreWithTheirOffset) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  {
+    auto store = PartitionStore::Open(dir, {.snapshot_buffer_writes = 4});
+    ASSERT_TRUE(store.ok()) << store.status();
+    PartitionStore::Update first;
+    first.encoded_snapshots = {Encoded("acct-a", 1), Encoded("acct-b", 1)};
+    first.snapshots_next = 10;
+    ASSERT_TRUE((*store)->Write(first).ok());
+    EXPECT_EQ(StoredVersion(**store, "acct-a"), 1);
+    EXPECT_EQ(StoredVersion(**store, "acct-b"), 1);
+    EXPECT_EQ(StoredVersion(**store, "acct-c"), -1);
+    EXPECT_EQ((*store)->snapshots_next(), 10);
+
+    PartitionStore::Update second;  // 3 writes so far: still buffered
+    second.encoded_snapshots = {Encoded("acct-a", 2)};
+    ASSERT_TRUE((*store)->Write(second).ok());
+    EXPECT_EQ(StoredVersion(**store, "acct-a"), 2);
+
+    PartitionStore::Update third;  // 5 writes: the buffer goes to RocksDB
+    third.encoded_snapshots = {Encoded("acct-a", 3), Encoded("acct-c", 1)};
+    third.snapshots_next = 12;
+    ASSERT_TRUE((*store)->Write(third).ok());
+    EXPECT_EQ(StoredVersion(**store, "acct-a"), 3);
+    EXPECT_EQ(StoredVersion(**store, "acct-c"), 1);
+
+    PartitionStore::Update fourth;  // buffered again; the close writes it
+    fourth.encoded_snapshots = {Encoded("acct-b", 2)};
+    fourth.snapshots_next = 20;
+    ASSERT_TRUE((*store)->Write(fourth).ok());
+    EXPECT_EQ(StoredVersion(**store, "acct-b"), 2);
+    EXPECT_EQ((*store)->snapshots_next(), 20);
+  }
+  auto store = PartitionStore::Open(dir, {.snapshot_buffer_writes = 4});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(StoredVersion(**store, "acct-a"), 3);
+  EXPECT_EQ(StoredVersion(**store, "acct-b"), 2);
+  EXPECT_EQ(StoredVersion(**store, "acct-c"), 1);
+  EXPECT_EQ((*store)->snapshots_next(), 20);
+}
+
+// Writes that bypass the buffer (a changelog replay, decoded snapshots) come after what it
+// holds: a replayed older snapshot never replaces a buffered newer one, and a newer direct write
+// is not undone when the buffer is written later.
+TEST(PartitionStoreTest, WritesPastTheSnapshotBufferKeepTheNewestVersion) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  {
+    auto store = PartitionStore::Open(dir, {.snapshot_buffer_writes = 1000});
+    ASSERT_TRUE(store.ok()) << store.status();
+    PartitionStore::Update live;
+    live.encoded_snapshots = {Encoded("acct-a", 5), Encoded("acct-b", 5)};
+    ASSERT_TRUE((*store)->Write(live).ok());
+    PartitionStore::Update replay;
+    replay.replay = true;
+    replay.snapshots = {SnapshotOf("acct-a", 3)};
+    ASSERT_TRUE((*store)->Write(replay).ok());
+    EXPECT_EQ(StoredVersion(**store, "acct-a"), 5);
+
+    PartitionStore::Update again;  // buffered again, then overtaken by a direct write
+    again.encoded_snapshots = {Encoded("acct-b", 6)};
+    ASSERT_TRUE((*store)->Write(again).ok());
+    PartitionStore::Update direct;
+    direct.snapshots = {SnapshotOf("acct-b", 7)};
+    ASSERT_TRUE((*store)->Write(direct).ok());
+    EXPECT_EQ(StoredVersion(**store, "acct-b"), 7);
+    ASSERT_TRUE((*store)->FlushSnapshots().ok());
+    EXPECT_EQ(StoredVersion(**store, "acct-b"), 7);
+  }
+  auto store = PartitionStore::Open(dir, {});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(StoredVersion(**store, "acct-a"), 5);
+  EXPECT_EQ(StoredVersion(**store, "acct-b"), 7);
+}
+
 // BytewiseOrder sorts as comparing the keys themselves does (RocksDB's bytewise comparator),
 // including keys shorter than its 8-byte head, zero bytes, keys one a prefix of another, equal
 // heads that differ later, and repeats. MultiGet trusts this order (sorted_input).
