@@ -57,7 +57,9 @@ struct ProcessorOptions {
   size_t max_batch = 2000;
   // Longest wait for a batch to fill. Default: 2ms (latency over batch size under light load).
   absl::Duration max_batch_delay = absl::Milliseconds(2);
-  // Aggregate states kept in memory (LRU over all partitions). Default: 100,000.
+  // Aggregate states kept in memory, over all partitions; the least recently used go first
+  // (approximately: a state used at least once per cache_size / 2 new or reused states always
+  // stays). Default: 100,000.
   size_t cache_size = 100000;
   // The broker aborts a transaction of this instance left open this long (e.g. the process hung),
   // so another instance can take over its partitions. Default: 60s.

@@ -1,4 +1,5 @@
-// A bounded LRU of aggregate states, so hot aggregates skip the RocksDB read and the parse.
+// A bounded, approximately least-recently-used cache of aggregate states (see Touch), so hot
+// aggregates skip the RocksDB read and the parse.
 //
 //   StateCache cache(100000);
 //   cache.Put("3/acc-1", {Version(7), state});
@@ -11,6 +12,8 @@
 // Owned by the processor thread; not thread-safe.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <functional>
 #include <list>
 #include <memory>
@@ -40,8 +43,8 @@ class StateCache {
   const Entry* Get(const std::string& key) {
     auto it = index_.find(key);
     if (it == index_.end()) return nullptr;
-    order_.splice(order_.begin(), order_, it->second);
-    return &it->second->second;
+    Touch(it->second);
+    return &it->second->entry;
   }
 
   void Put(const std::string& key, Entry entry) {
@@ -50,22 +53,22 @@ class StateCache {
       return;
     }
     if (auto it = index_.find(key); it != index_.end()) {
-      it->second->second = std::move(entry);
-      order_.splice(order_.begin(), order_, it->second);
+      it->second->entry = std::move(entry);
+      Touch(it->second);
       return;
     }
-    order_.emplace_front(key, std::move(entry));
+    order_.push_front({.key = key, .entry = std::move(entry), .moved = ++moves_});
     index_.emplace(key, order_.begin());
     if (order_.size() > capacity_) {
-      if (on_evict_) on_evict_(order_.back().first, order_.back().second);
-      index_.erase(order_.back().first);
+      if (on_evict_) on_evict_(order_.back().key, order_.back().entry);
+      index_.erase(order_.back().key);
       order_.pop_back();
     }
   }
 
   void Clear() {
     if (on_evict_) {
-      for (auto& [key, entry] : order_) on_evict_(key, entry);
+      for (Node& node : order_) on_evict_(node.key, node.entry);
     }
     index_.clear();
     order_.clear();
@@ -74,11 +77,30 @@ class StateCache {
   size_t size() const { return order_.size(); }
 
  private:
-  using List = std::list<std::pair<std::string, Entry>>;
+  struct Node {
+    std::string key;
+    Entry entry;
+    uint64_t moved = 0;  // moves_ when it last went to the front
+  };
+  using List = std::list<Node>;
+
+  // Moves a used entry to the front, unless it went there less than half a cache ago: each move
+  // to the front pushes an entry back by at most one place, so it is still in the front half,
+  // far from eviction at the back, and moving it would touch its neighbours (cold memory, ~2
+  // cache misses per use). So the order is the last move's, not the last use's: an entry used
+  // at least once per half a cache of insertions and moves is never evicted. With a capacity of
+  // 2 or 3 every use moves it (exact LRU).
+  void Touch(List::iterator it) {
+    if (moves_ - it->moved < std::max<size_t>(capacity_ / 2, 1)) return;
+    order_.splice(order_.begin(), order_, it);
+    it->moved = ++moves_;
+  }
+
   size_t capacity_;
   EvictFn on_evict_;
   List order_;
   absl::flat_hash_map<std::string, List::iterator> index_;
+  uint64_t moves_ = 0;  // insertions and moves to the front so far
 };
 
 // Reuses superseded state messages. An accepted command makes a new state (a copy of the old

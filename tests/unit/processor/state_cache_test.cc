@@ -2,7 +2,10 @@
 #include "processor/state_cache.h"
 
 #include <memory>
+#include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "bank/v1/bank.pb.h"
 #include "gtest/gtest.h"
 
@@ -54,6 +57,28 @@ TEST(StateCacheTest, EvictsTheLeastRecentlyUsed) {
   EXPECT_EQ(pool.free_count(), 1u) << "b's state went back to the pool";
   cache.Clear();
   EXPECT_EQ(pool.free_count(), 3u);
+}
+
+// In a larger cache an entry goes to the front only when it is out of the front half: one used
+// at least once per half a cache of insertions stays, the untouched ones leave oldest first.
+TEST(StateCacheTest, AnEntryUsedOftenEnoughIsNeverEvicted) {
+  StatePool pool(std::make_unique<Account>(), 64);
+  std::vector<std::string> evicted;
+  StateCache cache(8, [&](const std::string& key, StateCache::Entry&) { evicted.push_back(key); });
+  for (int i = 0; i < 8; ++i) cache.Put(absl::StrCat("0/k", i), {i, pool.Share(pool.Take())});
+  ASSERT_NE(cache.Get("0/k0"), nullptr);  // at the back: moves to the front
+  for (int i = 8; i < 40; ++i) {
+    cache.Put(absl::StrCat("0/k", i), {i, pool.Share(pool.Take())});
+    if (i % 3 == 0) {
+      ASSERT_NE(cache.Get("0/k0"), nullptr) << "after k" << i;
+    }
+  }
+  EXPECT_EQ(cache.size(), 8u);
+  ASSERT_NE(cache.Get("0/k0"), nullptr);
+  EXPECT_EQ(cache.Get("0/k0")->version, 0);
+  ASSERT_EQ(evicted.size(), 32u);
+  for (int i = 1; i < 8; ++i) EXPECT_EQ(evicted[i - 1], absl::StrCat("0/k", i));  // oldest first
+  for (int i = 33; i < 40; ++i) EXPECT_NE(cache.Get(absl::StrCat("0/k", i)), nullptr) << i;
 }
 
 }  // namespace
