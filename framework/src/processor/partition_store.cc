@@ -596,40 +596,46 @@ absl::Status PartitionStore::Write(const Update& update) {
     absl::ReaderMutexLock lock(&mu_);
     if (!ingest_error_.ok()) return ingest_error_;
   }
-  // Sized up front for the encoded snapshots (the live path), so the batch does not regrow.
-  size_t bytes = 64;
-  for (const EncodedSnapshot& e : update.encoded_snapshots) {
-    bytes += e.aggregate_id.size() + e.bytes.size() + 16;
-  }
-  rocksdb::WriteBatch batch(bytes);
   // The live path's snapshots are buffered (see snapshot_buffer_); anything else goes to RocksDB
   // after what is buffered, in the same batch, so a key's newest write wins.
-  const bool buffer_snapshots = !update.replay && update.snapshots.empty();
-  bool flush_snapshots = !buffer_snapshots;
-  if (buffer_snapshots && !update.encoded_snapshots.empty()) {
-    absl::WriterMutexLock lock(&mu_);
-    for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
-      auto [it, fresh] = snapshot_buffer_.try_emplace(snapshot.aggregate_id);
-      snapshot_buffer_bytes_ += snapshot.bytes.size() + (fresh ? snapshot.aggregate_id.size() : 0);
-      snapshot_buffer_bytes_ -= it->second.size();
-      it->second.assign(snapshot.bytes);  // keeps the last one's capacity
-    }
-    snapshot_buffer_writes_ += update.encoded_snapshots.size();
-    flush_snapshots = snapshot_buffer_writes_ >= snapshot_buffer_writes_limit_ ||
-                      snapshot_buffer_bytes_ >= snapshot_buffer_bytes_limit_;
-  }
-  bool snapshots_buffered;  // whether the buffer keeps entries past this write
+  const bool live = !update.replay && update.snapshots.empty();
+  bool flush_snapshots = !live;  // what is buffered goes into this batch
+  bool snapshots_buffered;       // whether the buffer keeps entries past this write
+  // The batch is sized up front for the snapshots it takes, so it does not regrow.
+  size_t bytes = 64;
   {
-    absl::ReaderMutexLock lock(&mu_);
-    if (flush_snapshots) {
-      std::string& key = key_scratch_;
-      for (const auto& [aggregate_id, bytes] : snapshot_buffer_) {
-        key.clear();
-        AppendKey(key, kSnapshotPrefix, aggregate_id);
-        batch.Put(key, bytes);
+    absl::WriterMutexLock lock(&mu_);
+    if (live && !update.encoded_snapshots.empty()) {
+      for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
+        auto [it, fresh] = snapshot_buffer_.try_emplace(snapshot.aggregate_id);
+        snapshot_buffer_bytes_ +=
+            snapshot.bytes.size() + (fresh ? snapshot.aggregate_id.size() : 0);
+        snapshot_buffer_bytes_ -= it->second.size();
+        it->second.assign(snapshot.bytes);  // keeps the last one's capacity
       }
+      snapshot_buffer_writes_ += update.encoded_snapshots.size();
+      flush_snapshots = snapshot_buffer_writes_ >= snapshot_buffer_writes_limit_ ||
+                        snapshot_buffer_bytes_ >= snapshot_buffer_bytes_limit_;
     }
+    if (flush_snapshots) bytes += snapshot_buffer_bytes_ + 16 * snapshot_buffer_.size();
     snapshots_buffered = !flush_snapshots && !snapshot_buffer_.empty();
+  }
+  if (!live) {
+    for (const EncodedSnapshot& e : update.encoded_snapshots) {
+      bytes += e.aggregate_id.size() + e.bytes.size() + 16;
+    }
+  }
+  rocksdb::WriteBatch batch(bytes);
+  // One key buffer: the WriteBatch and the dedup buffer copy the key.
+  std::string& key = key_scratch_;
+  auto put_snapshot = [&](absl::string_view aggregate_id, absl::string_view value) {
+    key.clear();
+    AppendKey(key, kSnapshotPrefix, aggregate_id);
+    batch.Put(key, rocksdb::Slice(value.data(), value.size()));
+  };
+  if (flush_snapshots) {
+    absl::ReaderMutexLock lock(&mu_);
+    for (const auto& [aggregate_id, value] : snapshot_buffer_) put_snapshot(aggregate_id, value);
   }
   for (const v1::Snapshot& snapshot : update.snapshots) {
     if (update.replay) {
@@ -640,13 +646,9 @@ absl::Status PartitionStore::Write(const Update& update) {
     }
     batch.Put(Key(kSnapshotPrefix, snapshot.aggregate_id()), snapshot.SerializeAsString());
   }
-  // One key buffer: the WriteBatch and the dedup buffer copy the key.
-  std::string& key = key_scratch_;
-  if (!buffer_snapshots) {
+  if (!live) {
     for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
-      key.clear();
-      AppendKey(key, kSnapshotPrefix, snapshot.aggregate_id);
-      batch.Put(key, snapshot.bytes);
+      put_snapshot(snapshot.aggregate_id, snapshot.bytes);
     }
   }
   bool buffered;  // whether the buffer holds entries (this update's or earlier ones)
@@ -699,9 +701,7 @@ absl::Status PartitionStore::Write(const Update& update) {
   if (flush_snapshots) {
     // Only now: readers look in the buffer first, then in RocksDB, which has them by now.
     absl::WriterMutexLock lock(&mu_);
-    snapshot_buffer_.clear();
-    snapshot_buffer_bytes_ = 0;
-    snapshot_buffer_writes_ = 0;
+    ClearSnapshotBufferLocked();
   }
   if (update.snapshots_next >= 0) snapshots_next_ = update.snapshots_next;
   if (update.results_next >= 0) results_next_ = update.results_next;
@@ -744,10 +744,14 @@ absl::Status PartitionStore::DropSnapshots() {
   snapshots_next_ = 0;
   unpersisted_snapshots_next_ = -1;
   absl::WriterMutexLock lock(&mu_);
+  ClearSnapshotBufferLocked();
+  return absl::OkStatus();
+}
+
+void PartitionStore::ClearSnapshotBufferLocked() {
   snapshot_buffer_.clear();
   snapshot_buffer_bytes_ = 0;
   snapshot_buffer_writes_ = 0;
-  return absl::OkStatus();
 }
 
 }  // namespace leftfold::internal::processor

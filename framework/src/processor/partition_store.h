@@ -180,6 +180,8 @@ class PartitionStore {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Waits for the running ingest, if any; returns its error (sticky).
   absl::Status WaitForIngest();
+  // Empties snapshot_buffer_ and its counts.
+  void ClearSnapshotBufferLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Declared before db_: the DB refers to the filter until it is closed.
   std::unique_ptr<rocksdb::CompactionFilter> expiry_filter_;
