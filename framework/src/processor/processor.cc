@@ -169,9 +169,8 @@ struct BatchSlot {
   // thread did that already (ReleaseCommitted).
   void Reset() {
     std::lock_guard<std::mutex> lock(release_mu_);
-    if (!released_) Release();
-    released_ = false;
-    releasable_ = false;
+    if (last_ != Last::kReleased) Release();
+    last_ = Last::kInUse;
   }
 
   // The last batch committed, and the cache and the stores took what they keep (its states are
@@ -179,7 +178,7 @@ struct BatchSlot {
   // thread-safe): ReleaseCommitted may run on another thread from now on, until Reset.
   void MarkCommitted() {
     std::lock_guard<std::mutex> lock(release_mu_);
-    releasable_ = true;
+    last_ = Last::kCommitted;
   }
 
   // Forgets a committed last batch ahead of Reset. Its memory is cold by the time the slot is
@@ -187,9 +186,9 @@ struct BatchSlot {
   // cache misses, so the committer's thread does it when it starts the other slot's commit.
   void ReleaseCommitted() {
     std::lock_guard<std::mutex> lock(release_mu_);
-    if (!releasable_ || released_) return;
+    if (last_ != Last::kCommitted) return;
     Release();
-    released_ = true;
+    last_ = Last::kReleased;
   }
 
   std::vector<log::Record> records;
@@ -210,8 +209,10 @@ struct BatchSlot {
 
  private:
   std::mutex release_mu_;
-  bool releasable_ = false;  // MarkCommitted since the last Reset
-  bool released_ = false;    // ReleaseCommitted since the last Reset
+  // The last batch since Reset: being decided or committed (kInUse), committed and taken by the
+  // cache and the stores (MarkCommitted), or already forgotten (ReleaseCommitted).
+  enum class Last { kInUse, kCommitted, kReleased };
+  Last last_ = Last::kInUse;
 
   // The buffers keep their capacity and the maps start as large as the last batch needed: the
   // next batch is likely the same size, and growing them again rehashed every entry about twice
@@ -1371,7 +1372,7 @@ void ProcessorImpl::StartCommit(BatchSlot& slot, bool publish) {
   committer_.Enqueue([this, &slot, &other, publish, retired = std::move(retired_)]() mutable {
     // The memory of what went before (written by now, cold), freed here rather than on the
     // processing thread: the other slot's last batch, and the store batches the writer wrote
-    // (their strings were allocated on this thread, by Prepare).
+    // (their strings were allocated on this thread, by Prepare, when the batch went out here).
     other.ReleaseCommitted();
     retired.clear();
     StagedBatch& staged = slot.staged;
