@@ -884,13 +884,19 @@ class KafkaAdmin final : public Admin {
     for (int32_t p = 0; p < *count; ++p) {
       int64_t low = 0, high = 0;
       for (;;) {
-        absl::Status s =
-            StatusFromCode(absl::StrCat("end offsets of ", topic, "/", p),
-                           rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high,
-                                                            ToMillis(deadline - absl::Now())));
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            rk, topic.c_str(), p, &low, &high, ToMillis(deadline - absl::Now()));
+        absl::Status s = StatusFromCode(absl::StrCat("end offsets of ", topic, "/", p), err);
         if (s.ok()) break;
-        // A fresh topic's leaders take a moment to reach every client's metadata.
-        if (ClassifyError(s) != ErrorClass::kRetriable || absl::Now() >= deadline) return s;
+        // A fresh topic's leaders take a moment to reach every client's metadata, and so does
+        // the topic itself: this handle may not know yet a partition that the admin handle
+        // counted above ("Local: Unknown partition"). Seen once as a process manager's fatal
+        // error right after the processors created their topics.
+        bool lagging = err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                       err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+                       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        if (!lagging && ClassifyError(s) != ErrorClass::kRetriable) return s;
+        if (absl::Now() >= deadline) return s;
         absl::SleepFor(absl::Milliseconds(50));
       }
       ends.push_back(high);
