@@ -253,6 +253,7 @@ absl::Status RunRestore(const Config& config) {
 // Memory: the processor over a many-aggregate workload with the default cache; RSS sampled.
 absl::Status RunMemory(const Config& config) {
   ProcessorOptions options;
+  options.max_batch = config.max_batch;
   absl::StatusOr<BenchProcessor> bench = SetUpProcessor(config, 0, "memory", options);
   if (!bench.ok()) return bench.status();
   std::unique_ptr<Processor>& processor = bench->processor;

@@ -54,8 +54,8 @@ struct ProcessorOptions {
   // arrived during the previous one), so it sets throughput under a backlog, not latency below
   // it. Default: 10,000. leftfold_processor_bench, against 2,000: embedded 1.2-1.3x (bank-uniform
   // and bank-zipf; 20,000 gains nothing more), Kafka exactly once ~1.13x at the same ratio to the
-  // passthrough, whose process then peaked at ~360 MiB rather than ~210 (librdkafka's buffers
-  // for a larger transaction). 2,000 was ~2x 500 on Kafka.
+  // passthrough. Memory grows with it: peak RSS over 1M new aggregates 445 -> 511 MiB, and the
+  // Kafka bench's process ~210 -> ~350 MiB (librdkafka buffers a larger transaction).
   size_t max_batch = 10000;
   // Longest wait for a batch to fill. Default: 2ms (latency over batch size under light load).
   absl::Duration max_batch_delay = absl::Milliseconds(2);

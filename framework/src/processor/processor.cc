@@ -163,10 +163,7 @@ bool ParseCommand(const std::string& bytes, v1::CommandEnvelope& command) {
 // here keeps its address while its transaction is open: delivery callbacks and the results' dedup
 // index point into it.
 struct BatchSlot {
-  explicit BatchSlot(size_t max_batch)
-      : arena_block_size(std::max<size_t>(kMinArenaBlock, max_batch * kArenaBytesPerCommand)),
-        arena_block(new char[arena_block_size]),
-        arena(ArenaOptions(arena_block.get(), arena_block_size)) {}
+  BatchSlot() : arena_block(new char[kArenaBlock]), arena(ArenaOptions(arena_block.get())) {}
 
   // Starts the next batch in this slot: forgets the last one's messages, unless the committer's
   // thread did that already (ReleaseCommitted).
@@ -204,13 +201,10 @@ struct BatchSlot {
   // committer's thread while the other slot's batch is decided.
   std::string state_bytes;
   // The batch's results are allocated on `arena` and all dropped at once by Reset. Its first
-  // block is the slot's own and survives Reset, so a full batch needs no further block.
-  // (Strings longer than the small-string buffer still allocate their characters.) Sized for
-  // max_batch results with room to spare (a bank example's result takes ~360 bytes): only the
-  // part a batch writes becomes resident.
-  static constexpr size_t kMinArenaBlock = 2 << 20;
-  static constexpr size_t kArenaBytesPerCommand = 512;
-  const size_t arena_block_size;
+  // block is the slot's own and survives Reset: 2,000 results fit, a full default batch (10,000,
+  // ~360 bytes each for the bank example) takes one more block. (Strings longer than the
+  // small-string buffer still allocate their characters.)
+  static constexpr size_t kArenaBlock = 2 << 20;
   std::unique_ptr<char[]> arena_block;
   google::protobuf::Arena arena;
 
@@ -245,11 +239,11 @@ struct BatchSlot {
     arena.Reset();
   }
 
-  static google::protobuf::ArenaOptions ArenaOptions(char* block, size_t size) {
+  static google::protobuf::ArenaOptions ArenaOptions(char* block) {
     google::protobuf::ArenaOptions options;
     options.initial_block = block;
-    options.initial_block_size = size;
-    options.max_block_size = size;
+    options.initial_block_size = kArenaBlock;
+    options.max_block_size = kArenaBlock;
     return options;
   }
 };
@@ -427,7 +421,7 @@ class ProcessorImpl final : public Processor {
   // looks here after the cache, so usually empty: the cache holds every recent state.
   absl::flat_hash_map<std::string, StateCache::Entry> pending_states_;
   // Two batches: while one commits on committer_'s thread the next is decided in the other.
-  BatchSlot slots_[2] = {BatchSlot(options_.max_batch), BatchSlot(options_.max_batch)};
+  BatchSlot slots_[2];
   size_t next_slot_ = 0;
   // The slot whose commit runs (or ran and was not awaited yet), or nullptr. Decide reads its
   // results and states: they are the newest, ahead of the cache and the stores.
