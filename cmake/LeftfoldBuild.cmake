@@ -6,7 +6,7 @@ if(LEFTFOLD_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
 endif()
 
 # A sanitizer build in a build directory of its own, e.g. -DLEFTFOLD_SANITIZE=address,undefined
-# or thread (README, "Sanitizer builds"). Our code is instrumented; the Debian libraries are not.
+# or thread (README, "Two commands"). Our code is instrumented; the Debian libraries are not.
 set(LEFTFOLD_SANITIZE "" CACHE STRING "Sanitizers to build with (-fsanitize=...), e.g. thread")
 if(LEFTFOLD_SANITIZE)
   add_compile_options(-fsanitize=${LEFTFOLD_SANITIZE} -fno-omit-frame-pointer)
