@@ -58,6 +58,11 @@ TEST_P(ProcessorTest, AcceptsRejectsAndPublishesEventsResultsSnapshots) {
   EXPECT_EQ(results["c4"].outcome(), v1::CommandResult::REJECTED);
   EXPECT_EQ(results["c5"].outcome(), v1::CommandResult::ACCEPTED);
   EXPECT_EQ(results["c5"].version(), 3);
+  for (const auto& [id, result] : results) {
+    // Staged without it (the encoder writes it): accepted and rejected results alike.
+    EXPECT_EQ(result.aggregate_type(), bank::kAccountType) << id;
+    EXPECT_EQ(result.aggregate_id(), id == "c4" ? "acc-2" : "acc-1") << id;
+  }
 
   auto events = h.Events(3);
   ASSERT_EQ(events.size(), 3u);
@@ -139,7 +144,9 @@ TEST_P(ProcessorTest, DuplicateCommandIdGetsOriginalResultAndNoSecondEvent) {
     ++d1_results;
     EXPECT_EQ(r.outcome(), v1::CommandResult::ACCEPTED);
     EXPECT_EQ(r.version(), 2);
+    EXPECT_EQ(r.aggregate_type(), bank::kAccountType);
     ASSERT_EQ(r.event_positions_size(), 1);
+    EXPECT_EQ(r.event_positions(0).topic(), h.topics().events);
     d1_positions.insert(r.event_positions(0).SerializeAsString());
   }
   EXPECT_EQ(d1_positions.size(), 1u) << "every copy must point at the one original event";
@@ -319,6 +326,9 @@ TEST_P(ProcessorTest, AtLeastOnceDeliversThenCommitsAndStillDeduplicates) {
     ASSERT_EQ(results[id].event_positions_size(), 1) << id;
     const v1::Position& p = results[id].event_positions(0);
     EXPECT_EQ((event_at[{p.partition(), p.offset()}]), id);
+    // Filled in on delivery (nothing is predicted at least once), its topic by the encoder.
+    EXPECT_EQ(p.topic(), h.topics().events) << id;
+    EXPECT_EQ(results[id].aggregate_type(), bank::kAccountType) << id;
   }
 
   // A restart resumes after the committed offsets: only the new command is decided.

@@ -80,8 +80,8 @@ uint8_t* WriteAny(int field, absl::string_view type_url, absl::string_view value
   return WriteString(Any::kValueFieldNumber, value, target);
 }
 
-size_t PositionSize(const v1::Position& position) {
-  return StringFieldSize(v1::Position::kTopicFieldNumber, position.topic()) +
+size_t PositionSize(const v1::Position& position, absl::string_view topic) {
+  return StringFieldSize(v1::Position::kTopicFieldNumber, topic) +
          Int32FieldSize(v1::Position::kPartitionFieldNumber, position.partition()) +
          Int64FieldSize(v1::Position::kOffsetFieldNumber, position.offset());
 }
@@ -153,15 +153,15 @@ void AppendSnapshot(const SnapshotFields& fields, std::string* out) {
   WriteTimestamp(Snapshot::kTimestampFieldNumber, *fields.timestamp, target);
 }
 
-ResultEncoder::ResultEncoder(const v1::CommandResult& result)
-    : result_(result), generated_(HasUnknownFields(result)) {
+ResultEncoder::ResultEncoder(const v1::CommandResult& result, ResultDefaults defaults)
+    : result_(result), defaults_(defaults), generated_(HasUnknownFields(result)) {
   using Result = v1::CommandResult;
   if (generated_) {
     size_ = result.ByteSizeLong();
     return;
   }
   size_t size = StringFieldSize(Result::kCommandIdFieldNumber, result.command_id()) +
-                StringFieldSize(Result::kAggregateTypeFieldNumber, result.aggregate_type()) +
+                StringFieldSize(Result::kAggregateTypeFieldNumber, AggregateType()) +
                 StringFieldSize(Result::kAggregateIdFieldNumber, result.aggregate_id()) +
                 Int32FieldSize(Result::kOutcomeFieldNumber, result.outcome()) +
                 Int32FieldSize(Result::kCodeFieldNumber, result.code()) +
@@ -170,7 +170,8 @@ ResultEncoder::ResultEncoder(const v1::CommandResult& result)
                 StringFieldSize(Result::kCorrelationIdFieldNumber, result.correlation_id()) +
                 Int32FieldSize(Result::kEventCountFieldNumber, result.event_count());
   for (const v1::Position& position : result.event_positions()) {
-    size += MessageFieldSize(Result::kEventPositionsFieldNumber, PositionSize(position));
+    size += MessageFieldSize(Result::kEventPositionsFieldNumber,
+                             PositionSize(position, TopicOf(position)));
   }
   if (result.has_processed_at()) {
     size += MessageFieldSize(Result::kProcessedAtFieldNumber, TimestampSize(result.processed_at()));
@@ -187,7 +188,7 @@ void ResultEncoder::Write(char* out) const {
     return;
   }
   target = WriteString(Result::kCommandIdFieldNumber, result.command_id(), target);
-  target = WriteString(Result::kAggregateTypeFieldNumber, result.aggregate_type(), target);
+  target = WriteString(Result::kAggregateTypeFieldNumber, AggregateType(), target);
   target = WriteString(Result::kAggregateIdFieldNumber, result.aggregate_id(), target);
   // An enum is written as an int32.
   target = WriteInt32(Result::kOutcomeFieldNumber, result.outcome(), target);
@@ -195,8 +196,9 @@ void ResultEncoder::Write(char* out) const {
   target = WriteString(Result::kMessageFieldNumber, result.message(), target);
   target = WriteInt64(Result::kVersionFieldNumber, result.version(), target);
   for (const v1::Position& position : result.event_positions()) {
-    target = WriteLength(Result::kEventPositionsFieldNumber, PositionSize(position), target);
-    target = WriteString(v1::Position::kTopicFieldNumber, position.topic(), target);
+    absl::string_view topic = TopicOf(position);
+    target = WriteLength(Result::kEventPositionsFieldNumber, PositionSize(position, topic), target);
+    target = WriteString(v1::Position::kTopicFieldNumber, topic, target);
     target = WriteInt32(v1::Position::kPartitionFieldNumber, position.partition(), target);
     target = WriteInt64(v1::Position::kOffsetFieldNumber, position.offset(), target);
   }

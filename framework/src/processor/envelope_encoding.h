@@ -65,15 +65,33 @@ void AppendSnapshot(const SnapshotFields& fields, std::string* out);
 //
 // A result that carries unknown fields (one read back from a newer version's store, say) is
 // left to the generated serializer, which keeps them.
+//
+// Fields that are the same in every result of a processor may be left empty in the message and
+// given here instead: the processor stages its results without them, so deciding a command
+// sets two strings fewer (each an arena string and a cleanup entry; the topic, longer than the
+// small-string buffer, also an allocation). The bytes are those of the filled-in message.
+struct ResultDefaults {
+  absl::string_view aggregate_type;  // written when result.aggregate_type() is empty
+  absl::string_view events_topic;    // written for an event position whose topic is empty
+};
+
 class ResultEncoder {
  public:
-  explicit ResultEncoder(const v1::CommandResult& result);
+  explicit ResultEncoder(const v1::CommandResult& result, ResultDefaults defaults = {});
   size_t size() const { return size_; }
   // Writes size() bytes into `out`. The result must not change in between.
   void Write(char* out) const;
 
  private:
+  absl::string_view AggregateType() const {
+    return result_.aggregate_type().empty() ? defaults_.aggregate_type : result_.aggregate_type();
+  }
+  absl::string_view TopicOf(const v1::Position& position) const {
+    return position.topic().empty() ? defaults_.events_topic : position.topic();
+  }
+
   const v1::CommandResult& result_;
+  const ResultDefaults defaults_;
   bool generated_;
   size_t size_;
 };

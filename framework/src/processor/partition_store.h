@@ -44,6 +44,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "leftfold/v1/envelope.pb.h"
+#include "processor/envelope_encoding.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -107,8 +108,9 @@ class PartitionStore {
   // warning): it is a cache of the log, and restore fills it again.
   static absl::StatusOr<std::unique_ptr<PartitionStore>> Open(const std::string& dir,
                                                               Options options);
-  // The dedup value of `result`: its processed-at time, then the serialized result.
-  static std::string EncodeResult(const v1::CommandResult& result);
+  // The dedup value of `result`: its processed-at time, then the serialized result (with
+  // `defaults` for the fields it leaves empty, see ResultDefaults).
+  static std::string EncodeResult(const v1::CommandResult& result, ResultDefaults defaults = {});
   // The serialized CommandResult inside an EncodeResult value (empty if it is too short).
   static absl::string_view ResultBytes(absl::string_view value);
   // Parses an EncodeResult value.
@@ -153,7 +155,9 @@ class PartitionStore {
     // Every entry, in key order (the last value of a key put twice).
     std::vector<std::pair<absl::string_view, absl::string_view>> Sorted() const;
     size_t bytes() const { return bytes_; }
+    size_t size() const { return index_.size(); }
     bool empty() const { return index_.empty(); }
+    void Reserve(size_t entries) { index_.reserve(entries); }
 
    private:
     char* Allocate(size_t size);

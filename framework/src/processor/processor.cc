@@ -846,7 +846,8 @@ v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, BatchSlot
 
 void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) {
   *result.mutable_processed_at() = decided_at_;
-  if (result.aggregate_type().empty()) result.set_aggregate_type(definition_.type());
+  // The aggregate type (and the events topic of its positions) are left to the encoder
+  // (EncodeResults): the same in every result.
   switch (result.outcome()) {
     case v1::CommandResult::ACCEPTED:
       accepted_.fetch_add(1);
@@ -1018,11 +1019,10 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     v1::Position* position = staged_result->add_event_positions();
     // Predicted from the committing batch's or the last committed one's (PredictEventOffset).
     int64_t predicted = PredictEventOffset(record.partition, staged);
-    if (predicted >= 0) {
-      position->set_topic(topics_.events);
-      position->set_partition(record.partition);
-      position->set_offset(predicted);
-    }
+    // Its topic is the events topic, written by the encoder. An offset of -1 stands for "not
+    // predicted" until the delivery fills it in.
+    position->set_partition(record.partition);
+    position->set_offset(predicted);
     // Produced by Publish, once the previous batch committed.
     StagedBatch::StagedEvent& staged_event = staged.events.emplace_back();
     staged_event.partition = record.partition;
@@ -1095,7 +1095,9 @@ void ProcessorImpl::EncodeResults(StagedBatch& staged) {
   for (size_t i = 0; i < staged.results.size(); ++i) {
     staged.updates[staged.result_records[i]->partition].encoded_results.push_back(
         {.command_id = staged.results[i]->command_id(),
-         .value = PartitionStore::EncodeResult(*staged.results[i])});
+         .value = PartitionStore::EncodeResult(
+             *staged.results[i],
+             {.aggregate_type = definition_.type(), .events_topic = topics_.events})});
   }
 }
 
@@ -1124,18 +1126,17 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
     absl::Status produced = producer_->ProduceCopy(
         outgoing,
         // Two pointers fit std::function's inline storage: no allocation per event. A position
-        // with a topic holds the predicted offset.
+        // with an offset holds the predicted one (Decide).
         [position, &staged](const absl::StatusOr<log::TopicPartitionOffset>& delivered) {
           if (!delivered.ok()) {
             if (staged.delivery_error.ok()) staged.delivery_error = delivered.status();
             return;
           }
-          if (!position->topic().empty()) {
+          if (position->offset() >= 0) {
             // Predicted: only checked. The result may be read meanwhile (the next batch copies
             // it for a duplicate command) when this batch goes out on the committer's thread.
             if (delivered->offset != position->offset()) staged.prediction_missed = true;
           } else {
-            position->set_topic(delivered->tp.topic);
             position->set_partition(delivered->tp.partition);
             position->set_offset(delivered->offset);
           }

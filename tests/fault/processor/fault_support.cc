@@ -612,6 +612,9 @@ InvariantReport CheckInvariants(internal::log::Log& log, const internal::Aggrega
                            Where(*list.front().first), ") but ", count, " event(s) carry its id"));
     }
     for (const v1::Position& p : result.event_positions()) {
+      if (p.topic() != topics.events) {
+        violate(absl::StrCat("d: ", id, " points at an event in topic '", p.topic(), "'"));
+      }
       auto at = event_command_at.find({p.partition(), p.offset()});
       if (at == event_command_at.end() || at->second != id) {
         violate(absl::StrCat("d: ", id, " points at event ", p.partition(), "@", p.offset(),

@@ -177,6 +177,38 @@ TEST(EnvelopeEncodingTest, ResultsAreTheGeneratedSerializersBytes) {
   }
 }
 
+TEST(EnvelopeEncodingTest, ResultDefaultsFillOnlyTheFieldsLeftEmpty) {
+  const ResultDefaults defaults{.aggregate_type = "bank.account",
+                                .events_topic = "leftfold.bank.account.events"};
+  auto written = [&](const v1::CommandResult& result) {
+    ResultEncoder encoder(result, defaults);
+    std::string out(encoder.size(), '\0');
+    encoder.Write(out.data());
+    return out;
+  };
+  // As the processor stages it: no aggregate type, positions without a topic.
+  v1::CommandResult staged = Results()[1];
+  staged.clear_aggregate_type();
+  for (v1::Position& position : *staged.mutable_event_positions()) position.clear_topic();
+  v1::CommandResult filled = staged;
+  filled.set_aggregate_type("bank.account");
+  for (v1::Position& position : *filled.mutable_event_positions()) {
+    position.set_topic("leftfold.bank.account.events");
+  }
+  EXPECT_EQ(written(staged), filled.SerializeAsString());
+  // A result that has them (an original read back from the store) keeps its own.
+  for (const v1::CommandResult& result : Results()) {
+    if (result.aggregate_type().empty()) continue;
+    EXPECT_EQ(written(result), [&] {
+      v1::CommandResult expected = result;
+      for (v1::Position& position : *expected.mutable_event_positions()) {
+        if (position.topic().empty()) position.set_topic("leftfold.bank.account.events");
+      }
+      return expected.SerializeAsString();
+    }()) << result.ShortDebugString();
+  }
+}
+
 TEST(EnvelopeEncodingTest, ResultsWithUnknownFieldsKeepThem) {
   // A result read back from a newer version's store: fields this build does not know survive,
   // at the top and inside a position or the timestamp.
