@@ -132,10 +132,17 @@ TEST_P(ProcessorTest, ResultPositionsPointAtTheirEventsAcrossManyTransactions) {
 TEST_P(ProcessorTest, DuplicateCommandIdGetsOriginalResultAndNoSecondEvent) {
   ProcessorHarness h(brokers());
   h.StartProcessor();
-  h.Send({BankCommand("open", "acc-1", Open("bob", 10)), BankCommand("d1", "acc-1", DepositOf(5))});
+  // A repeat gets the original result as it was, correlation id included.
+  auto with_correlation = [](v1::CommandEnvelope command, const char* correlation_id) {
+    command.set_correlation_id(correlation_id);
+    return command;
+  };
+  h.Send({BankCommand("open", "acc-1", Open("bob", 10)),
+          with_correlation(BankCommand("d1", "acc-1", DepositOf(5)), "first")});
   ASSERT_EQ(h.Results(2).size(), 2u);
   // Same id again, in a later batch and twice within one batch.
-  h.Send({BankCommand("d1", "acc-1", DepositOf(5)), BankCommand("d1", "acc-1", DepositOf(5))});
+  h.Send({with_correlation(BankCommand("d1", "acc-1", DepositOf(5)), "again"),
+          with_correlation(BankCommand("d1", "acc-1", DepositOf(5)), "again")});
   h.Results(4);
   int d1_results = 0;
   std::set<std::string> d1_positions;
@@ -144,6 +151,8 @@ TEST_P(ProcessorTest, DuplicateCommandIdGetsOriginalResultAndNoSecondEvent) {
     ++d1_results;
     EXPECT_EQ(r.outcome(), v1::CommandResult::ACCEPTED);
     EXPECT_EQ(r.version(), 2);
+    EXPECT_EQ(r.correlation_id(), "first");
+    EXPECT_EQ(r.aggregate_id(), "acc-1");
     EXPECT_EQ(r.aggregate_type(), bank::kAccountType);
     ASSERT_EQ(r.event_positions_size(), 1);
     EXPECT_EQ(r.event_positions(0).topic(), h.topics().events);
@@ -153,6 +162,23 @@ TEST_P(ProcessorTest, DuplicateCommandIdGetsOriginalResultAndNoSecondEvent) {
   EXPECT_EQ(d1_results, 3);
   EXPECT_EQ(h.Events(2).size(), 2u);
   EXPECT_EQ(h.processor().stats().duplicates, 2);
+
+  // An original and its repeat in one batch.
+  h.Send({with_correlation(BankCommand("d2", "acc-1", DepositOf(7)), "first"),
+          with_correlation(BankCommand("d2", "acc-1", DepositOf(7)), "again")});
+  h.Results(6);
+  int d2_results = 0;
+  for (const auto& r : h.all_results()) {
+    if (r.command_id() != "d2") continue;
+    ++d2_results;
+    EXPECT_EQ(r.version(), 3);
+    EXPECT_EQ(r.correlation_id(), "first");
+    EXPECT_EQ(r.aggregate_id(), "acc-1");
+    EXPECT_EQ(r.aggregate_type(), bank::kAccountType);
+  }
+  EXPECT_EQ(d2_results, 2);
+  EXPECT_EQ(h.Events(3).size(), 3u);
+  EXPECT_EQ(h.processor().stats().duplicates, 3);
 }
 
 // One command per batch, all waiting before the processor starts: every batch is decided while

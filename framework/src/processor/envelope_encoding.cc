@@ -153,21 +153,22 @@ void AppendSnapshot(const SnapshotFields& fields, std::string* out) {
   WriteTimestamp(Snapshot::kTimestampFieldNumber, *fields.timestamp, target);
 }
 
-ResultEncoder::ResultEncoder(const v1::CommandResult& result, ResultDefaults defaults)
-    : result_(result), defaults_(defaults), generated_(HasUnknownFields(result)) {
+ResultEncoder::ResultEncoder(const v1::CommandResult& result, ResultFill fill)
+    : result_(result), fill_(fill), generated_(HasUnknownFields(result)) {
+  // (A result with unknown fields was read back from bytes: it has all its fields, and no fill.)
   using Result = v1::CommandResult;
   if (generated_) {
     size_ = result.ByteSizeLong();
     return;
   }
-  size_t size = StringFieldSize(Result::kCommandIdFieldNumber, result.command_id()) +
+  size_t size = StringFieldSize(Result::kCommandIdFieldNumber, CommandId()) +
                 StringFieldSize(Result::kAggregateTypeFieldNumber, AggregateType()) +
-                StringFieldSize(Result::kAggregateIdFieldNumber, result.aggregate_id()) +
+                StringFieldSize(Result::kAggregateIdFieldNumber, AggregateId()) +
                 Int32FieldSize(Result::kOutcomeFieldNumber, result.outcome()) +
                 Int32FieldSize(Result::kCodeFieldNumber, result.code()) +
                 StringFieldSize(Result::kMessageFieldNumber, result.message()) +
                 Int64FieldSize(Result::kVersionFieldNumber, result.version()) +
-                StringFieldSize(Result::kCorrelationIdFieldNumber, result.correlation_id()) +
+                StringFieldSize(Result::kCorrelationIdFieldNumber, CorrelationId()) +
                 Int32FieldSize(Result::kEventCountFieldNumber, result.event_count());
   for (const v1::Position& position : result.event_positions()) {
     size += MessageFieldSize(Result::kEventPositionsFieldNumber,
@@ -187,9 +188,9 @@ void ResultEncoder::Write(char* out) const {
     result.SerializeWithCachedSizesToArray(target);  // sizes cached by ByteSizeLong
     return;
   }
-  target = WriteString(Result::kCommandIdFieldNumber, result.command_id(), target);
+  target = WriteString(Result::kCommandIdFieldNumber, CommandId(), target);
   target = WriteString(Result::kAggregateTypeFieldNumber, AggregateType(), target);
-  target = WriteString(Result::kAggregateIdFieldNumber, result.aggregate_id(), target);
+  target = WriteString(Result::kAggregateIdFieldNumber, AggregateId(), target);
   // An enum is written as an int32.
   target = WriteInt32(Result::kOutcomeFieldNumber, result.outcome(), target);
   target = WriteInt32(Result::kCodeFieldNumber, result.code(), target);
@@ -202,7 +203,7 @@ void ResultEncoder::Write(char* out) const {
     target = WriteInt32(v1::Position::kPartitionFieldNumber, position.partition(), target);
     target = WriteInt64(v1::Position::kOffsetFieldNumber, position.offset(), target);
   }
-  target = WriteString(Result::kCorrelationIdFieldNumber, result.correlation_id(), target);
+  target = WriteString(Result::kCorrelationIdFieldNumber, CorrelationId(), target);
   if (result.has_processed_at()) {
     target = WriteTimestamp(Result::kProcessedAtFieldNumber, result.processed_at(), target);
   }

@@ -66,32 +66,47 @@ void AppendSnapshot(const SnapshotFields& fields, std::string* out);
 // A result that carries unknown fields (one read back from a newer version's store, say) is
 // left to the generated serializer, which keeps them.
 //
-// Fields that are the same in every result of a processor may be left empty in the message and
-// given here instead: the processor stages its results without them, so deciding a command
-// sets two strings fewer (each an arena string and a cleanup entry; the topic, longer than the
-// small-string buffer, also an allocation). The bytes are those of the filled-in message.
-struct ResultDefaults {
-  absl::string_view aggregate_type;  // written when result.aggregate_type() is empty
-  absl::string_view events_topic;    // written for an event position whose topic is empty
+// What a staged result leaves to its encoder. Deciding a command then sets five strings fewer
+// in its result (each an arena string with a cleanup entry, the topic also an allocation, being
+// longer than the small-string buffer); the bytes are those of the filled-in message.
+struct ResultFill {
+  // The same in every result of a processor: written where the message leaves them empty.
+  absl::string_view aggregate_type;  // for result.aggregate_type()
+  absl::string_view events_topic;    // for an event position's topic
+  // With `identity`, these are written in place of the message's own fields, which it leaves
+  // empty: they are its command's (a view of the command, not a copy).
+  bool identity = false;
+  absl::string_view command_id;
+  absl::string_view aggregate_id;
+  absl::string_view correlation_id;
 };
 
 class ResultEncoder {
  public:
-  explicit ResultEncoder(const v1::CommandResult& result, ResultDefaults defaults = {});
+  explicit ResultEncoder(const v1::CommandResult& result, ResultFill fill = {});
   size_t size() const { return size_; }
   // Writes size() bytes into `out`. The result must not change in between.
   void Write(char* out) const;
 
  private:
   absl::string_view AggregateType() const {
-    return result_.aggregate_type().empty() ? defaults_.aggregate_type : result_.aggregate_type();
+    return result_.aggregate_type().empty() ? fill_.aggregate_type : result_.aggregate_type();
   }
   absl::string_view TopicOf(const v1::Position& position) const {
-    return position.topic().empty() ? defaults_.events_topic : position.topic();
+    return position.topic().empty() ? fill_.events_topic : position.topic();
+  }
+  absl::string_view CommandId() const {
+    return fill_.identity ? fill_.command_id : result_.command_id();
+  }
+  absl::string_view AggregateId() const {
+    return fill_.identity ? fill_.aggregate_id : result_.aggregate_id();
+  }
+  absl::string_view CorrelationId() const {
+    return fill_.identity ? fill_.correlation_id : result_.correlation_id();
   }
 
   const v1::CommandResult& result_;
-  const ResultDefaults defaults_;
+  const ResultFill fill_;
   bool generated_;
   size_t size_;
 };

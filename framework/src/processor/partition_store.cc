@@ -77,8 +77,8 @@ void WriteDedupValue(const v1::CommandResult& result, const ResultEncoder& encod
   encoder.Write(out + kStampSize);
 }
 
-std::string DedupValue(const v1::CommandResult& result, ResultDefaults defaults) {
-  ResultEncoder encoder(result, defaults);
+std::string DedupValue(const v1::CommandResult& result, ResultFill fill) {
+  ResultEncoder encoder(result, fill);
   std::string value(kStampSize + encoder.size(), '\0');
   WriteDedupValue(result, encoder, value.data());
   return value;
@@ -466,8 +466,8 @@ absl::Status PartitionStore::LoadMeta() {
   return s.ok() || s.IsNotFound() ? absl::OkStatus() : FromRocks(s, "read meta");
 }
 
-std::string PartitionStore::EncodeResult(const v1::CommandResult& result, ResultDefaults defaults) {
-  return DedupValue(result, defaults);
+std::string PartitionStore::EncodeResult(const v1::CommandResult& result, ResultFill fill) {
+  return DedupValue(result, fill);
 }
 
 absl::string_view PartitionStore::ResultBytes(absl::string_view value) {

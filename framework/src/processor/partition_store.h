@@ -109,8 +109,8 @@ class PartitionStore {
   static absl::StatusOr<std::unique_ptr<PartitionStore>> Open(const std::string& dir,
                                                               Options options);
   // The dedup value of `result`: its processed-at time, then the serialized result (with
-  // `defaults` for the fields it leaves empty, see ResultDefaults).
-  static std::string EncodeResult(const v1::CommandResult& result, ResultDefaults defaults = {});
+  // `fill` for the fields it leaves to its encoder).
+  static std::string EncodeResult(const v1::CommandResult& result, ResultFill fill = {});
   // The serialized CommandResult inside an EncodeResult value (empty if it is too short).
   static absl::string_view ResultBytes(absl::string_view value);
   // Parses an EncodeResult value.

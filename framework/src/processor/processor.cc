@@ -82,6 +82,11 @@ struct StagedBatch {
   std::vector<v1::CommandResult*> results;
   // The command record of each result (in BatchSlot::records, which outlive this).
   std::vector<const log::Record*> result_records;
+  // The parsed command of each result (in BatchSlot::commands, which outlive this), whose
+  // command id and correlation id the result's encoder writes (and the record's key as its
+  // aggregate id, see ResultFill); nullptr for a result that carries them itself (a copy of
+  // an original, a malformed command's).
+  std::vector<const v1::CommandEnvelope*> result_commands;
   // Views of the results' command ids.
   absl::flat_hash_map<absl::string_view, size_t> result_by_command_id;
   // Stored results of this batch's command ids (read for the whole batch up front); an id of
@@ -225,15 +230,18 @@ struct BatchSlot {
     std::vector<StagedBatch::StagedEvent> events = std::move(staged.events);
     std::vector<v1::CommandResult*> result_messages = std::move(staged.results);
     std::vector<const log::Record*> result_records = std::move(staged.result_records);
+    std::vector<const v1::CommandEnvelope*> result_commands = std::move(staged.result_commands);
     staged = StagedBatch{};
     event_bytes.clear();
     events.clear();
     result_messages.clear();
     result_records.clear();
+    result_commands.clear();
     staged.event_bytes = std::move(event_bytes);
     staged.events = std::move(events);
     staged.results = std::move(result_messages);
     staged.result_records = std::move(result_records);
+    staged.result_commands = std::move(result_commands);
     staged.result_by_command_id.reserve(results);
     staged.states.reserve(states);
     arena.Reset();
@@ -316,15 +324,21 @@ class ProcessorImpl final : public Processor {
   // `key` is CacheKey(partition, aggregate_id).
   absl::StatusOr<StateView> LoadState(int32_t partition, const std::string& aggregate_id,
                                       const std::string& key, StagedBatch& staged);
-  // The committing batch's result for `command_id`, or nullptr.
-  const v1::CommandResult* CommittingResult(absl::string_view command_id) const {
+  // The committing batch, and the index of its result for `command_id`, or nullptr.
+  const StagedBatch* CommittingResult(absl::string_view command_id, size_t& index) const {
     if (committing_ == nullptr) return nullptr;
     const StagedBatch& previous = committing_->staged;
     auto it = previous.result_by_command_id.find(command_id);
-    return it == previous.result_by_command_id.end() ? nullptr : previous.results[it->second];
+    if (it == previous.result_by_command_id.end()) return nullptr;
+    index = it->second;
+    return &previous;
   }
-  // A cleared result from the slot's pool, appended to its batch for `record`.
-  v1::CommandResult& NewResult(const log::Record& record, BatchSlot& slot);
+  // `result` = the result `index` of `batch`, with the fields that one left to its encoder.
+  static void CopyResult(const StagedBatch& batch, size_t index, v1::CommandResult& result);
+  // A cleared result from the slot's arena, appended to its batch for `record` and `command`
+  // (nullptr: the result is to carry its identity itself, see StagedBatch::result_commands).
+  v1::CommandResult& NewResult(const log::Record& record, const v1::CommandEnvelope* command,
+                               BatchSlot& slot);
   // Completes a result: processed-at time, type, counters, the in-batch dedup index.
   void StageResult(v1::CommandResult& result, StagedBatch& staged);
   // Serializes the decided batch for the log and the stores: snapshots, and the results when
@@ -836,12 +850,23 @@ absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partit
   return StateView{version, last_loaded_.get()};
 }
 
-v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, BatchSlot& slot) {
+v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record,
+                                            const v1::CommandEnvelope* command, BatchSlot& slot) {
   StagedBatch& staged = slot.staged;
   auto* result = google::protobuf::Arena::CreateMessage<v1::CommandResult>(&slot.arena);
   staged.results.push_back(result);
   staged.result_records.push_back(&record);
+  staged.result_commands.push_back(command);
   return *result;
+}
+
+void ProcessorImpl::CopyResult(const StagedBatch& batch, size_t index, v1::CommandResult& result) {
+  result = *batch.results[index];
+  if (const v1::CommandEnvelope* command = batch.result_commands[index]; command != nullptr) {
+    result.set_command_id(command->command_id());
+    result.set_aggregate_id(batch.result_records[index]->key);
+    result.set_correlation_id(command->correlation_id());
+  }
 }
 
 void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) {
@@ -864,8 +889,10 @@ void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) 
     default:
       break;
   }
-  if (!result.command_id().empty()) {
-    staged.result_by_command_id[result.command_id()] = staged.results.size() - 1;
+  // A view of the command's id: the command outlives the batch's index.
+  if (const v1::CommandEnvelope* command = staged.result_commands.back();
+      command != nullptr && !command->command_id().empty()) {
+    staged.result_by_command_id[command->command_id()] = staged.results.size() - 1;
   }
 }
 
@@ -922,8 +949,9 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
                                    BatchSlot& slot) {
   StagedBatch& staged = slot.staged;
   commands_.fetch_add(1);
-  v1::CommandResult& result = NewResult(record, slot);
-  result.set_aggregate_id(record.key);
+  // Its command id, aggregate id (the record's key) and correlation id are the command's,
+  // written by its encoder (ResultFill).
+  v1::CommandResult& result = NewResult(record, parsed, slot);
   auto reject = [&](absl::StatusCode code, std::string message) {
     result.set_outcome(v1::CommandResult::REJECTED);
     result.set_code(static_cast<int32_t>(code));
@@ -932,13 +960,12 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     return absl::OkStatus();
   };
   if (parsed == nullptr) {
+    result.set_aggregate_id(record.key);
     return reject(absl::StatusCode::kInvalidArgument,
                   absl::StrCat("malformed command envelope at ", topics_.commands, "/",
                                record.partition, "@", record.offset));
   }
   const v1::CommandEnvelope& command = *parsed;
-  result.set_command_id(command.command_id());
-  result.set_correlation_id(command.correlation_id());
   if (command.command_id().empty()) {
     return reject(absl::StatusCode::kInvalidArgument, "command_id is empty");
   }
@@ -950,10 +977,15 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   // At most once per command id: an earlier result (this batch, the committing one, or stored)
   // is sent again as is. The committing batch's results are complete, or else (their positions
   // still being delivered, see committing_unsettled_) waited for.
+  // A staged original (this batch's or the committing one's) is copied with CopyResult: it
+  // leaves its identity to its encoder.
+  const StagedBatch* staged_original = nullptr;
+  size_t staged_index = 0;
   const v1::CommandResult* original = nullptr;
   std::optional<v1::CommandResult> stored;
   auto in_batch = staged.result_by_command_id.find(command.command_id());
-  const v1::CommandResult* committing = CommittingResult(command.command_id());
+  size_t committing_index = 0;
+  const StagedBatch* committing = CommittingResult(command.command_id(), committing_index);
   if (in_batch == staged.result_by_command_id.end() && committing != nullptr &&
       committing_unsettled_) {
     // Its positions are still being delivered: wait for that batch. Its results are then
@@ -963,9 +995,11 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   }
   if (in_batch != staged.result_by_command_id.end()) {
     staged.in_batch_duplicates.emplace_back(staged.results.size() - 1, in_batch->second);
-    original = staged.results[in_batch->second];
+    staged_original = &staged;
+    staged_index = in_batch->second;
   } else if (committing != nullptr) {
-    original = committing;
+    staged_original = committing;
+    staged_index = committing_index;
   } else if (const std::string* pending = PendingResult(command.command_id()); pending != nullptr) {
     absl::StatusOr<v1::CommandResult> decoded = PartitionStore::DecodeResult(*pending);
     if (!decoded.ok()) return decoded.status();
@@ -975,9 +1009,14 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
              hit != staged.stored_results.end()) {
     original = &hit->second;
   }
-  if (original != nullptr) {
+  if (staged_original != nullptr || original != nullptr) {
     duplicates_.fetch_add(1);
-    result = *original;
+    if (staged_original != nullptr) {
+      CopyResult(*staged_original, staged_index, result);
+    } else {
+      result = *original;
+    }
+    staged.result_commands.back() = nullptr;  // it carries its identity now
     return absl::OkStatus();
   }
 
@@ -1089,15 +1128,21 @@ void ProcessorImpl::EncodeResults(StagedBatch& staged) {
   // the committer from writing what the next batch may read.)
   if (!staged.predicted) {
     for (auto [duplicate, original] : staged.in_batch_duplicates) {
-      *staged.results[duplicate] = *staged.results[original];
+      CopyResult(staged, original, *staged.results[duplicate]);
     }
   }
   for (size_t i = 0; i < staged.results.size(); ++i) {
+    ResultFill fill{.aggregate_type = definition_.type(), .events_topic = topics_.events};
+    if (const v1::CommandEnvelope* command = staged.result_commands[i]; command != nullptr) {
+      fill.identity = true;
+      fill.command_id = command->command_id();
+      fill.aggregate_id = staged.result_records[i]->key;
+      fill.correlation_id = command->correlation_id();
+    }
+    const v1::CommandResult& result = *staged.results[i];
     staged.updates[staged.result_records[i]->partition].encoded_results.push_back(
-        {.command_id = staged.results[i]->command_id(),
-         .value = PartitionStore::EncodeResult(
-             *staged.results[i],
-             {.aggregate_type = definition_.type(), .events_topic = topics_.events})});
+        {.command_id = std::string(fill.identity ? fill.command_id : result.command_id()),
+         .value = PartitionStore::EncodeResult(result, fill)});
   }
 }
 

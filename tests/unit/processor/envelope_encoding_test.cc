@@ -177,35 +177,50 @@ TEST(EnvelopeEncodingTest, ResultsAreTheGeneratedSerializersBytes) {
   }
 }
 
-TEST(EnvelopeEncodingTest, ResultDefaultsFillOnlyTheFieldsLeftEmpty) {
-  const ResultDefaults defaults{.aggregate_type = "bank.account",
-                                .events_topic = "leftfold.bank.account.events"};
+TEST(EnvelopeEncodingTest, ResultFillWritesWhatAStagedResultLeavesOut) {
+  ResultFill fill{.aggregate_type = "bank.account",
+                  .events_topic = "leftfold.bank.account.events",
+                  .identity = true,
+                  .command_id = "w42-1001",
+                  .aggregate_id = "acct-17",
+                  .correlation_id = "bench-42"};
   auto written = [&](const v1::CommandResult& result) {
-    ResultEncoder encoder(result, defaults);
+    ResultEncoder encoder(result, fill);
     std::string out(encoder.size(), '\0');
     encoder.Write(out.data());
     return out;
   };
-  // As the processor stages it: no aggregate type, positions without a topic.
+  // As the processor stages it: no identity, no aggregate type, positions without a topic.
   v1::CommandResult staged = Results()[1];
+  staged.clear_command_id();
+  staged.clear_aggregate_id();
+  staged.clear_correlation_id();
   staged.clear_aggregate_type();
   for (v1::Position& position : *staged.mutable_event_positions()) position.clear_topic();
   v1::CommandResult filled = staged;
+  filled.set_command_id("w42-1001");
+  filled.set_aggregate_id("acct-17");
+  filled.set_correlation_id("bench-42");
   filled.set_aggregate_type("bank.account");
   for (v1::Position& position : *filled.mutable_event_positions()) {
     position.set_topic("leftfold.bank.account.events");
   }
   EXPECT_EQ(written(staged), filled.SerializeAsString());
-  // A result that has them (an original read back from the store) keeps its own.
+  // An empty correlation id of the command stays empty.
+  fill.correlation_id = "";
+  filled.clear_correlation_id();
+  EXPECT_EQ(written(staged), filled.SerializeAsString());
+
+  // Without `identity`, a result keeps its own ids (a copied original, say), and its own type
+  // and topics where it has them.
+  fill.identity = false;
   for (const v1::CommandResult& result : Results()) {
-    if (result.aggregate_type().empty()) continue;
-    EXPECT_EQ(written(result), [&] {
-      v1::CommandResult expected = result;
-      for (v1::Position& position : *expected.mutable_event_positions()) {
-        if (position.topic().empty()) position.set_topic("leftfold.bank.account.events");
-      }
-      return expected.SerializeAsString();
-    }()) << result.ShortDebugString();
+    v1::CommandResult expected = result;
+    if (expected.aggregate_type().empty()) expected.set_aggregate_type("bank.account");
+    for (v1::Position& position : *expected.mutable_event_positions()) {
+      if (position.topic().empty()) position.set_topic("leftfold.bank.account.events");
+    }
+    EXPECT_EQ(written(result), expected.SerializeAsString()) << result.ShortDebugString();
   }
 }
 
