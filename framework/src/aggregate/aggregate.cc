@@ -93,6 +93,19 @@ struct AggregateDefinition::Impl {
     std::string type_url;
   };
   absl::flat_hash_map<std::string, Apply> apply_by_type;
+  // The same, by the descriptor of the registered type: an event of that type (the usual case)
+  // is found without hashing its name. Points into `apply_by_type`, complete once constructed.
+  absl::flat_hash_map<const google::protobuf::Descriptor*, const Apply*> apply_by_descriptor;
+
+  const Apply* FindApply(const Message& event) const {
+    const google::protobuf::Descriptor* descriptor = event.GetDescriptor();
+    if (auto it = apply_by_descriptor.find(descriptor); it != apply_by_descriptor.end()) {
+      return it->second;
+    }
+    // A descriptor of another pool (a DynamicMessage, say) with a registered name.
+    auto it = apply_by_type.find(descriptor->full_name());
+    return it == apply_by_type.end() ? nullptr : &it->second;
+  }
 
   // Guards the static_casts of the typed wrappers: a message of another C++ class (even a
   // DynamicMessage of the same descriptor) must never reach them.
@@ -111,6 +124,9 @@ AggregateDefinition::AggregateDefinition(internal::AggregateSpec spec) {
     const std::string& name = h.prototype->GetDescriptor()->full_name();
     impl->apply_by_type.try_emplace(name,
                                     Impl::Apply{&h, absl::StrCat("type.googleapis.com/", name)});
+  }
+  for (const auto& [name, apply] : impl->apply_by_type) {
+    impl->apply_by_descriptor.try_emplace(apply.handler->prototype->GetDescriptor(), &apply);
   }
   impl_ = std::move(impl);
 }
@@ -207,21 +223,21 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
   out.events.resize(emit.events_.size());
   for (size_t i = 0; i < emit.events_.size(); ++i) {
     Message* event = emit.events_[i];
-    const std::string& event_type = event->GetDescriptor()->full_name();
-    auto apply = impl_->apply_by_type.find(event_type);
-    if (apply == impl_->apply_by_type.end()) {
-      return Finish(
-          out, DecideResult::Kind::kFailed,
-          absl::InternalError(absl::StrCat("decide of ", command_type, " emitted ", event_type,
-                                           ", but aggregate ", spec.type, " has no Apply for it")));
+    const Impl::Apply* apply = impl_->FindApply(*event);
+    if (apply == nullptr) {
+      return Finish(out, DecideResult::Kind::kFailed,
+                    absl::InternalError(absl::StrCat("decide of ", command_type, " emitted ",
+                                                     event->GetTypeName(), ", but aggregate ",
+                                                     spec.type, " has no Apply for it")));
     }
-    const internal::ApplyHandler& apply_handler = *apply->second.handler;
+    const internal::ApplyHandler& apply_handler = *apply->handler;
     if (typeid(*event) != typeid(*apply_handler.prototype)) {
       // Same descriptor, other C++ class (a DynamicMessage): convert through the wire format.
       Message* typed = apply_handler.prototype->New(&arena);
       if (!typed->ParseFromString(event->SerializeAsString())) {
-        return Finish(out, DecideResult::Kind::kFailed,
-                      absl::InternalError(absl::StrCat("emitted ", event_type, " does not parse")));
+        return Finish(
+            out, DecideResult::Kind::kFailed,
+            absl::InternalError(absl::StrCat("emitted ", event->GetTypeName(), " does not parse")));
       }
       event = typed;
     }
@@ -233,7 +249,7 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
     }
     // Any::PackFrom, with the type URL built once per type.
     google::protobuf::Any& packed = out.events[i];
-    packed.set_type_url(apply->second.type_url);
+    packed.set_type_url(apply->type_url);
     event->SerializeToString(packed.mutable_value());
   }
   out.kind = DecideResult::Kind::kAccepted;

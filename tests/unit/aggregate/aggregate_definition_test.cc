@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "bank/v1/bank.pb.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/wrappers.pb.h"
 #include "gtest/gtest.h"
@@ -171,6 +172,47 @@ TEST(AggregateDefinitionTest, ManyLargeAndDynamicEventsArePackedExactly) {
     EXPECT_EQ(state.balance(), 3 + 6 + 9 + 12 + 1000);
     EXPECT_EQ(state.owner(), "xxxxd");
   }
+}
+
+// Copies `file` and what it imports into `pool`.
+void AddWithDependencies(const google::protobuf::FileDescriptor* file,
+                         google::protobuf::DescriptorPool& pool) {
+  if (pool.FindFileByName(file->name()) != nullptr) return;
+  for (int i = 0; i < file->dependency_count(); ++i) AddWithDependencies(file->dependency(i), pool);
+  google::protobuf::FileDescriptorProto proto;
+  file->CopyTo(&proto);
+  ASSERT_NE(pool.BuildFile(proto), nullptr) << file->name();
+}
+
+// Apply handlers are found by the event's descriptor, or else by its type name: an event built
+// from a descriptor of another pool (a DynamicMessage of a copied schema) is applied all the same.
+TEST(AggregateDefinitionTest, AnEventOfAnotherDescriptorPoolIsFoundByName) {
+  google::protobuf::DescriptorPool pool;
+  AddWithDependencies(bank::v1::Deposited::descriptor()->file(), pool);
+  const google::protobuf::Descriptor* copied = pool.FindMessageTypeByName("bank.v1.Deposited");
+  ASSERT_NE(copied, nullptr);
+  ASSERT_NE(copied, bank::v1::Deposited::descriptor());
+  google::protobuf::DynamicMessageFactory factory(&pool);
+  const google::protobuf::Message* prototype = factory.GetPrototype(copied);
+  AggregateDefinition def =
+      Aggregate<Account>("test.account")
+          .Decide<bank::v1::Deposit>(
+              [&](const Account&, const bank::v1::Deposit& cmd, Emit& emit) -> absl::Status {
+                std::unique_ptr<google::protobuf::Message> event(prototype->New());
+                event->GetReflection()->SetInt64(event.get(), copied->FindFieldByName("amount"),
+                                                 cmd.amount());
+                emit(*event);
+                return absl::OkStatus();
+              })
+          .Apply<bank::v1::Deposited>([](Account& state, const bank::v1::Deposited& e) {
+            state.set_balance(state.balance() + e.amount());
+          })
+          .Definition();
+  DecideResult r = def.Decide(Account(), Envelope(DepositOf(7)));
+  ASSERT_EQ(r.kind, Kind::kAccepted) << r.status;
+  ASSERT_EQ(r.events.size(), 1u);
+  EXPECT_EQ(r.events[0].type_url(), "type.googleapis.com/bank.v1.Deposited");
+  EXPECT_EQ(static_cast<const Account&>(*r.new_state).balance(), 7);
 }
 
 TEST(AggregateDefinitionTest, GenericLambdasWork) {
