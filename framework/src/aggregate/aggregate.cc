@@ -87,6 +87,13 @@ struct AggregateDefinition::Impl {
   // Point into `spec`, which never changes after construction. The first registration wins;
   // Validate() reports duplicates.
   absl::flat_hash_map<std::string, const internal::DecideHandler*> decide_by_type;
+  // The same by "type.googleapis.com/<command type>", the URL Any::PackFrom builds: a command
+  // packed so is found without cutting the name out of its URL first.
+  struct Decide {
+    const internal::DecideHandler* handler;
+    absl::string_view type;  // the registered full name (owned by its descriptor)
+  };
+  absl::flat_hash_map<std::string, Decide> decide_by_url;
   struct Apply {
     const internal::ApplyHandler* handler;
     // "type.googleapis.com/<event type>", as Any::PackFrom would build it for every event.
@@ -118,7 +125,11 @@ AggregateDefinition::AggregateDefinition(internal::AggregateSpec spec) {
   auto impl = std::make_shared<Impl>();
   impl->spec = std::move(spec);
   for (const internal::DecideHandler& h : impl->spec.decides) {
-    impl->decide_by_type.try_emplace(h.prototype->GetDescriptor()->full_name(), &h);
+    const std::string& name = h.prototype->GetDescriptor()->full_name();
+    if (impl->decide_by_type.try_emplace(name, &h).second) {
+      impl->decide_by_url.try_emplace(absl::StrCat("type.googleapis.com/", name),
+                                      Impl::Decide{&h, name});
+    }
   }
   for (const internal::ApplyHandler& h : impl->spec.applies) {
     const std::string& name = h.prototype->GetDescriptor()->full_name();
@@ -165,14 +176,23 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
     return Finish(out, DecideResult::Kind::kRejected,
                   absl::InvalidArgumentError("command has no payload"));
   }
-  absl::string_view command_type = TypeNameFromUrl(command.payload().type_url());
-  auto it = impl_->decide_by_type.find(command_type);
-  if (it == impl_->decide_by_type.end()) {
+  absl::string_view command_type;
+  const internal::DecideHandler* found = nullptr;
+  if (auto by_url = impl_->decide_by_url.find(command.payload().type_url());
+      by_url != impl_->decide_by_url.end()) {
+    found = by_url->second.handler;
+    command_type = by_url->second.type;
+  } else {  // another URL prefix
+    command_type = TypeNameFromUrl(command.payload().type_url());
+    auto by_type = impl_->decide_by_type.find(command_type);
+    if (by_type != impl_->decide_by_type.end()) found = by_type->second;
+  }
+  if (found == nullptr) {
     return Finish(out, DecideResult::Kind::kRejected,
                   absl::UnimplementedError(absl::StrCat(
                       "aggregate ", spec.type, " has no Decide for command type ", command_type)));
   }
-  const internal::DecideHandler& handler = *it->second;
+  const internal::DecideHandler& handler = *found;
   // The command and the emitted events live for this call only: on an arena whose first block is
   // on the stack, the messages themselves cost no allocation unless they are large (strings
   // longer than the small-string buffer still allocate their characters).

@@ -256,6 +256,30 @@ TEST(AggregateDefinitionTest, UnknownCommandTypeIsUnimplemented) {
   EXPECT_NE(r.status.message().find("google.protobuf.StringValue"), absl::string_view::npos);
 }
 
+// Commands are found by their type URL as Any::PackFrom builds it, and by the name after the
+// URL's last '/' under any other prefix.
+TEST(AggregateDefinitionTest, ACommandTypeIsFoundUnderAnyUrlPrefix) {
+  AggregateDefinition def = TestAggregate();
+  Account state;
+  state.set_balance(10);
+  DecideResult packed = def.Decide(state, Envelope(DepositOf(5)));
+  ASSERT_EQ(packed.kind, Kind::kAccepted) << packed.status;
+  const int64_t balance = static_cast<const Account&>(*packed.new_state).balance();
+  ASSERT_GT(balance, 10);
+  for (const char* prefix : {"type.googleapis.com", "types.example.com/leftfold", ""}) {
+    v1::CommandEnvelope envelope = Envelope(DepositOf(5));
+    envelope.mutable_payload()->PackFrom(DepositOf(5), prefix);
+    DecideResult r = def.Decide(state, envelope);
+    ASSERT_EQ(r.kind, Kind::kAccepted) << envelope.payload().type_url() << ": " << r.status;
+    EXPECT_EQ(static_cast<const Account&>(*r.new_state).balance(), balance);
+  }
+  v1::CommandEnvelope wrong_type = Envelope(DepositOf(5));
+  wrong_type.mutable_payload()->set_type_url("type.googleapis.com/bank.v1.NoSuchCommand");
+  DecideResult r = def.Decide(state, wrong_type);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kUnimplemented) << r.status;
+  EXPECT_NE(r.status.message().find("bank.v1.NoSuchCommand"), absl::string_view::npos);
+}
+
 TEST(AggregateDefinitionTest, MissingPayloadOrWrongAggregateTypeIsInvalidArgument) {
   AggregateDefinition def = TestAggregate();
   v1::CommandEnvelope empty;
