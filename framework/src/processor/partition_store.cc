@@ -372,12 +372,8 @@ absl::Status PartitionStore::Ingest(bool wait) {
   {
     // No ingest runs (and none failed), so `sealed_` is empty until this sets it.
     absl::WriterMutexLock lock(&mu_);
-    size_t entries = filling_.size();
     if (!filling_.empty()) sealed_ = std::make_unique<DedupBuffer>(std::move(filling_));
     filling_ = DedupBuffer();
-    // Sized for as many entries as the last one held: growing the index rehashes every key
-    // put so far, each a read of cold key bytes (half the writer thread's time, by perf).
-    filling_.Reserve(entries);
     sealed = sealed_ != nullptr;
   }
   if (!sealed) {  // nothing buffered: the offset alone (written by this thread)

@@ -155,9 +155,7 @@ class PartitionStore {
     // Every entry, in key order (the last value of a key put twice).
     std::vector<std::pair<absl::string_view, absl::string_view>> Sorted() const;
     size_t bytes() const { return bytes_; }
-    size_t size() const { return index_.size(); }
     bool empty() const { return index_.empty(); }
-    void Reserve(size_t entries) { index_.reserve(entries); }
 
    private:
     char* Allocate(size_t size);
