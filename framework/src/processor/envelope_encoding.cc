@@ -155,7 +155,6 @@ void AppendSnapshot(const SnapshotFields& fields, std::string* out) {
 
 ResultEncoder::ResultEncoder(const v1::CommandResult& result, ResultFill fill)
     : result_(result), fill_(fill), generated_(HasUnknownFields(result)) {
-  // (A result with unknown fields was read back from bytes: it has all its fields, and no fill.)
   using Result = v1::CommandResult;
   if (generated_) {
     size_ = result.ByteSizeLong();

@@ -57,15 +57,6 @@ struct SnapshotFields {
 // Appends the serialized Snapshot with these fields (as AppendEventEnvelope does for events).
 void AppendSnapshot(const SnapshotFields& fields, std::string* out);
 
-// A result's serialized form, sized once:
-//
-//   ResultEncoder encoder(result);
-//   std::string bytes(encoder.size(), '\0');
-//   encoder.Write(bytes.data());  // == result.SerializeAsString()
-//
-// A result that carries unknown fields (one read back from a newer version's store, say) is
-// left to the generated serializer, which keeps them.
-//
 // What a staged result leaves to its encoder. Deciding a command then sets five strings fewer
 // in its result (each an arena string with a cleanup entry, the topic also an allocation, being
 // longer than the small-string buffer); the bytes are those of the filled-in message.
@@ -81,6 +72,15 @@ struct ResultFill {
   absl::string_view correlation_id;
 };
 
+// A result's serialized form, sized once:
+//
+//   ResultEncoder encoder(result);
+//   std::string bytes(encoder.size(), '\0');
+//   encoder.Write(bytes.data());  // == result.SerializeAsString()
+//
+// A result that carries unknown fields (one read back from a newer version's store, say) is
+// left to the generated serializer, which keeps them (and no fill applies: its fields came
+// with its bytes).
 class ResultEncoder {
  public:
   explicit ResultEncoder(const v1::CommandResult& result, ResultFill fill = {});

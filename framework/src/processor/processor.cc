@@ -333,7 +333,10 @@ class ProcessorImpl final : public Processor {
     index = it->second;
     return &previous;
   }
-  // `result` = the result `index` of `batch`, with the fields that one left to its encoder.
+  // The ids result `index` of `batch` leaves to its encoder: its command's and its record's
+  // key (no `identity` for a result that carries them itself).
+  static ResultFill IdentityOf(const StagedBatch& batch, size_t index);
+  // `result` = the result `index` of `batch`, with the ids that one left to its encoder.
   static void CopyResult(const StagedBatch& batch, size_t index, v1::CommandResult& result);
   // A cleared result from the slot's arena, appended to its batch for `record` and `command`
   // (nullptr: the result is to carry its identity itself, see StagedBatch::result_commands).
@@ -860,12 +863,23 @@ v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record,
   return *result;
 }
 
+ResultFill ProcessorImpl::IdentityOf(const StagedBatch& batch, size_t index) {
+  ResultFill fill;
+  if (const v1::CommandEnvelope* command = batch.result_commands[index]; command != nullptr) {
+    fill.identity = true;
+    fill.command_id = command->command_id();
+    fill.aggregate_id = batch.result_records[index]->key;
+    fill.correlation_id = command->correlation_id();
+  }
+  return fill;
+}
+
 void ProcessorImpl::CopyResult(const StagedBatch& batch, size_t index, v1::CommandResult& result) {
   result = *batch.results[index];
-  if (const v1::CommandEnvelope* command = batch.result_commands[index]; command != nullptr) {
-    result.set_command_id(command->command_id());
-    result.set_aggregate_id(batch.result_records[index]->key);
-    result.set_correlation_id(command->correlation_id());
+  if (ResultFill identity = IdentityOf(batch, index); identity.identity) {
+    result.set_command_id(identity.command_id.data(), identity.command_id.size());
+    result.set_aggregate_id(identity.aggregate_id.data(), identity.aggregate_id.size());
+    result.set_correlation_id(identity.correlation_id.data(), identity.correlation_id.size());
   }
 }
 
@@ -1132,13 +1146,9 @@ void ProcessorImpl::EncodeResults(StagedBatch& staged) {
     }
   }
   for (size_t i = 0; i < staged.results.size(); ++i) {
-    ResultFill fill{.aggregate_type = definition_.type(), .events_topic = topics_.events};
-    if (const v1::CommandEnvelope* command = staged.result_commands[i]; command != nullptr) {
-      fill.identity = true;
-      fill.command_id = command->command_id();
-      fill.aggregate_id = staged.result_records[i]->key;
-      fill.correlation_id = command->correlation_id();
-    }
+    ResultFill fill = IdentityOf(staged, i);
+    fill.aggregate_type = definition_.type();
+    fill.events_topic = topics_.events;
     const v1::CommandResult& result = *staged.results[i];
     staged.updates[staged.result_records[i]->partition].encoded_results.push_back(
         {.command_id = std::string(fill.identity ? fill.command_id : result.command_id()),
