@@ -38,6 +38,10 @@ constexpr char kSnapshotPrefix[] = "s/";
 constexpr char kResultPrefix[] = "d/";
 constexpr size_t kKindSize = 2;
 constexpr size_t kHashSize = 4;
+// Loops over keys scattered in memory ask for the bytes of the one this many ahead
+// (BytewiseOrder, the dedup file's writes): ingesting a dedup buffer of 60,000 entries took
+// 18% less CPU (docs/benchmarks.md, "Session 16").
+constexpr size_t kPrefetchAhead = 8;
 constexpr char kSnapshotsNextKey[] = "m/snapshots_next";
 constexpr char kResultsNextKey[] = "m/results_next";
 constexpr char kDefinitionVersionKey[] = "m/definition_version";
@@ -206,6 +210,8 @@ std::vector<uint32_t> BytewiseOrder(const std::vector<absl::string_view>& keys) 
   };
   std::vector<Item> items(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
+    // A dedup buffer's keys are scattered over its blocks in the index's order.
+    if (i + kPrefetchAhead < keys.size()) __builtin_prefetch(keys[i + kPrefetchAhead].data());
     absl::string_view key = keys[i];
     uint64_t head = 0;
     for (size_t b = 0; b < 8; ++b) {
@@ -411,7 +417,15 @@ void PartitionStore::IngestSealed(int64_t results_next) {
     rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), file_options, /*column_family=*/nullptr,
                                   /*invalidate_page_cache=*/false);
     if (absl::Status s = FromRocks(writer.Open(path), "open dedup file"); !s.ok()) return s;
-    for (const auto& [key, value] : entries) {
+    // In key order, which is not their order in memory: each entry's bytes are asked for a
+    // few entries ahead (the writer's first read of a key, its order check, stalled on it).
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i + kPrefetchAhead < entries.size()) {
+        const auto& [key, value] = entries[i + kPrefetchAhead];
+        __builtin_prefetch(key.data());
+        if (!value.empty()) __builtin_prefetch(&value.back());
+      }
+      const auto& [key, value] = entries[i];
       absl::Status s = FromRocks(writer.Put(rocksdb::Slice(key.data(), key.size()),
                                             rocksdb::Slice(value.data(), value.size())),
                                  "write dedup file");
