@@ -160,14 +160,14 @@ ResultEncoder::ResultEncoder(const v1::CommandResult& result, ResultFill fill)
     size_ = result.ByteSizeLong();
     return;
   }
-  size_t size = StringFieldSize(Result::kCommandIdFieldNumber, CommandId()) +
+  size_t size = StringFieldSize(Result::kCommandIdFieldNumber, fill_.CommandIdOf(result)) +
                 StringFieldSize(Result::kAggregateTypeFieldNumber, AggregateType()) +
-                StringFieldSize(Result::kAggregateIdFieldNumber, AggregateId()) +
+                StringFieldSize(Result::kAggregateIdFieldNumber, fill_.AggregateIdOf(result)) +
                 Int32FieldSize(Result::kOutcomeFieldNumber, result.outcome()) +
                 Int32FieldSize(Result::kCodeFieldNumber, result.code()) +
                 StringFieldSize(Result::kMessageFieldNumber, result.message()) +
                 Int64FieldSize(Result::kVersionFieldNumber, result.version()) +
-                StringFieldSize(Result::kCorrelationIdFieldNumber, CorrelationId()) +
+                StringFieldSize(Result::kCorrelationIdFieldNumber, fill_.CorrelationIdOf(result)) +
                 Int32FieldSize(Result::kEventCountFieldNumber, result.event_count());
   for (const v1::Position& position : result.event_positions()) {
     size += MessageFieldSize(Result::kEventPositionsFieldNumber,
@@ -187,9 +187,9 @@ void ResultEncoder::Write(char* out) const {
     result.SerializeWithCachedSizesToArray(target);  // sizes cached by ByteSizeLong
     return;
   }
-  target = WriteString(Result::kCommandIdFieldNumber, CommandId(), target);
+  target = WriteString(Result::kCommandIdFieldNumber, fill_.CommandIdOf(result), target);
   target = WriteString(Result::kAggregateTypeFieldNumber, AggregateType(), target);
-  target = WriteString(Result::kAggregateIdFieldNumber, AggregateId(), target);
+  target = WriteString(Result::kAggregateIdFieldNumber, fill_.AggregateIdOf(result), target);
   // An enum is written as an int32.
   target = WriteInt32(Result::kOutcomeFieldNumber, result.outcome(), target);
   target = WriteInt32(Result::kCodeFieldNumber, result.code(), target);
@@ -202,7 +202,7 @@ void ResultEncoder::Write(char* out) const {
     target = WriteInt32(v1::Position::kPartitionFieldNumber, position.partition(), target);
     target = WriteInt64(v1::Position::kOffsetFieldNumber, position.offset(), target);
   }
-  target = WriteString(Result::kCorrelationIdFieldNumber, CorrelationId(), target);
+  target = WriteString(Result::kCorrelationIdFieldNumber, fill_.CorrelationIdOf(result), target);
   if (result.has_processed_at()) {
     target = WriteTimestamp(Result::kProcessedAtFieldNumber, result.processed_at(), target);
   }

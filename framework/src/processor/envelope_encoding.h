@@ -70,6 +70,17 @@ struct ResultFill {
   absl::string_view command_id;
   absl::string_view aggregate_id;
   absl::string_view correlation_id;
+
+  // What is written for `result`'s ids: these with `identity`, else the result's own.
+  absl::string_view CommandIdOf(const v1::CommandResult& result) const {
+    return identity ? command_id : result.command_id();
+  }
+  absl::string_view AggregateIdOf(const v1::CommandResult& result) const {
+    return identity ? aggregate_id : result.aggregate_id();
+  }
+  absl::string_view CorrelationIdOf(const v1::CommandResult& result) const {
+    return identity ? correlation_id : result.correlation_id();
+  }
 };
 
 // A result's serialized form, sized once:
@@ -94,15 +105,6 @@ class ResultEncoder {
   }
   absl::string_view TopicOf(const v1::Position& position) const {
     return position.topic().empty() ? fill_.events_topic : position.topic();
-  }
-  absl::string_view CommandId() const {
-    return fill_.identity ? fill_.command_id : result_.command_id();
-  }
-  absl::string_view AggregateId() const {
-    return fill_.identity ? fill_.aggregate_id : result_.aggregate_id();
-  }
-  absl::string_view CorrelationId() const {
-    return fill_.identity ? fill_.correlation_id : result_.correlation_id();
   }
 
   const v1::CommandResult& result_;

@@ -1151,7 +1151,7 @@ void ProcessorImpl::EncodeResults(StagedBatch& staged) {
     fill.events_topic = topics_.events;
     const v1::CommandResult& result = *staged.results[i];
     staged.updates[staged.result_records[i]->partition].encoded_results.push_back(
-        {.command_id = std::string(fill.identity ? fill.command_id : result.command_id()),
+        {.command_id = std::string(fill.CommandIdOf(result)),
          .value = PartitionStore::EncodeResult(result, fill)});
   }
 }
