@@ -325,8 +325,9 @@ char* PartitionStore::DedupBuffer::PutUninitialized(absl::string_view key, size_
   std::memcpy(at, key.data(), key.size());
   bytes_ += key.size() + value_size;
   // A key put again (a replayed result) points at its new value; the old bytes stay unused.
-  index_.insert_or_assign(absl::string_view(at, key.size()),
-                          absl::string_view(at + key.size(), value_size));
+  index_.insert_or_assign(
+      HashedKey{.data = at, .size = static_cast<uint32_t>(key.size()), .hash = KeyHash::Of(key)},
+      absl::string_view(at + key.size(), value_size));
   return at + key.size();
 }
 
@@ -337,8 +338,9 @@ const absl::string_view* PartitionStore::DedupBuffer::Find(absl::string_view key
 
 std::vector<std::pair<absl::string_view, absl::string_view>> PartitionStore::DedupBuffer::Sorted()
     const {
-  std::vector<std::pair<absl::string_view, absl::string_view>> unsorted(index_.begin(),
-                                                                        index_.end());
+  std::vector<std::pair<absl::string_view, absl::string_view>> unsorted;
+  unsorted.reserve(index_.size());
+  for (const auto& [key, value] : index_) unsorted.emplace_back(key.view(), value);
   std::vector<absl::string_view> keys;
   keys.reserve(unsorted.size());
   for (const auto& [key, value] : unsorted) keys.push_back(key);
@@ -480,6 +482,16 @@ absl::Status PartitionStore::LoadMeta() {
 
 std::string PartitionStore::EncodeResult(const v1::CommandResult& result, ResultFill fill) {
   return DedupValue(result, fill);
+}
+
+void PartitionStore::AddEncodedResult(const v1::CommandResult& result, ResultFill fill,
+                                      absl::string_view command_id, EncodedEntries& entries) {
+  ResultEncoder encoder(result, fill);
+  entries.Append(command_id, [&](std::string* out) {
+    size_t at = out->size();
+    out->resize(at + kStampSize + encoder.size());
+    WriteDedupValue(result, encoder, out->data() + at);
+  });
 }
 
 absl::string_view PartitionStore::ResultBytes(absl::string_view value) {
@@ -629,12 +641,11 @@ absl::Status PartitionStore::Write(const Update& update) {
   {
     absl::WriterMutexLock lock(&mu_);
     if (live && !update.encoded_snapshots.empty()) {
-      for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
-        auto [it, fresh] = snapshot_buffer_.try_emplace(snapshot.aggregate_id);
-        snapshot_buffer_bytes_ +=
-            snapshot.bytes.size() + (fresh ? snapshot.aggregate_id.size() : 0);
+      for (EncodedEntries::Entry snapshot : update.encoded_snapshots) {
+        auto [it, fresh] = snapshot_buffer_.try_emplace(snapshot.key);
+        snapshot_buffer_bytes_ += snapshot.value.size() + (fresh ? snapshot.key.size() : 0);
         snapshot_buffer_bytes_ -= it->second.size();
-        it->second.assign(snapshot.bytes);  // keeps the last one's capacity
+        it->second.assign(snapshot.value.data(), snapshot.value.size());  // keeps its capacity
       }
       snapshot_buffer_writes_ += update.encoded_snapshots.size();
       flush_snapshots = snapshot_buffer_writes_ >= snapshot_buffer_writes_limit_ ||
@@ -644,9 +655,7 @@ absl::Status PartitionStore::Write(const Update& update) {
     snapshots_buffered = !flush_snapshots && !snapshot_buffer_.empty();
   }
   if (!live) {
-    for (const EncodedSnapshot& e : update.encoded_snapshots) {
-      bytes += e.aggregate_id.size() + e.bytes.size() + 16;
-    }
+    bytes += update.encoded_snapshots.bytes() + 16 * update.encoded_snapshots.size();
   }
   rocksdb::WriteBatch batch(bytes);
   // One key buffer: the WriteBatch and the dedup buffer copy the key.
@@ -670,8 +679,8 @@ absl::Status PartitionStore::Write(const Update& update) {
     batch.Put(Key(kSnapshotPrefix, snapshot.aggregate_id()), snapshot.SerializeAsString());
   }
   if (!live) {
-    for (const EncodedSnapshot& snapshot : update.encoded_snapshots) {
-      put_snapshot(snapshot.aggregate_id, snapshot.bytes);
+    for (EncodedEntries::Entry snapshot : update.encoded_snapshots) {
+      put_snapshot(snapshot.key, snapshot.value);
     }
   }
   bool buffered;  // whether the buffer holds entries (this update's or earlier ones)
@@ -686,10 +695,10 @@ absl::Status PartitionStore::Write(const Update& update) {
       ResultEncoder encoder(result);
       WriteDedupValue(result, encoder, filling_.PutUninitialized(key, kStampSize + encoder.size()));
     }
-    for (const EncodedResult& result : update.encoded_results) {
-      if (result.command_id.empty()) continue;
+    for (EncodedEntries::Entry result : update.encoded_results) {
+      if (result.key.empty()) continue;
       key.clear();
-      AppendKey(key, kResultPrefix, result.command_id);
+      AppendKey(key, kResultPrefix, result.key);
       filling_.Put(key, result.value);
     }
     buffered = !filling_.empty() || sealed_ != nullptr;

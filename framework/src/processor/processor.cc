@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <filesystem>
 #include <iterator>
@@ -426,14 +427,14 @@ class ProcessorImpl final : public Processor {
     // Command id (a view into `batch`) -> the result's encoded store value. One index per batch
     // (dropped with it), not one for all: a shared index cost an erase and an insert per result
     // when a batch committed and a lookup and an erase when it was written.
-    absl::flat_hash_map<absl::string_view, const std::string*> results;
+    absl::flat_hash_map<absl::string_view, absl::string_view> results;
   };
   std::deque<PendingBatch> pending_;
   // Written batches dropped by PrunePending, for the committer's thread to free (StartCommit).
   static constexpr size_t kMaxRetired = 4;
   std::vector<std::shared_ptr<const StoreWriter::Batch>> retired_;
-  // The encoded result of `id` in the newest pending batch that has one, or null.
-  const std::string* PendingResult(absl::string_view id) const;
+  // The encoded result of `id` in the newest pending batch that has one, if any.
+  std::optional<absl::string_view> PendingResult(absl::string_view id) const;
   // States the cache let go before the store writer wrote them (see KeepIfUnwritten). Decide
   // looks here after the cache, so usually empty: the cache holds every recent state.
   absl::flat_hash_map<std::string, StateCache::Entry> pending_states_;
@@ -458,6 +459,9 @@ class ProcessorImpl final : public Processor {
   google::protobuf::Timestamp decided_at_;
   // The state LoadState read last from a store (the cache may not keep it).
   std::shared_ptr<const google::protobuf::Message> last_loaded_;
+  // Bytes per encoded result in the last batch (EncodeResults sizes the next batch's buffers by
+  // it). Atomic: a batch may be encoded on the committer's thread or on this one.
+  std::atomic<size_t> result_bytes_hint_{128};
   // Decide's result, reused from command to command (its events keep their capacity).
   DecideResult decided_;
   // A restore failure inside the rebalance callback; Run returns it.
@@ -1014,7 +1018,8 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   } else if (committing != nullptr) {
     staged_original = committing;
     staged_index = committing_index;
-  } else if (const std::string* pending = PendingResult(command.command_id()); pending != nullptr) {
+  } else if (std::optional<absl::string_view> pending = PendingResult(command.command_id());
+             pending.has_value()) {
     absl::StatusOr<v1::CommandResult> decoded = PartitionStore::DecodeResult(*pending);
     if (!decoded.ok()) return decoded.status();
     stored = *std::move(decoded);
@@ -1121,17 +1126,16 @@ void ProcessorImpl::Prepare(BatchSlot& slot) {
     absl::string_view aggregate_id(key.data() + slash, key.size() - slash);
     std::string& state_bytes = slot.state_bytes;
     state.state->SerializeToString(&state_bytes);
-    PartitionStore::EncodedSnapshot& encoded =
-        staged.updates[state.partition].encoded_snapshots.emplace_back();
-    encoded.aggregate_id.assign(aggregate_id.data(), aggregate_id.size());
-    AppendSnapshot({.aggregate_type = definition_.type(),
-                    .aggregate_id = aggregate_id,
-                    .version = state.version,
-                    .definition_version = definition_.version(),
-                    .state_type_url = state_type_url_,
-                    .state_value = state_bytes,
-                    .timestamp = &now},
-                   &encoded.bytes);
+    staged.updates[state.partition].encoded_snapshots.Append(aggregate_id, [&](std::string* out) {
+      AppendSnapshot({.aggregate_type = definition_.type(),
+                      .aggregate_id = aggregate_id,
+                      .version = state.version,
+                      .definition_version = definition_.version(),
+                      .state_type_url = state_type_url_,
+                      .state_value = state_bytes,
+                      .timestamp = &now},
+                     out);
+    });
   }
   if (staged.predicted) EncodeResults(staged);
 }
@@ -1145,14 +1149,27 @@ void ProcessorImpl::EncodeResults(StagedBatch& staged) {
       CopyResult(staged, original, *staged.results[duplicate]);
     }
   }
+  std::map<int32_t, size_t> per_partition;
+  for (const log::Record* record : staged.result_records) ++per_partition[record->partition];
+  for (auto [partition, count] : per_partition) {
+    // Sized for results as large as the last batch's (within a few bytes) on average.
+    staged.updates[partition].encoded_results.Reserve(
+        count, count * result_bytes_hint_.load(std::memory_order_relaxed));
+  }
+  size_t bytes = 0;
   for (size_t i = 0; i < staged.results.size(); ++i) {
     ResultFill fill = IdentityOf(staged, i);
     fill.aggregate_type = definition_.type();
     fill.events_topic = topics_.events;
     const v1::CommandResult& result = *staged.results[i];
-    staged.updates[staged.result_records[i]->partition].encoded_results.push_back(
-        {.command_id = std::string(fill.CommandIdOf(result)),
-         .value = PartitionStore::EncodeResult(result, fill)});
+    PartitionStore::EncodedEntries& entries =
+        staged.updates[staged.result_records[i]->partition].encoded_results;
+    size_t before = entries.bytes();
+    PartitionStore::AddEncodedResult(result, fill, fill.CommandIdOf(result), entries);
+    bytes += entries.bytes() - before;
+  }
+  if (!staged.results.empty()) {
+    result_bytes_hint_.store(bytes / staged.results.size() + 8, std::memory_order_relaxed);
   }
 }
 
@@ -1206,9 +1223,9 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   }
   outgoing.topic = topics_.snapshots;
   for (auto& [partition, update] : staged.updates) {
-    for (const PartitionStore::EncodedSnapshot& snapshot : update.encoded_snapshots) {
-      outgoing.key = snapshot.aggregate_id;
-      outgoing.value = snapshot.bytes;
+    for (PartitionStore::EncodedEntries::Entry snapshot : update.encoded_snapshots) {
+      outgoing.key.assign(snapshot.key.data(), snapshot.key.size());
+      outgoing.value.assign(snapshot.value.data(), snapshot.value.size());
       outgoing.partition = partition;
       absl::Status s = producer_->ProduceCopy(outgoing, track(&staged.snapshots_next));
       if (!s.ok()) return s;
@@ -1226,7 +1243,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   std::map<int32_t, size_t> next_result;
   outgoing.topic = topics_.results;
   for (const log::Record* record : staged.result_records) {
-    const PartitionStore::EncodedResult& result =
+    PartitionStore::EncodedEntries::Entry result =
         staged.updates[record->partition].encoded_results[next_result[record->partition]++];
     absl::string_view bytes = PartitionStore::ResultBytes(result.value);
     outgoing.key = record->key;
@@ -1263,10 +1280,10 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged, bool prune) {
   for (const auto& [store, update] : *batch) results += update.encoded_results.size();
   pending.results.reserve(results);
   for (const auto& [store, update] : *batch) {
-    for (const PartitionStore::EncodedResult& result : update.encoded_results) {
-      if (result.command_id.empty()) continue;
+    for (PartitionStore::EncodedEntries::Entry result : update.encoded_results) {
+      if (result.key.empty()) continue;
       // A repeated id's results are copies of its first: any of them answers.
-      pending.results.emplace(result.command_id, &result.value);
+      pending.results.emplace(result.key, result.value);
     }
   }
   for (auto& [key, state] : staged.states) {
@@ -1295,13 +1312,13 @@ void ProcessorImpl::PrunePending() {
   }
 }
 
-const std::string* ProcessorImpl::PendingResult(absl::string_view id) const {
-  if (pending_.empty()) return nullptr;
+std::optional<absl::string_view> ProcessorImpl::PendingResult(absl::string_view id) const {
+  if (pending_.empty()) return std::nullopt;
   size_t hash = pending_.back().results.hash_function()(id);  // the same in every index
   for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
     if (auto hit = it->results.find(id, hash); hit != it->results.end()) return hit->second;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 void ProcessorImpl::KeepIfUnwritten(const std::string& key, StateCache::Entry& entry) {

@@ -64,6 +64,40 @@ TEST(PartitionStoreTest, CompactionDropsResultsOlderThanTheWindowOnly) {
   EXPECT_EQ((*fresh)->aggregate_id(), "acct-1");
 }
 
+// Entries keep their keys and values apart and in order, whatever was added after them (the
+// buffer moves as it grows), empty ones included; AddEncodedResult adds what EncodeResult makes.
+TEST(PartitionStoreTest, EncodedEntriesKeepEachKeyAndValueAsAdded) {
+  PartitionStore::EncodedEntries entries;
+  EXPECT_TRUE(entries.empty());
+  std::vector<std::pair<std::string, std::string>> added;
+  for (int i = 0; i < 300; ++i) {
+    added.emplace_back(absl::StrCat("key-", i), std::string(i % 7 == 0 ? 0 : 50 + i, 'a' + i % 26));
+    if (i % 2 == 0) {
+      entries.Add(added.back().first, added.back().second);
+    } else {
+      entries.Append(added.back().first,
+                     [&](std::string* out) { out->append(added.back().second); });
+    }
+  }
+  v1::CommandResult result = ResultAt("c-9", absl::Now());
+  PartitionStore::AddEncodedResult(result, {}, "c-9", entries);
+  added.emplace_back("c-9", PartitionStore::EncodeResult(result));
+  entries.Add("", "");
+  added.emplace_back("", "");
+
+  ASSERT_EQ(entries.size(), added.size());
+  EXPECT_FALSE(entries.empty());
+  size_t i = 0;
+  for (PartitionStore::EncodedEntries::Entry entry : entries) {
+    ASSERT_LT(i, added.size());
+    EXPECT_EQ(entry.key, added[i].first) << i;
+    EXPECT_EQ(entry.value, added[i].second) << i;
+    EXPECT_EQ(entries[i].value, added[i].second) << i;
+    ++i;
+  }
+  EXPECT_EQ(i, added.size());
+}
+
 // The live path hands over the bytes it sent to the log; reads see the same messages, and
 // GetResults (one MultiGet) answers hits and misses in order.
 TEST(PartitionStoreTest, EncodedEntriesReadBackAndGetResultsAnswersInOrder) {
@@ -74,9 +108,8 @@ TEST(PartitionStoreTest, EncodedEntriesReadBackAndGetResultsAnswersInOrder) {
   std::string value = PartitionStore::EncodeResult(result);
   EXPECT_EQ(std::string(PartitionStore::ResultBytes(value)), result.SerializeAsString());
   PartitionStore::Update update;
-  update.encoded_snapshots.push_back(
-      {.aggregate_id = "acct-9", .bytes = SnapshotOf("acct-9", 4).SerializeAsString()});
-  update.encoded_results.push_back({.command_id = "c-2", .value = value});
+  update.encoded_snapshots.Add("acct-9", SnapshotOf("acct-9", 4).SerializeAsString());
+  update.encoded_results.Add("c-2", value);
   update.results = {ResultAt("c-1", absl::Now())};
   ASSERT_TRUE((*store)->Write(update).ok());
 
@@ -167,9 +200,14 @@ TEST(PartitionStoreTest, ASnapshotRewrittenWithShorterAndLongerValuesReadsBackEx
   }
 }
 
-PartitionStore::EncodedSnapshot Encoded(const std::string& aggregate_id, int64_t version) {
-  return {.aggregate_id = aggregate_id,
-          .bytes = SnapshotOf(aggregate_id, version).SerializeAsString()};
+// Live snapshots of these aggregates at these versions.
+PartitionStore::EncodedEntries Encoded(
+    std::initializer_list<std::pair<std::string, int64_t>> versions) {
+  PartitionStore::EncodedEntries entries;
+  for (const auto& [aggregate_id, version] : versions) {
+    entries.Add(aggregate_id, SnapshotOf(aggregate_id, version).SerializeAsString());
+  }
+  return entries;
 }
 
 int64_t StoredVersion(PartitionStore& store, const std::string& aggregate_id) {
@@ -186,7 +224,7 @@ TEST(PartitionStoreTest, BufferedSnapshotsReadBackAndReachTheStoreWithTheirOffse
     auto store = PartitionStore::Open(dir, {.snapshot_buffer_writes = 4});
     ASSERT_TRUE(store.ok()) << store.status();
     PartitionStore::Update first;
-    first.encoded_snapshots = {Encoded("acct-a", 1), Encoded("acct-b", 1)};
+    first.encoded_snapshots = Encoded({{"acct-a", 1}, {"acct-b", 1}});
     first.snapshots_next = 10;
     ASSERT_TRUE((*store)->Write(first).ok());
     EXPECT_EQ(StoredVersion(**store, "acct-a"), 1);
@@ -195,19 +233,19 @@ TEST(PartitionStoreTest, BufferedSnapshotsReadBackAndReachTheStoreWithTheirOffse
     EXPECT_EQ((*store)->snapshots_next(), 10);
 
     PartitionStore::Update second;  // 3 writes so far: still buffered
-    second.encoded_snapshots = {Encoded("acct-a", 2)};
+    second.encoded_snapshots = Encoded({{"acct-a", 2}});
     ASSERT_TRUE((*store)->Write(second).ok());
     EXPECT_EQ(StoredVersion(**store, "acct-a"), 2);
 
     PartitionStore::Update third;  // 5 writes: the buffer goes to RocksDB
-    third.encoded_snapshots = {Encoded("acct-a", 3), Encoded("acct-c", 1)};
+    third.encoded_snapshots = Encoded({{"acct-a", 3}, {"acct-c", 1}});
     third.snapshots_next = 12;
     ASSERT_TRUE((*store)->Write(third).ok());
     EXPECT_EQ(StoredVersion(**store, "acct-a"), 3);
     EXPECT_EQ(StoredVersion(**store, "acct-c"), 1);
 
     PartitionStore::Update fourth;  // buffered again; the close writes it
-    fourth.encoded_snapshots = {Encoded("acct-b", 2)};
+    fourth.encoded_snapshots = Encoded({{"acct-b", 2}});
     fourth.snapshots_next = 20;
     ASSERT_TRUE((*store)->Write(fourth).ok());
     EXPECT_EQ(StoredVersion(**store, "acct-b"), 2);
@@ -230,7 +268,7 @@ TEST(PartitionStoreTest, WritesPastTheSnapshotBufferKeepTheNewestVersion) {
     auto store = PartitionStore::Open(dir, {.snapshot_buffer_writes = 1000});
     ASSERT_TRUE(store.ok()) << store.status();
     PartitionStore::Update live;
-    live.encoded_snapshots = {Encoded("acct-a", 5), Encoded("acct-b", 5)};
+    live.encoded_snapshots = Encoded({{"acct-a", 5}, {"acct-b", 5}});
     ASSERT_TRUE((*store)->Write(live).ok());
     PartitionStore::Update replay;
     replay.replay = true;
@@ -239,7 +277,7 @@ TEST(PartitionStoreTest, WritesPastTheSnapshotBufferKeepTheNewestVersion) {
     EXPECT_EQ(StoredVersion(**store, "acct-a"), 5);
 
     PartitionStore::Update again;  // buffered again, then overtaken by a direct write
-    again.encoded_snapshots = {Encoded("acct-b", 6)};
+    again.encoded_snapshots = Encoded({{"acct-b", 6}});
     ASSERT_TRUE((*store)->Write(again).ok());
     PartitionStore::Update direct;
     direct.snapshots = {SnapshotOf("acct-b", 7)};
@@ -341,9 +379,8 @@ TEST(PartitionStoreTest, BufferedResultsAreIngestedAndReadBackFromEitherPlace) {
       PartitionStore::Update update;
       for (int i = 0; i < 500; ++i) {
         ids.push_back(absl::StrCat("order-2026-11-27-", chunk, "-", i));
-        update.encoded_results.push_back(
-            {.command_id = ids.back(),
-             .value = PartitionStore::EncodeResult(ResultAt(ids.back(), absl::Now()))});
+        update.encoded_results.Add(ids.back(),
+                                   PartitionStore::EncodeResult(ResultAt(ids.back(), absl::Now())));
       }
       update.results_next = chunk + 1;
       ASSERT_TRUE((*store)->Write(update).ok());
