@@ -19,13 +19,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <iterator>
+#include <map>
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "bank/bank_aggregate.h"
+#include "common/thread_name.h"
 #include "leftfold/logging.h"
 #include "leftfold/processor.h"
 #include "log/errors.h"
@@ -59,6 +66,9 @@ struct Config {
 struct RunResult {
   double per_second = 0;
   double cpu_seconds = 0;
+  // CPU µs per command by thread name, from the first command on; "other" is the rest of the
+  // process (threads that ended meanwhile, such as the dedup ingests).
+  std::vector<std::pair<std::string, double>> thread_micros;
 };
 
 double CpuSeconds() {
@@ -66,6 +76,54 @@ double CpuSeconds() {
   getrusage(RUSAGE_SELF, &usage);
   return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
          (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU seconds of each live thread of this process by thread id, with its name
+// (/proc/self/task/<tid>/stat: "tid (name) state ..." with utime and stime 11 and 12 fields
+// after the state).
+std::map<int, std::pair<std::string, double>> ThreadCpuSeconds() {
+  std::map<int, std::pair<std::string, double>> threads;
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close < open) continue;
+    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+    long long utime = 0, stime = 0;
+    if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
+        !absl::SimpleAtoi(fields[12], &stime)) {
+      continue;
+    }
+    int tid = 0;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &tid)) continue;
+    threads[tid] = {stat.substr(open + 1, close - open - 1), (utime + stime) / ticks};
+  }
+  return threads;
+}
+
+// What each thread name spent since `before` (ThreadCpuSeconds), in µs per command, largest
+// first, with the rest of `process_seconds` as "other".
+std::vector<std::pair<std::string, double>> ThreadMicros(
+    const std::map<int, std::pair<std::string, double>>& before, double process_seconds,
+    int64_t commands) {
+  std::map<std::string, double> by_name;
+  double named = 0;
+  for (const auto& [tid, thread] : ThreadCpuSeconds()) {
+    auto it = before.find(tid);
+    double spent = thread.second - (it == before.end() ? 0 : it->second.second);
+    by_name[thread.first] += spent;
+    named += spent;
+  }
+  by_name["other"] += std::max(0.0, process_seconds - named);
+  std::vector<std::pair<std::string, double>> micros;
+  for (const auto& [name, seconds] : by_name) {
+    if (seconds > 0) micros.emplace_back(name, seconds * 1e6 / static_cast<double>(commands));
+  }
+  std::sort(micros.begin(), micros.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  return micros;
 }
 
 // Steady state only: a leg's throughput and CPU per 100k commands from its first command (after
@@ -76,6 +134,7 @@ RunResult TimeFromFirstCommand(const Config& config, const std::function<bool()>
                                const std::function<int64_t()>& done,
                                const std::atomic<bool>& failed) {
   while (!started() && !failed.load()) absl::SleepFor(absl::Milliseconds(1));
+  std::map<int, std::pair<std::string, double>> threads0 = ThreadCpuSeconds();
   double cpu0 = CpuSeconds();
   absl::Time start = absl::Now();
   absl::Time last_report = start;
@@ -99,7 +158,8 @@ RunResult TimeFromFirstCommand(const Config& config, const std::function<bool()>
   absl::Duration took = absl::Now() - start;
   double cpu = CpuSeconds() - cpu0;
   return RunResult{config.commands / absl::ToDoubleSeconds(took),
-                   cpu * 100000.0 / static_cast<double>(config.commands)};
+                   cpu * 100000.0 / static_cast<double>(config.commands),
+                   ThreadMicros(threads0, cpu, config.commands)};
 }
 
 long PeakRssMiB() {
@@ -191,6 +251,7 @@ absl::StatusOr<RunResult> RunProcessor(const Config& config, int run) {
   absl::Status run_status;  // read once the thread is joined
   std::atomic<bool> failed{false};
   std::thread thread([&] {
+    internal::NameThisThread("lf-process");  // as an application would name it
     run_status = processor->Run();
     if (!run_status.ok()) failed.store(true);
   });
@@ -482,6 +543,14 @@ int Main(int argc, char** argv) {
       std::printf("%s run %d: %s %.0f commands/s, CPU %.2f s / 100k commands\n",
                   run == 0 ? "warm-up" : "measured", run, config.only.c_str(), leg.per_second,
                   leg.cpu_seconds);
+      if (!leg.thread_micros.empty()) {
+        std::string threads;
+        for (const auto& [name, micros] : leg.thread_micros) {
+          absl::StrAppend(&threads, threads.empty() ? "" : ", ", name, " ",
+                          absl::StrFormat("%.2f", micros));
+        }
+        std::printf("  CPU µs per command by thread: %s\n", threads.c_str());
+      }
     }
     std::fflush(stdout);
     if (run == 0) continue;

@@ -2,10 +2,15 @@
 
 #include <algorithm>
 
+#include "common/thread_name.h"
+
 namespace leftfold::internal {
 
-BackgroundWriter::BackgroundWriter(size_t max_pending)
-    : max_pending_(std::max<size_t>(max_pending, 1)), thread_([this] { Loop(); }) {}
+BackgroundWriter::BackgroundWriter(size_t max_pending, std::string name)
+    : max_pending_(std::max<size_t>(max_pending, 1)), thread_([this, name = std::move(name)] {
+        NameThisThread(name);
+        Loop();
+      }) {}
 
 BackgroundWriter::~BackgroundWriter() {
   {

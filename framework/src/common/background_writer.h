@@ -31,7 +31,8 @@ class BackgroundWriter {
 
   // Enqueue blocks while `max_pending` jobs (the one running included) wait: that bounds memory
   // and how far the writes lag behind.
-  explicit BackgroundWriter(size_t max_pending);
+  // Its thread is named `name` (see NameThisThread).
+  BackgroundWriter(size_t max_pending, std::string name);
   ~BackgroundWriter();
   BackgroundWriter(const BackgroundWriter&) = delete;
   BackgroundWriter& operator=(const BackgroundWriter&) = delete;

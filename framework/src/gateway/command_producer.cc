@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/thread_name.h"
 #include "leftfold/logging.h"
 
 namespace leftfold::internal::gateway {
@@ -19,7 +20,10 @@ absl::Status CommandProducer::Start() {
   producer_ = *std::move(producer);
   absl::MutexLock lock(&mu_);
   started_ = true;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("lf-cmd-produce");
+    Run();
+  });
   return absl::OkStatus();
 }
 

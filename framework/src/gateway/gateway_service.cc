@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/proto_time.h"
 #include "common/status_grpc.h"
+#include "common/thread_name.h"
 #include "gateway/execute_stream.h"
 #include "leftfold/logging.h"
 
@@ -293,8 +294,14 @@ absl::Status Gateway::Impl::Start() {
       }
     }
   }
-  replay_thread_ = std::thread([this] { RunReplay(); });
-  timer_thread_ = std::thread([this] { RunTimer(); });
+  replay_thread_ = std::thread([this] {
+    internal::NameThisThread("lf-gw-replay");
+    RunReplay();
+  });
+  timer_thread_ = std::thread([this] {
+    internal::NameThisThread("lf-gw-timer");
+    RunTimer();
+  });
   accepting_ = true;
   std::string types;
   for (const std::string& t : options_.aggregate_types)

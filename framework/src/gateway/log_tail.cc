@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/thread_name.h"
 #include "leftfold/logging.h"
 #include "log/errors.h"
 
@@ -102,7 +103,10 @@ absl::Status LogTail::Start() {
   if (!consumer.ok()) return consumer.status();
   consumer_ = *std::move(consumer);
   for (const log::TopicPartitionOffset& s : *start) next_[s.tp] = s.offset;
-  thread_ = std::thread([this] { Run(); });
+  thread_ = std::thread([this] {
+    NameThisThread("lf-log-tail");
+    Run();
+  });
   return absl::OkStatus();
 }
 

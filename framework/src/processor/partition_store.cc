@@ -10,6 +10,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/thread_name.h"
 #include "google/protobuf/util/time_util.h"
 #include "leftfold/logging.h"
 #include "log/log.h"
@@ -391,8 +392,10 @@ absl::Status PartitionStore::Ingest(bool wait) {
   }
   if (!wait) {
     try {
-      ingesting_ =
-          std::async(std::launch::async, [this, results_next] { IngestSealed(results_next); });
+      ingesting_ = std::async(std::launch::async, [this, results_next] {
+        NameThisThread("lf-dedup-ingest");
+        IngestSealed(results_next);
+      });
       return absl::OkStatus();
     } catch (const std::system_error&) {
       // No thread to be had: ingest here.

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/background_writer.h"
 #include "common/proto_time.h"
+#include "common/thread_name.h"
 #include "google/protobuf/arena.h"
 #include "leftfold/logging.h"
 #include "log/errors.h"
@@ -452,7 +453,7 @@ class ProcessorImpl final : public Processor {
   // and again from ProcessBatch, and both must see it.
   absl::Status commit_error_;
   // Runs one commit at a time. Declared after producer_: destroyed (joined) before it.
-  BackgroundWriter committer_{1};
+  BackgroundWriter committer_{1, "lf-commit"};
   // When the commands DecideFrom runs were decided: their results' processed_at and their
   // events' timestamp. Read once per call, not per command (the clock and its conversion were
   // 1.5% of the processing thread).
@@ -1556,6 +1557,8 @@ class WorkerGroup final : public Processor {
     std::vector<absl::Status> results(workers_.size());
     std::vector<std::thread> threads;
     auto run = [this, &results](size_t i) {
+      // Worker 0 runs on the caller's thread, which keeps its name.
+      if (i > 0) NameThisThread(absl::StrCat("lf-worker-", i));
       results[i] = workers_[i]->Run();
       // One worker stopping (an error, or fenced) stops the instance, as a single worker would.
       Stop();

@@ -2,7 +2,7 @@
 
 namespace leftfold::internal::processor {
 
-StoreWriter::StoreWriter(size_t max_pending) : writer_(max_pending) {}
+StoreWriter::StoreWriter(size_t max_pending) : writer_(max_pending, "lf-store-write") {}
 
 StoreWriter::~StoreWriter() = default;
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/status_grpc.h"
+#include "common/thread_name.h"
 
 namespace leftfold::internal::projection {
 namespace {
@@ -160,6 +161,7 @@ grpc::ServerWriteReactor<v1::RebuildProgress>* ViewQueryService::Rebuild(
   }
   RebuildReactor* raw = reactor.get();
   rebuild_threads_.emplace_back([this, name, fn = it->second, reactor = std::move(reactor)] {
+    NameThisThread("lf-proj-rebuild");
     absl::Status s = fn([&reactor](const RebuildProgress& p) { reactor->Progress(p); });
     {
       absl::MutexLock lock(&rebuild_mu_);

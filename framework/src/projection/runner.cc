@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/thread_name.h"
 #include "leftfold/logging.h"
 #include "log/errors.h"
 #include "topology/topics.h"
@@ -106,8 +107,14 @@ absl::Status Runner::Start() {
   };
   if (absl::Status s = consumer_->Subscribe(topics_, std::move(listener)); !s.ok()) return s;
   LogInfo(kComponent, "started", {{"projector", projector_.name()}, {"backend", log_.backend()}});
-  decoder_ = std::thread([this] { DecoderLoop(); });
-  thread_ = std::thread([this] { Run(); });
+  decoder_ = std::thread([this] {
+    NameThisThread("lf-proj-decode");
+    DecoderLoop();
+  });
+  thread_ = std::thread([this] {
+    NameThisThread("lf-projector");
+    Run();
+  });
   return absl::OkStatus();
 }
 

@@ -252,7 +252,8 @@ class CommitWriter {
   absl::Mutex* db_mu_;
   rocksdb::DB* const* db_;
   Watermarks* watermarks_;
-  BackgroundWriter writer_{/*max_pending=*/1};  // last: its destructor runs the write in flight
+  // Last: its destructor runs the write in flight.
+  BackgroundWriter writer_{/*max_pending=*/1, "lf-view-write"};
 };
 
 namespace {

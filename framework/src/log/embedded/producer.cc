@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/thread_name.h"
 #include "log/embedded/clients.h"
 #include "log/embedded/codec.h"
 #include "log/errors.h"
@@ -17,7 +18,10 @@ EmbeddedProducer::EmbeddedProducer(LogStore* store, const ProducerOptions& optio
     // Like InitTransactions: the newest producer of an id fences every older one.
     txn_state_ = store_->RegisterTransactionalId(transactional_id_, &epoch_);
   } else {
-    flusher_ = std::thread([this] { FlusherLoop(); });
+    flusher_ = std::thread([this] {
+      NameThisThread("lf-log-flush");
+      FlusherLoop();
+    });
   }
 }
 
