@@ -22,6 +22,32 @@
 namespace leftfold::internal::log::kafka {
 namespace {
 
+// Low and high watermark of one partition. Retries until `deadline` the errors that clear up by
+// themselves: retriable ones and a handle's lagging view of a fresh topic.
+absl::StatusOr<std::pair<int64_t, int64_t>> QueryWatermarks(rd_kafka_t* rk,
+                                                            const std::string& topic,
+                                                            int32_t partition,
+                                                            absl::Time deadline) {
+  for (;;) {
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+        rk, topic.c_str(), partition, &low, &high, ToMillis(deadline - absl::Now()));
+    absl::Status s =
+        StatusFromCode(absl::StrCat("watermark offsets of ", topic, "/", partition), err);
+    if (s.ok()) return std::pair{low, high};
+    // A fresh topic's leaders take a moment to reach every client's metadata, and so does the
+    // topic itself: this handle may not know yet a partition that another handle already counted
+    // ("Local: Unknown partition"). Seen once as a process manager's fatal error right after the
+    // processors created their topics.
+    bool lagging = err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                   err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+                   err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (!lagging && ClassifyError(s) != ErrorClass::kRetriable) return s;
+    if (absl::Now() >= deadline) return s;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Producer
 
@@ -769,13 +795,10 @@ absl::StatusOr<int64_t> KafkaConsumer::Position(const TopicPartition& partition)
     if (!s.ok()) return s;
     if (list->elems[0].offset >= 0) return list->elems[0].offset;
   }
-  int64_t low = 0, high = 0;
-  absl::Status s = StatusFromCode(
-      "position",
-      rd_kafka_query_watermark_offsets(rk_.get(), partition.topic.c_str(), partition.partition,
-                                       &low, &high, ToMillis(kAdminTimeout)));
-  if (!s.ok()) return s;
-  return options_.start_from_earliest ? low : high;
+  absl::StatusOr<std::pair<int64_t, int64_t>> marks =
+      QueryWatermarks(rk_.get(), partition.topic, partition.partition, absl::Now() + kAdminTimeout);
+  if (!marks.ok()) return marks.status();
+  return options_.start_from_earliest ? marks->first : marks->second;
 }
 
 absl::Status KafkaProducer::SendOffsetsToTransaction(
@@ -882,24 +905,9 @@ class KafkaAdmin final : public Admin {
     ends.reserve(*count);
     absl::Time deadline = absl::Now() + kAdminTimeout;
     for (int32_t p = 0; p < *count; ++p) {
-      int64_t low = 0, high = 0;
-      for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-            rk, topic.c_str(), p, &low, &high, ToMillis(deadline - absl::Now()));
-        absl::Status s = StatusFromCode(absl::StrCat("end offsets of ", topic, "/", p), err);
-        if (s.ok()) break;
-        // A fresh topic's leaders take a moment to reach every client's metadata, and so does
-        // the topic itself: this handle may not know yet a partition that the admin handle
-        // counted above ("Local: Unknown partition"). Seen once as a process manager's fatal
-        // error right after the processors created their topics.
-        bool lagging = err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
-                       err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-                       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
-        if (!lagging && ClassifyError(s) != ErrorClass::kRetriable) return s;
-        if (absl::Now() >= deadline) return s;
-        absl::SleepFor(absl::Milliseconds(50));
-      }
-      ends.push_back(high);
+      absl::StatusOr<std::pair<int64_t, int64_t>> marks = QueryWatermarks(rk, topic, p, deadline);
+      if (!marks.ok()) return marks.status();
+      ends.push_back(marks->second);
     }
     return ends;
   }
