@@ -37,6 +37,7 @@ using internal::log::Isolation;
 using internal::log::Log;
 using internal::log::LogOptions;
 using internal::log::OutgoingRecord;
+using internal::log::OutgoingRecordRef;
 using internal::log::PartitionForKey;
 using internal::log::Producer;
 using internal::log::RebalanceListener;
@@ -348,7 +349,7 @@ void LogConformanceTest::TearDown() {
 
 // 1. Per partition, records come back in produce order at contiguous offsets, and a key always
 // lives in PartitionForKey(key, n), the Java client's placement. Produce and ProduceCopy (of a
-// record the caller then changes) alike.
+// record, or of views into a buffer, that the caller then changes) alike.
 TEST_P(LogConformanceTest, PerPartitionOrder) {
   constexpr int kRecords = 1000;
   constexpr int32_t kPartitions = 4;
@@ -358,7 +359,7 @@ TEST_P(LogConformanceTest, PerPartitionOrder) {
   LF_ASSERT_OK_AND_ASSIGN(std::unique_ptr<Producer> producer, log().NewProducer({}));
   std::map<std::string, TopicPartitionOffset> delivered;  // value -> where it landed
   std::vector<absl::Status> delivery_errors;
-  OutgoingRecord refilled;  // every other record: one object refilled, through ProduceCopy
+  OutgoingRecord refilled;  // a third of the records: one object refilled, through ProduceCopy
   for (int i = 0; i < kRecords; ++i) {
     std::string value = absl::StrCat(i);
     auto on_delivery = [&delivered, &delivery_errors,
@@ -369,12 +370,22 @@ TEST_P(LogConformanceTest, PerPartitionOrder) {
         delivery_errors.push_back(where.status());
       }
     };
-    if (i % 2 == 0) {
-      LF_ASSERT_OK(producer->Produce(Out(topic, absl::StrCat("key-", i % 37), value), on_delivery));
-    } else {
-      refilled = Out(topic, absl::StrCat("key-", i % 37), value);
+    std::string key = absl::StrCat("key-", i % 37);
+    if (i % 3 == 0) {
+      LF_ASSERT_OK(producer->Produce(Out(topic, key, value), on_delivery));
+    } else if (i % 3 == 1) {
+      refilled = Out(topic, key, value);
       LF_ASSERT_OK(producer->ProduceCopy(refilled, on_delivery));
       refilled.value = "overwritten after ProduceCopy returned";
+    } else {
+      // Views into one buffer of the caller's, overwritten once the call returned.
+      std::string buffer = absl::StrCat(topic, key, value);
+      OutgoingRecordRef ref;
+      ref.topic = absl::string_view(buffer).substr(0, topic.size());
+      ref.key = absl::string_view(buffer).substr(topic.size(), key.size());
+      ref.value = absl::string_view(buffer).substr(topic.size() + key.size());
+      LF_ASSERT_OK(producer->ProduceCopy(ref, on_delivery));
+      buffer.assign(buffer.size(), 'x');
     }
   }
   LF_ASSERT_OK(producer->Flush(kWait));

@@ -32,10 +32,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace leftfold::internal::log {
@@ -77,6 +79,26 @@ struct OutgoingRecord {
   std::string key;
   std::string value;
   std::vector<Header> headers;
+  int32_t partition = -1;
+};
+
+// A record by reference, for ProduceCopy: it need outlive only the call. An OutgoingRecord
+// converts to one; a caller whose bytes are already in a buffer of its own sends views of them
+// (no copy into an OutgoingRecord first).
+struct OutgoingRecordRef {
+  OutgoingRecordRef() = default;
+  // Implicit: ProduceCopy(record) with an OutgoingRecord reads like Produce(record).
+  OutgoingRecordRef(const OutgoingRecord& record)  // NOLINT(google-explicit-constructor)
+      : topic(record.topic),
+        key(record.key),
+        value(record.value),
+        headers(record.headers.empty() ? nullptr : &record.headers),
+        partition(record.partition) {}
+
+  absl::string_view topic;
+  absl::string_view key;
+  absl::string_view value;
+  const std::vector<Header>* headers = nullptr;  // none when null
   int32_t partition = -1;
 };
 
@@ -150,9 +172,15 @@ class Producer {
   // Produce of a record the caller keeps: the log copies what it needs before returning, so the
   // caller can refill one record object for the next (on Kafka, which copies records into its own
   // buffers anyway, no allocation per record). By default, Produce of a copy.
-  virtual absl::Status ProduceCopy(const OutgoingRecord& record,
+  virtual absl::Status ProduceCopy(const OutgoingRecordRef& record,
                                    DeliveryCallback on_delivery = nullptr) {
-    return Produce(record, std::move(on_delivery));
+    OutgoingRecord copy{
+        .topic = std::string(record.topic),
+        .key = std::string(record.key),
+        .value = std::string(record.value),
+        .headers = record.headers == nullptr ? std::vector<Header>() : *record.headers,
+        .partition = record.partition};
+    return Produce(std::move(copy), std::move(on_delivery));
   }
   // Waits until every queued record is delivered or failed.
   virtual absl::Status Flush(absl::Duration timeout) = 0;

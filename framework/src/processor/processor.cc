@@ -72,8 +72,6 @@ struct OwnedPartition {
 // What one batch has decided but not yet committed. Nothing here reaches the store or the cache
 // unless the transaction commits.
 struct StagedBatch {
-  // Refilled for each record Publish produces (the log copies it).
-  log::OutgoingRecord outgoing;
   struct StagedState {
     int32_t partition = 0;
     int64_t version = 0;
@@ -1188,12 +1186,14 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
       n = std::max(n, delivered->offset + 1);
     };
   };
-  // One record refilled for each event, snapshot and result: the log copies it (ProduceCopy).
-  log::OutgoingRecord& outgoing = staged.outgoing;
+  // Views of the bytes staged for each event, snapshot and result: the log copies them
+  // (ProduceCopy), once.
+  log::OutgoingRecordRef outgoing;
   outgoing.topic = topics_.events;
+  const absl::string_view event_bytes = staged.event_bytes;
   for (const StagedBatch::StagedEvent& event : staged.events) {
-    outgoing.key.assign(staged.event_bytes, event.key_at, event.key_size);
-    outgoing.value.assign(staged.event_bytes, event.value_at, event.value_size);
+    outgoing.key = event_bytes.substr(event.key_at, event.key_size);
+    outgoing.value = event_bytes.substr(event.value_at, event.value_size);
     outgoing.partition = event.partition;
     v1::Position* position = event.position;
     absl::Status produced = producer_->ProduceCopy(
@@ -1225,8 +1225,8 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
   outgoing.topic = topics_.snapshots;
   for (auto& [partition, update] : staged.updates) {
     for (PartitionStore::EncodedEntries::Entry snapshot : update.encoded_snapshots) {
-      outgoing.key.assign(snapshot.key.data(), snapshot.key.size());
-      outgoing.value.assign(snapshot.value.data(), snapshot.value.size());
+      outgoing.key = snapshot.key;
+      outgoing.value = snapshot.value;
       outgoing.partition = partition;
       absl::Status s = producer_->ProduceCopy(outgoing, track(&staged.snapshots_next));
       if (!s.ok()) return s;
@@ -1248,7 +1248,7 @@ absl::Status ProcessorImpl::Publish(StagedBatch& staged) {
         staged.updates[record->partition].encoded_results[next_result[record->partition]++];
     absl::string_view bytes = PartitionStore::ResultBytes(result.value);
     outgoing.key = record->key;
-    outgoing.value.assign(bytes.data(), bytes.size());
+    outgoing.value = bytes;
     outgoing.partition = record->partition;
     absl::Status s = producer_->ProduceCopy(outgoing, track(&staged.results_next));
     if (!s.ok()) return s;

@@ -33,7 +33,7 @@ class EmbeddedProducer final : public Producer {
   absl::Status AbortTransaction() override;
   absl::Status Produce(OutgoingRecord record, DeliveryCallback on_delivery) override;
   // Copies the key, value and headers (not the topic name) into the staged record.
-  absl::Status ProduceCopy(const OutgoingRecord& record, DeliveryCallback on_delivery) override;
+  absl::Status ProduceCopy(const OutgoingRecordRef& record, DeliveryCallback on_delivery) override;
   absl::Status Flush(absl::Duration timeout) override;
   // Transactional: returns at once (records are delivered by Flush and the commit).
   size_t Poll(absl::Duration timeout) override;
@@ -47,8 +47,9 @@ class EmbeddedProducer final : public Producer {
   absl::Status CheckUsable();
   absl::Status CheckInTransaction();
   // The topic named `name` from the producer's cache (refreshed when it was deleted).
-  absl::StatusOr<const std::shared_ptr<TopicState>*> Topic(const std::string& name);
-  // Produce and ProduceCopy: `record` is an OutgoingRecord&& (moved from) or const& (copied).
+  absl::StatusOr<const std::shared_ptr<TopicState>*> Topic(absl::string_view name);
+  // Produce and ProduceCopy: `record` is an OutgoingRecord&& (moved from) or an
+  // OutgoingRecordRef (copied).
   template <typename Record>
   absl::Status ProduceRecord(Record&& record, DeliveryCallback on_delivery);
   // Checks `record` and moves or copies it (and moves `on_delivery`) into `*out`.

@@ -69,24 +69,46 @@ absl::Status EmbeddedProducer::BeginTransaction() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<const std::shared_ptr<TopicState>*> EmbeddedProducer::Topic(
-    const std::string& name) {
+absl::StatusOr<const std::shared_ptr<TopicState>*> EmbeddedProducer::Topic(absl::string_view name) {
   // A producer writes a handful of topics (a processor: events, snapshots, results), often
   // interleaved: a short list beats the store's locked map per record.
   for (std::shared_ptr<TopicState>& topic : topics_) {
     if (topic->name != name) continue;
     if (topic->deleted) {
-      absl::StatusOr<std::shared_ptr<TopicState>> found = store_->FindTopic(name);
+      absl::StatusOr<std::shared_ptr<TopicState>> found = store_->FindTopic(topic->name);
       if (!found.ok()) return found.status();
       topic = *std::move(found);  // staged records keep the old one alive
     }
     return &topic;
   }
-  absl::StatusOr<std::shared_ptr<TopicState>> found = store_->FindTopic(name);
+  absl::StatusOr<std::shared_ptr<TopicState>> found = store_->FindTopic(std::string(name));
   if (!found.ok()) return found.status();
   if (topics_.size() >= kMaxCachedTopics) topics_.erase(topics_.begin());
   return &topics_.emplace_back(*std::move(found));
 }
+
+namespace {
+
+const std::vector<Header>& HeadersOf(const OutgoingRecord& record) { return record.headers; }
+const std::vector<Header>& HeadersOf(const OutgoingRecordRef& record) {
+  static const std::vector<Header>* const kNone = new std::vector<Header>();
+  return record.headers == nullptr ? *kNone : *record.headers;
+}
+
+// The record's key, value and headers into `out`'s strings (which keep their capacity when
+// copied into).
+void TakeBytes(OutgoingRecord&& record, PendingRecord* out) {
+  out->key = std::move(record.key);
+  out->value = std::move(record.value);
+  out->headers = std::move(record.headers);
+}
+void TakeBytes(const OutgoingRecordRef& record, PendingRecord* out) {
+  out->key.assign(record.key.data(), record.key.size());
+  out->value.assign(record.value.data(), record.value.size());
+  out->headers = HeadersOf(record);
+}
+
+}  // namespace
 
 template <typename Record>
 absl::Status EmbeddedProducer::Prepare(Record&& record, DeliveryCallback& on_delivery,
@@ -95,7 +117,7 @@ absl::Status EmbeddedProducer::Prepare(Record&& record, DeliveryCallback& on_del
   if (!topic.ok()) return topic.status();
   const TopicState& t = ***topic;
   size_t size = record.key.size() + record.value.size();
-  for (const Header& h : record.headers) size += h.key.size() + h.value.size();
+  for (const Header& h : HeadersOf(record)) size += h.key.size() + h.value.size();
   if (size > store_->options().max_record_bytes) {
     return absl::InvalidArgumentError(
         absl::StrCat("embedded log: record of ", size, " bytes for topic '", record.topic,
@@ -103,7 +125,8 @@ absl::Status EmbeddedProducer::Prepare(Record&& record, DeliveryCallback& on_del
   }
   int32_t partition = record.partition;
   if (partition < 0) {
-    partition = PartitionForKey(record.key, t.partition_count);
+    partition =
+        PartitionForKey(std::string_view(record.key.data(), record.key.size()), t.partition_count);
   } else if (partition >= t.partition_count) {
     return absl::NotFoundError(
         absl::StrCat("embedded log: topic '", record.topic, "' has no partition ", partition));
@@ -113,9 +136,7 @@ absl::Status EmbeddedProducer::Prepare(Record&& record, DeliveryCallback& on_del
   out->topic = **topic;
   out->partition = partition;
   out->offset = -1;
-  out->key = std::forward<Record>(record).key;
-  out->value = std::forward<Record>(record).value;
-  out->headers = std::forward<Record>(record).headers;
+  TakeBytes(std::forward<Record>(record), out);
   out->on_delivery = std::move(on_delivery);
   return absl::OkStatus();
 }
@@ -124,7 +145,7 @@ absl::Status EmbeddedProducer::Produce(OutgoingRecord record, DeliveryCallback o
   return ProduceRecord(std::move(record), std::move(on_delivery));
 }
 
-absl::Status EmbeddedProducer::ProduceCopy(const OutgoingRecord& record,
+absl::Status EmbeddedProducer::ProduceCopy(const OutgoingRecordRef& record,
                                            DeliveryCallback on_delivery) {
   return ProduceRecord(record, std::move(on_delivery));
 }

@@ -169,7 +169,7 @@ class KafkaProducer final : public Producer {
   absl::Status Produce(OutgoingRecord record, DeliveryCallback on_delivery) override {
     return ProduceCopy(record, std::move(on_delivery));  // librdkafka copies it
   }
-  absl::Status ProduceCopy(const OutgoingRecord& record, DeliveryCallback on_delivery) override;
+  absl::Status ProduceCopy(const OutgoingRecordRef& record, DeliveryCallback on_delivery) override;
 
   absl::Status Flush(absl::Duration timeout) override {
     if (closed_) return ClosedError("flush");
@@ -358,9 +358,10 @@ class KafkaProducer final : public Producer {
   };
   // The topic's partition count and handle; valid until the next call. Produce by handle: by
   // name, librdkafka looks the topic up under its handle-wide write lock for every record.
-  absl::StatusOr<const KnownTopic*> Topic(const std::string& name) {
-    auto it = topics_.find(name);
+  absl::StatusOr<const KnownTopic*> Topic(absl::string_view topic) {
+    auto it = topics_.find(topic);
     if (it != topics_.end()) return &it->second;
+    std::string name(topic);
     absl::StatusOr<int32_t> count =
         LookupPartitionCount(*settings_, rk_.get(), name, kAdminTimeout);
     if (!count.ok()) return count.status();
@@ -390,7 +391,7 @@ class KafkaProducer final : public Producer {
   bool in_transaction_ = false;
 };
 
-absl::Status KafkaProducer::ProduceCopy(const OutgoingRecord& record,
+absl::Status KafkaProducer::ProduceCopy(const OutgoingRecordRef& record,
                                         DeliveryCallback on_delivery) {
   if (absl::Status s = EnsureUsable("produce", false); !s.ok()) return s;
   absl::StatusOr<const KnownTopic*> topic = Topic(record.topic);
@@ -407,9 +408,9 @@ absl::Status KafkaProducer::ProduceCopy(const OutgoingRecord& record,
   // new topic and move the entries.
   rd_kafka_topic_t* rkt = (*topic)->handle.get();
   RdPtr<rd_kafka_headers_t> headers;
-  if (!record.headers.empty()) {
-    headers.reset(rd_kafka_headers_new(record.headers.size()));
-    for (const Header& h : record.headers) {
+  if (record.headers != nullptr && !record.headers->empty()) {
+    headers.reset(rd_kafka_headers_new(record.headers->size()));
+    for (const Header& h : *record.headers) {
       rd_kafka_header_add(headers.get(), h.key.data(), static_cast<ssize_t>(h.key.size()),
                           h.value.data(), static_cast<ssize_t>(h.value.size()));
     }
@@ -423,8 +424,9 @@ absl::Status KafkaProducer::ProduceCopy(const OutgoingRecord& record,
         rk_.get(), RD_KAFKA_V_RKT(rkt),
         RD_KAFKA_V_PARTITION(record.partition < 0 ? RD_KAFKA_PARTITION_UA : record.partition),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        // A non-null pointer even for "": the partitioner hashes an empty key like Java does.
-        RD_KAFKA_V_KEY(record.key.data(), record.key.size()),
+        // A non-null pointer even for "" (a default view has none): the partitioner hashes an
+        // empty key like Java does.
+        RD_KAFKA_V_KEY(record.key.data() == nullptr ? "" : record.key.data(), record.key.size()),
         // Copied (F_COPY), never written: the non-const pointer is only the macro's type.
         RD_KAFKA_V_VALUE(const_cast<char*>(record.value.data()), record.value.size()),
         RD_KAFKA_V_HEADERS(headers.get()), RD_KAFKA_V_OPAQUE(callback), RD_KAFKA_V_END);
