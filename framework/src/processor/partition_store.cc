@@ -84,13 +84,6 @@ void WriteDedupValue(const v1::CommandResult& result, const ResultEncoder& encod
   encoder.Write(out + kStampSize);
 }
 
-std::string DedupValue(const v1::CommandResult& result, ResultFill fill) {
-  ResultEncoder encoder(result, fill);
-  std::string value(kStampSize + encoder.size(), '\0');
-  WriteDedupValue(result, encoder, value.data());
-  return value;
-}
-
 int64_t DedupStamp(absl::string_view value) {
   uint64_t micros = 0;
   for (size_t i = 0; i < kStampSize; ++i) {
@@ -484,7 +477,10 @@ absl::Status PartitionStore::LoadMeta() {
 }
 
 std::string PartitionStore::EncodeResult(const v1::CommandResult& result, ResultFill fill) {
-  return DedupValue(result, fill);
+  ResultEncoder encoder(result, fill);
+  std::string value(kStampSize + encoder.size(), '\0');
+  WriteDedupValue(result, encoder, value.data());
+  return value;
 }
 
 void PartitionStore::AddEncodedResult(const v1::CommandResult& result, ResultFill fill,

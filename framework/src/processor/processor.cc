@@ -1155,19 +1155,20 @@ void ProcessorImpl::EncodeResults(StagedBatch& staged) {
     staged.updates[partition].encoded_results.Reserve(
         count, count * result_bytes_hint_.load(std::memory_order_relaxed));
   }
-  size_t bytes = 0;
   for (size_t i = 0; i < staged.results.size(); ++i) {
     ResultFill fill = IdentityOf(staged, i);
     fill.aggregate_type = definition_.type();
     fill.events_topic = topics_.events;
     const v1::CommandResult& result = *staged.results[i];
-    PartitionStore::EncodedEntries& entries =
-        staged.updates[staged.result_records[i]->partition].encoded_results;
-    size_t before = entries.bytes();
-    PartitionStore::AddEncodedResult(result, fill, fill.CommandIdOf(result), entries);
-    bytes += entries.bytes() - before;
+    PartitionStore::AddEncodedResult(
+        result, fill, fill.CommandIdOf(result),
+        staged.updates[staged.result_records[i]->partition].encoded_results);
   }
   if (!staged.results.empty()) {
+    size_t bytes = 0;
+    for (auto [partition, count] : per_partition) {
+      bytes += staged.updates[partition].encoded_results.bytes();
+    }
     result_bytes_hint_.store(bytes / staged.results.size() + 8, std::memory_order_relaxed);
   }
 }
