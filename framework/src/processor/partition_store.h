@@ -217,7 +217,9 @@ class PartitionStore {
     // Put of a value of `value_size` bytes that the caller writes at the returned address
     // before the next call (and before any reader can find the key: under the store's lock).
     char* PutUninitialized(absl::string_view key, size_t value_size);
-    const absl::string_view* Find(absl::string_view key) const;
+    // The key's hash, for Find: computed once for several buffers.
+    static uint32_t Hash(absl::string_view key) { return KeyHash::Of(key); }
+    const absl::string_view* Find(absl::string_view key, uint32_t hash) const;
     // Every entry, in key order (the last value of a key put twice).
     std::vector<std::pair<absl::string_view, absl::string_view>> Sorted() const;
     size_t bytes() const { return bytes_; }

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -44,6 +45,13 @@ constexpr size_t kRestoreChunk = 10000;
 std::string CacheKey(int32_t partition, const std::string& aggregate_id) {
   return absl::StrCat(partition, "/", aggregate_id);
 }
+
+// What absl's hash maps keyed by strings (std::string or absl::string_view, with their default
+// hasher) compute for `key`. A command id or cache key is hashed once and looked up in several
+// maps with find(key, hash).
+size_t StringKeyHash(absl::string_view key) { return absl::Hash<absl::string_view>{}(key); }
+using StringKeyHasher = absl::flat_hash_map<std::string, int>::hasher;
+static_assert(std::is_same_v<StringKeyHasher, absl::flat_hash_map<absl::string_view, int>::hasher>);
 
 std::string DefaultInstanceId() {
   char host[256] = {};
@@ -132,6 +140,11 @@ struct StagedBatch {
   absl::Time started, decided, previous_committed, offsets_sent, events_flushed, published,
       committed;
 };
+// Looked up with StringKeyHash (see Decide).
+static_assert(
+    std::is_same_v<decltype(StagedBatch::result_by_command_id)::hasher, StringKeyHasher> &&
+    std::is_same_v<decltype(StagedBatch::stored_results)::hasher, StringKeyHasher> &&
+    std::is_same_v<decltype(StagedBatch::states)::hasher, StringKeyHasher>);
 
 // ParseFromString into `command`, reusing its storage: its strings keep their capacity, and its
 // payload and timestamp stay allocated (Clear, which ParseFromString runs first, deletes the
@@ -320,15 +333,20 @@ class ProcessorImpl final : public Processor {
   struct StateView {
     int64_t version = 0;
     const google::protobuf::Message* state = nullptr;
+    // The batch's own entry, when the state came from it: Decide replaces it there.
+    StagedBatch::StagedState* staged = nullptr;
   };
-  // `key` is CacheKey(partition, aggregate_id).
+  // `key` is CacheKey(partition, aggregate_id) and `hash` its StringKeyHash: one hash for the
+  // four places a state may be in.
   absl::StatusOr<StateView> LoadState(int32_t partition, const std::string& aggregate_id,
-                                      const std::string& key, StagedBatch& staged);
-  // The committing batch, and the index of its result for `command_id`, or nullptr.
-  const StagedBatch* CommittingResult(absl::string_view command_id, size_t& index) const {
+                                      const std::string& key, size_t hash, StagedBatch& staged);
+  // The committing batch, and the index of its result for `command_id` (`hash`: its
+  // StringKeyHash), or nullptr.
+  const StagedBatch* CommittingResult(absl::string_view command_id, size_t hash,
+                                      size_t& index) const {
     if (committing_ == nullptr) return nullptr;
     const StagedBatch& previous = committing_->staged;
-    auto it = previous.result_by_command_id.find(command_id);
+    auto it = previous.result_by_command_id.find(command_id, hash);
     if (it == previous.result_by_command_id.end()) return nullptr;
     index = it->second;
     return &previous;
@@ -433,10 +451,12 @@ class ProcessorImpl final : public Processor {
   static constexpr size_t kMaxRetired = 4;
   std::vector<std::shared_ptr<const StoreWriter::Batch>> retired_;
   // The encoded result of `id` in the newest pending batch that has one, if any.
-  std::optional<absl::string_view> PendingResult(absl::string_view id) const;
+  std::optional<absl::string_view> PendingResult(absl::string_view id, size_t hash) const;
   // States the cache let go before the store writer wrote them (see KeepIfUnwritten). Decide
   // looks here after the cache, so usually empty: the cache holds every recent state.
   absl::flat_hash_map<std::string, StateCache::Entry> pending_states_;
+  static_assert(std::is_same_v<decltype(PendingBatch::results)::hasher, StringKeyHasher> &&
+                std::is_same_v<decltype(pending_states_)::hasher, StringKeyHasher>);
   // Two batches: while one commits on committer_'s thread the next is decided in the other.
   BatchSlot slots_[2];
   size_t next_slot_ = 0;
@@ -822,20 +842,21 @@ int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged
 absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partition,
                                                                   const std::string& aggregate_id,
                                                                   const std::string& key,
+                                                                  size_t hash,
                                                                   StagedBatch& staged) {
-  if (auto it = staged.states.find(key); it != staged.states.end()) {
-    return StateView{it->second.version, it->second.state.get()};
+  if (auto it = staged.states.find(key, hash); it != staged.states.end()) {
+    return StateView{it->second.version, it->second.state.get(), &it->second};
   }
   if (committing_ != nullptr) {
     const StagedBatch& previous = committing_->staged;
-    if (auto it = previous.states.find(key); it != previous.states.end()) {
+    if (auto it = previous.states.find(key, hash); it != previous.states.end()) {
       return StateView{it->second.version, it->second.state.get()};
     }
   }
-  if (const StateCache::Entry* cached = cache_.Get(key)) {
+  if (const StateCache::Entry* cached = cache_.Get(key, hash)) {
     return StateView{cached->version, cached->state.get()};
   }
-  if (auto it = pending_states_.find(key); it != pending_states_.end()) {
+  if (auto it = pending_states_.find(key, hash); it != pending_states_.end()) {
     return StateView{it->second.version, it->second.state.get()};
   }
   std::unique_ptr<google::protobuf::Message> state = state_pool_.Take();
@@ -1000,9 +1021,11 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   size_t staged_index = 0;
   const v1::CommandResult* original = nullptr;
   std::optional<v1::CommandResult> stored;
-  auto in_batch = staged.result_by_command_id.find(command.command_id());
+  // Hashed once for the four indexes below.
+  const size_t id_hash = StringKeyHash(command.command_id());
+  auto in_batch = staged.result_by_command_id.find(command.command_id(), id_hash);
   size_t committing_index = 0;
-  const StagedBatch* committing = CommittingResult(command.command_id(), committing_index);
+  const StagedBatch* committing = CommittingResult(command.command_id(), id_hash, committing_index);
   if (in_batch == staged.result_by_command_id.end() && committing != nullptr &&
       committing_unsettled_) {
     // Its positions are still being delivered: wait for that batch. Its results are then
@@ -1017,13 +1040,16 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   } else if (committing != nullptr) {
     staged_original = committing;
     staged_index = committing_index;
-  } else if (std::optional<absl::string_view> pending = PendingResult(command.command_id());
+  } else if (std::optional<absl::string_view> pending =
+                 PendingResult(command.command_id(), id_hash);
              pending.has_value()) {
     absl::StatusOr<v1::CommandResult> decoded = PartitionStore::DecodeResult(*pending);
     if (!decoded.ok()) return decoded.status();
     stored = *std::move(decoded);
     original = &*stored;
-  } else if (auto hit = staged.stored_results.find(command.command_id());
+  } else if (auto hit = staged.stored_results.empty()
+                            ? staged.stored_results.end()
+                            : staged.stored_results.find(command.command_id(), id_hash);
              hit != staged.stored_results.end()) {
     original = &hit->second;
   }
@@ -1039,8 +1065,9 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   }
 
   std::string cache_key = CacheKey(record.partition, command.aggregate_id());
+  const size_t key_hash = StringKeyHash(cache_key);
   absl::StatusOr<StateView> current =
-      LoadState(record.partition, command.aggregate_id(), cache_key, staged);
+      LoadState(record.partition, command.aggregate_id(), cache_key, key_hash, staged);
   if (!current.ok()) return current.status();
   result.set_version(current->version);
   if (command.has_expected_version() && command.expected_version() != current->version) {
@@ -1099,10 +1126,14 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     staged_event.value_size = staged.event_bytes.size() - staged_event.value_at;
   }
   if (version > current->version) {
-    staged.states[std::move(cache_key)] = {
-        .partition = record.partition,
-        .version = version,
-        .state = state_pool_.Share(std::move(decided.new_state))};
+    StagedBatch::StagedState state{.partition = record.partition,
+                                   .version = version,
+                                   .state = state_pool_.Share(std::move(decided.new_state))};
+    if (current->staged != nullptr) {  // the batch's own entry (no insert since LoadState)
+      *current->staged = std::move(state);
+    } else {
+      staged.states.emplace(std::move(cache_key), std::move(state));
+    }
   }
   return absl::OkStatus();
 }
@@ -1314,9 +1345,8 @@ void ProcessorImpl::PrunePending() {
   }
 }
 
-std::optional<absl::string_view> ProcessorImpl::PendingResult(absl::string_view id) const {
-  if (pending_.empty()) return std::nullopt;
-  size_t hash = pending_.back().results.hash_function()(id);  // the same in every index
+std::optional<absl::string_view> ProcessorImpl::PendingResult(absl::string_view id,
+                                                              size_t hash) const {
   for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
     if (auto hit = it->results.find(id, hash); hit != it->results.end()) return hit->second;
   }

@@ -40,8 +40,10 @@ class StateCache {
   explicit StateCache(size_t capacity, EvictFn on_evict = {})
       : capacity_(capacity), on_evict_(std::move(on_evict)) {}
 
-  const Entry* Get(const std::string& key) {
-    auto it = index_.find(key);
+  const Entry* Get(const std::string& key) { return Get(key, index_.hash_function()(key)); }
+  // `hash` is what the index's hasher (absl's default for std::string) gives `key`.
+  const Entry* Get(const std::string& key, size_t hash) {
+    auto it = index_.find(key, hash);
     if (it == index_.end()) return nullptr;
     Touch(it->second);
     return &it->second->entry;
