@@ -141,7 +141,10 @@ RunResult TimeFromFirstCommand(const Config& config, const std::function<bool()>
   int64_t last_done = 0;
   double last_cpu = cpu0;
   while (done() < config.commands && !failed.load()) {
-    absl::SleepFor(absl::Milliseconds(1));
+    // Waking every millisecond cost the measured process ~1% (each wakeup preempts a busy
+    // thread on a 2-core machine): every 10 ms until the last 2% of the commands, then every
+    // millisecond, so the end time is still read within about a millisecond.
+    absl::SleepFor(absl::Milliseconds(done() < config.commands / 50 * 49 ? 10 : 1));
     if (absl::Time now = absl::Now(); config.progress && now - last_report >= absl::Seconds(1)) {
       int64_t now_done = done();
       double cpu = CpuSeconds();
