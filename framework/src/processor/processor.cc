@@ -84,6 +84,7 @@ struct StagedBatch {
     int32_t partition = 0;
     int64_t version = 0;
     std::shared_ptr<const google::protobuf::Message> state;
+    size_t key_hash = 0;  // StringKeyHash of its cache key, for the cache's Put
   };
   // One per command, in order, on the slot's arena: stable addresses, as delivery callbacks
   // write event positions into them.
@@ -873,7 +874,7 @@ absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partit
   }
   // Owned here at least until the next LoadState: the cache may not keep it (size 0).
   last_loaded_ = state_pool_.Share(std::move(state));
-  cache_.Put(key, {version, last_loaded_});
+  cache_.Put(key, hash, {version, last_loaded_});
   return StateView{version, last_loaded_.get()};
 }
 
@@ -1128,7 +1129,8 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   if (version > current->version) {
     StagedBatch::StagedState state{.partition = record.partition,
                                    .version = version,
-                                   .state = state_pool_.Share(std::move(decided.new_state))};
+                                   .state = state_pool_.Share(std::move(decided.new_state)),
+                                   .key_hash = key_hash};
     if (current->staged != nullptr) {  // the batch's own entry (no insert since LoadState)
       *current->staged = std::move(state);
     } else {
@@ -1320,7 +1322,7 @@ absl::Status ProcessorImpl::ApplyCommitted(StagedBatch& staged, bool prune) {
     }
   }
   for (auto& [key, state] : staged.states) {
-    cache_.Put(key,
+    cache_.Put(key, state.key_hash,
                {.version = state.version, .state = std::move(state.state), .seq = pending.seq});
   }
   pending_.push_back(std::move(pending));

@@ -50,11 +50,15 @@ class StateCache {
   }
 
   void Put(const std::string& key, Entry entry) {
+    Put(key, index_.hash_function()(key), std::move(entry));
+  }
+  // `hash` as for Get.
+  void Put(const std::string& key, size_t hash, Entry entry) {
     if (capacity_ == 0) {
       if (on_evict_) on_evict_(key, entry);
       return;
     }
-    if (auto it = index_.find(key); it != index_.end()) {
+    if (auto it = index_.find(key, hash); it != index_.end()) {
       it->second->entry = std::move(entry);
       Touch(it->second);
       return;

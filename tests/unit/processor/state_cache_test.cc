@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "bank/v1/bank.pb.h"
 #include "gtest/gtest.h"
@@ -57,6 +58,25 @@ TEST(StateCacheTest, EvictsTheLeastRecentlyUsed) {
   EXPECT_EQ(pool.free_count(), 1u) << "b's state went back to the pool";
   cache.Clear();
   EXPECT_EQ(pool.free_count(), 3u);
+}
+
+// Get and Put with a hash the caller computed once (the processor's StringKeyHash, absl's hash of
+// the key as a string_view) find the same entries as without: the index hashes its std::string
+// keys the same way.
+TEST(StateCacheTest, TheCallersHashFindsTheSameEntries) {
+  StatePool pool(std::make_unique<Account>(), 4);
+  StateCache cache(4);
+  auto hash = [](absl::string_view key) { return absl::Hash<absl::string_view>{}(key); };
+  cache.Put("0/a", hash("0/a"), {1, pool.Share(pool.Take())});
+  cache.Put("0/b", {2, pool.Share(pool.Take())});
+  ASSERT_NE(cache.Get("0/a"), nullptr);
+  EXPECT_EQ(cache.Get("0/a")->version, 1);
+  ASSERT_NE(cache.Get("0/b", hash("0/b")), nullptr);
+  EXPECT_EQ(cache.Get("0/b", hash("0/b"))->version, 2);
+  cache.Put("0/a", hash("0/a"), {3, pool.Share(pool.Take())});  // replaces, no second entry
+  EXPECT_EQ(cache.size(), 2u);
+  EXPECT_EQ(cache.Get("0/a", hash("0/a"))->version, 3);
+  EXPECT_EQ(cache.Get("0/c", hash("0/c")), nullptr);
 }
 
 // In a larger cache an entry goes to the front only when it is out of the front half: one used
