@@ -318,9 +318,11 @@ class ProcessorImpl final : public Processor {
   absl::Status ProcessBatch(std::vector<log::Record> records);
   // Decides the slot's records from index `from` on (a batch may grow once, see ProcessBatch).
   absl::Status DecideFrom(BatchSlot& slot, size_t from);
-  // Parses the slot's commands from `from` on into its `commands` (parsed[i - from]: record i
-  // parsed) and reads the stored results of their ids, one MultiGet per partition store.
-  absl::Status Prefetch(BatchSlot& slot, size_t from, std::vector<bool>& parsed);
+  // Parses the slot's commands from `from` on whose partitions are owned (owned[i - from])
+  // into its `commands` (parsed[i - from]: record i parsed) and reads the stored results of
+  // their ids, one MultiGet per partition store.
+  absl::Status Prefetch(BatchSlot& slot, size_t from, const std::vector<bool>& owned,
+                        std::vector<bool>& parsed);
   // `command` is the parsed envelope of `record`, or nullptr if it did not parse.
   absl::Status Decide(const log::Record& record, const v1::CommandEnvelope* command,
                       BatchSlot& slot);
@@ -938,23 +940,38 @@ void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) 
 absl::Status ProcessorImpl::DecideFrom(BatchSlot& slot, size_t from) {
   StagedBatch& staged = slot.staged;
   decided_at_ = ProtoNow();
+  // owned[i - from]: record i's partition is still this instance's (not revoked while
+  // polling). Looked up, like the batch's offsets, once per run of records of one partition
+  // (a poll returns them partition by partition), not per record.
+  std::vector<bool> owned(slot.records.size() - from, false);
+  int32_t run_partition = 0;
+  bool run_owned = false;
+  int64_t* run_next = nullptr;
   for (size_t i = from; i < slot.records.size(); ++i) {
     const log::Record& record = slot.records[i];
-    if (!owned_.contains(record.partition)) continue;  // revoked while polling
-    staged.first_command_offsets.emplace(record.partition, record.offset);
-    staged.next_command_offsets[record.partition] = record.offset + 1;
+    if (i == from || record.partition != run_partition) {
+      run_partition = record.partition;
+      run_owned = owned_.contains(run_partition);
+      if (run_owned) {
+        staged.first_command_offsets.emplace(run_partition, record.offset);
+        run_next = &staged.next_command_offsets[run_partition];
+      }
+    }
+    if (!run_owned) continue;
+    owned[i - from] = true;
+    *run_next = record.offset + 1;
   }
   std::vector<bool> parsed;
-  absl::Status status = Prefetch(slot, from, parsed);
+  absl::Status status = Prefetch(slot, from, owned, parsed);
   for (size_t i = from; i < slot.records.size() && status.ok(); ++i) {
-    const log::Record& record = slot.records[i];
-    if (!owned_.contains(record.partition)) continue;  // revoked while polling
-    status = Decide(record, parsed[i - from] ? slot.commands[i].get() : nullptr, slot);
+    if (!owned[i - from]) continue;
+    status = Decide(slot.records[i], parsed[i - from] ? slot.commands[i].get() : nullptr, slot);
   }
   return status;
 }
 
-absl::Status ProcessorImpl::Prefetch(BatchSlot& slot, size_t from, std::vector<bool>& parsed) {
+absl::Status ProcessorImpl::Prefetch(BatchSlot& slot, size_t from, const std::vector<bool>& owned,
+                                     std::vector<bool>& parsed) {
   const std::vector<log::Record>& records = slot.records;
   StagedBatch& staged = slot.staged;
   while (slot.commands.size() < records.size()) {
@@ -962,13 +979,19 @@ absl::Status ProcessorImpl::Prefetch(BatchSlot& slot, size_t from, std::vector<b
   }
   parsed.assign(records.size() - from, false);
   std::map<int32_t, std::vector<absl::string_view>> ids;
+  std::vector<absl::string_view>* run_ids = nullptr;  // ids[run_partition]
+  int32_t run_partition = 0;
   for (size_t i = from; i < records.size(); ++i) {
     const log::Record& record = records[i];
-    if (!owned_.contains(record.partition)) continue;
+    if (!owned[i - from]) continue;
     v1::CommandEnvelope& command = *slot.commands[i];
     parsed[i - from] = ParseCommand(record.value, command);
     if (parsed[i - from] && !command.command_id().empty()) {
-      ids[record.partition].push_back(command.command_id());
+      if (run_ids == nullptr || record.partition != run_partition) {
+        run_partition = record.partition;
+        run_ids = &ids[run_partition];
+      }
+      run_ids->push_back(command.command_id());
     }
   }
   for (const auto& [partition, partition_ids] : ids) {
