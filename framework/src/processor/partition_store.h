@@ -234,21 +234,17 @@ class PartitionStore {
       uint32_t hash;
       absl::string_view view() const { return {data, size}; }
     };
+    // Every insert and lookup passes a HashedKey: the hash is computed once, by the caller.
     struct KeyHash {
-      using is_transparent = void;
       size_t operator()(const HashedKey& key) const { return key.hash; }
-      size_t operator()(absl::string_view key) const { return Of(key); }
       static uint32_t Of(absl::string_view key) {
         return static_cast<uint32_t>(absl::Hash<absl::string_view>()(key));
       }
     };
     struct KeyEq {
-      using is_transparent = void;
       bool operator()(const HashedKey& a, const HashedKey& b) const {
         return a.hash == b.hash && a.view() == b.view();
       }
-      bool operator()(const HashedKey& a, absl::string_view b) const { return a.view() == b; }
-      bool operator()(absl::string_view a, const HashedKey& b) const { return a == b.view(); }
     };
 
     char* Allocate(size_t size);
