@@ -129,6 +129,9 @@ class StatePool {
       : prototype_(std::move(prototype)), capacity_(capacity) {}
   StatePool(const StatePool&) = delete;
   StatePool& operator=(const StatePool&) = delete;
+  ~StatePool() {
+    for (void* block : free_blocks_) ::operator delete(block);
+  }
 
   std::unique_ptr<google::protobuf::Message> Take() {
     if (free_.empty()) return std::unique_ptr<google::protobuf::Message>(prototype_->New());
@@ -140,22 +143,65 @@ class StatePool {
   std::shared_ptr<const google::protobuf::Message> Share(
       std::unique_ptr<google::protobuf::Message> state) {
     return std::shared_ptr<const google::protobuf::Message>(
-        state.release(), [this](const google::protobuf::Message* released) {
+        state.release(),
+        [this](const google::protobuf::Message* released) {
           auto* message = const_cast<google::protobuf::Message*>(released);
           if (free_.size() < capacity_) {
             free_.emplace_back(message);
           } else {
             delete message;
           }
-        });
+        },
+        BlockAllocator<char>(this));
   }
 
   size_t free_count() const { return free_.size(); }
+  // Control blocks kept for the next Share.
+  size_t free_block_count() const { return free_blocks_.size(); }
 
  private:
+  // Allocates the control block of each shared state from the pool's spare blocks, like the
+  // states themselves: otherwise every Share (one per accepted command) cost a malloc, and every
+  // release a free, of a block last touched when that aggregate last changed (cold).
+  template <typename T>
+  struct BlockAllocator {
+    using value_type = T;
+    explicit BlockAllocator(StatePool* owner) : pool(owner) {}
+    template <typename U>
+    BlockAllocator(const BlockAllocator<U>& other) : pool(other.pool) {}  // NOLINT: rebinding
+    T* allocate(size_t n) { return static_cast<T*>(pool->AllocateBlock(n * sizeof(T))); }
+    void deallocate(T* block, size_t n) { pool->FreeBlock(block, n * sizeof(T)); }
+    template <typename U>
+    bool operator==(const BlockAllocator<U>& other) const {
+      return pool == other.pool;
+    }
+    StatePool* pool;
+  };
+
+  // Every control block Share makes has the same type, hence the same size: the first one
+  // allocated sets it, and only blocks of that size are kept.
+  void* AllocateBlock(size_t size) {
+    if (size == block_size_ && !free_blocks_.empty()) {
+      void* block = free_blocks_.back();
+      free_blocks_.pop_back();
+      return block;
+    }
+    if (block_size_ == 0) block_size_ = size;
+    return ::operator new(size);
+  }
+  void FreeBlock(void* block, size_t size) {
+    if (size == block_size_ && free_blocks_.size() < capacity_) {
+      free_blocks_.push_back(block);
+    } else {
+      ::operator delete(block);
+    }
+  }
+
   const std::unique_ptr<google::protobuf::Message> prototype_;
   const size_t capacity_;
   std::vector<std::unique_ptr<google::protobuf::Message>> free_;
+  size_t block_size_ = 0;
+  std::vector<void*> free_blocks_;
 };
 
 }  // namespace leftfold::internal::processor

@@ -43,6 +43,29 @@ TEST(StatePoolTest, ReleasedStatesAreTakenAgainUpToTheCapacity) {
   EXPECT_EQ(pool.free_count(), 1u) << "the second spare state is freed, not kept";
 }
 
+// A shared state's control block comes back to the pool with the state, and the next Share
+// takes it instead of allocating; beyond the capacity spare blocks are freed.
+TEST(StatePoolTest, ControlBlocksAreReusedUpToTheCapacity) {
+  StatePool pool(std::make_unique<Account>(), 1);
+  std::shared_ptr<const google::protobuf::Message> a = pool.Share(pool.Take());
+  std::shared_ptr<const google::protobuf::Message> b = pool.Share(pool.Take());
+  EXPECT_EQ(pool.free_block_count(), 0u);
+  a.reset();
+  EXPECT_EQ(pool.free_block_count(), 1u);
+  b.reset();
+  EXPECT_EQ(pool.free_block_count(), 1u) << "the second spare block is freed, not kept";
+
+  std::shared_ptr<const google::protobuf::Message> c = pool.Share(pool.Take());
+  EXPECT_EQ(pool.free_block_count(), 0u) << "Share took the spare block";
+  std::shared_ptr<const google::protobuf::Message> copy = c;
+  c.reset();
+  EXPECT_EQ(pool.free_block_count(), 0u) << "a copy still holds it";
+  EXPECT_EQ(pool.free_count(), 0u);
+  copy.reset();
+  EXPECT_EQ(pool.free_block_count(), 1u);
+  EXPECT_EQ(pool.free_count(), 1u);
+}
+
 // The LRU keeps the most recently used entries within its capacity.
 TEST(StateCacheTest, EvictsTheLeastRecentlyUsed) {
   StatePool pool(std::make_unique<Account>(), 4);
