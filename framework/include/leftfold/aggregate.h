@@ -51,12 +51,10 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/any.pb.h"
-#include "google/protobuf/arena.h"
 #include "google/protobuf/message.h"
 #include "leftfold/types.h"
 #include "leftfold/v1/envelope.pb.h"
@@ -64,10 +62,12 @@
 namespace leftfold {
 
 class AggregateDefinition;
+struct DecideResult;
 
-// What a decide handler emits events through: `emit(event)` copies the event and appends it.
-// Owned by AggregateDefinition::Decide for the duration of one call; not thread-safe (one decide).
-// Events take effect only if decide returns OK; a rejected command emits nothing.
+// What a decide handler emits events through: `emit(event)` applies the event to the new state
+// and records it. Owned by AggregateDefinition::Decide for the duration of one call; not
+// thread-safe (one decide). Events take effect only if decide returns OK; a rejected command
+// emits nothing.
 class Emit {
  public:
   Emit(const Emit&) = delete;
@@ -77,11 +77,20 @@ class Emit {
 
  private:
   friend class AggregateDefinition;
-  // The copies live on `arena` (the Decide call's), not each in an allocation of its own.
-  explicit Emit(google::protobuf::Arena* arena) : arena_(arena) {}
+  // Each event is folded into `out.new_state` (a copy of `state` from the first event on) and
+  // serialized into `out.events` when emitted, so no copy of it is kept. The first failure (no
+  // Apply, an Apply that fails or throws) is kept, later events are ignored, and decide's
+  // outcome is FAILED with it.
+  Emit(const AggregateDefinition& definition, const google::protobuf::Message& state,
+       DecideResult& out, absl::string_view command_type)
+      : definition_(definition), state_(state), out_(out), command_type_(command_type) {}
 
-  google::protobuf::Arena* arena_;
-  absl::InlinedVector<google::protobuf::Message*, 2> events_;
+  const AggregateDefinition& definition_;
+  const google::protobuf::Message& state_;
+  DecideResult& out_;
+  absl::string_view command_type_;
+  size_t count_ = 0;  // events emitted (and applied) so far
+  absl::Status error_;
 };
 
 // What a decide handler may know besides state and command: who the command is for, which
@@ -211,7 +220,10 @@ class AggregateDefinition {
   std::vector<std::string> EventTypes() const;
 
  private:
+  friend class Emit;
   struct Impl;
+  // Emit::operator(): applies `event` to emit.out_.new_state and appends it, serialized.
+  absl::Status ApplyEmitted(Emit& emit, const google::protobuf::Message& event) const;
   std::shared_ptr<const Impl> impl_;
 };
 

@@ -2,7 +2,9 @@
 // their exceptions are caught (STYLE.md, "Errors").
 #include "leftfold/aggregate.h"
 
+#include <deque>
 #include <exception>
+#include <memory>
 #include <typeinfo>
 
 #include "absl/container/flat_hash_map.h"
@@ -35,6 +37,20 @@ void Finish(DecideResult& out, DecideResult::Kind kind, absl::Status status) {
   out.new_state.reset();
 }
 
+// Sets out.new_state to a copy of `state`. A new_state left in `out` (by the caller, or by the
+// last call when it was not moved out) is reused: cleared, its strings keep their capacity, so
+// copying allocates nothing. MergeFrom into it, not CopyFrom: protobuf as built here runs
+// CopyFrom's check that the source is not a descendant of the target by reflection (~4% of an
+// embedded processor's thread in perf).
+void CopyState(const Message& state, DecideResult& out) {
+  if (out.new_state == nullptr || typeid(*out.new_state) != typeid(state)) {
+    out.new_state.reset(state.New());
+  } else {
+    out.new_state->Clear();
+  }
+  out.new_state->MergeFrom(state);
+}
+
 bool ValidTypeChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-';
@@ -59,6 +75,55 @@ absl::Status RunApply(const internal::ApplyHandler& handler, Message& state, con
   return absl::OkStatus();
 }
 
+// The command payload messages of this thread, one per command type, parsed in place by every
+// Decide call (their strings keep their capacity): a message per call, even on an arena, cost
+// more than the handler that reads it (callgrind: ~400 instructions per command for the arena
+// alone). A payload in use (a decide handler that calls Decide again) is not handed out twice.
+class PayloadLease {
+ public:
+  explicit PayloadLease(const Message& prototype) {
+    thread_local std::deque<Slot> slots;  // a deque: a leased slot stays put as others are added
+    const std::type_info& type = typeid(prototype);
+    Slot* found = nullptr;
+    for (Slot& slot : slots) {  // the same type_info object: no name comparison
+      if (slot.type == &type) {
+        found = &slot;
+        break;
+      }
+    }
+    for (size_t i = 0; found == nullptr && i < slots.size(); ++i) {
+      if (*slots[i].type == type) found = &slots[i];  // another copy of it (a shared library's)
+    }
+    if (found == nullptr) {
+      found = &slots.emplace_back(Slot{&type, std::unique_ptr<Message>(prototype.New())});
+    }
+    if (!found->in_use) {
+      slot_ = found;
+      slot_->in_use = true;
+      message_ = slot_->message.get();
+    } else {
+      own_.reset(prototype.New());
+      message_ = own_.get();
+    }
+  }
+  PayloadLease(const PayloadLease&) = delete;
+  PayloadLease& operator=(const PayloadLease&) = delete;
+  ~PayloadLease() {
+    if (slot_ != nullptr) slot_->in_use = false;
+  }
+  Message* get() const { return message_; }
+
+ private:
+  struct Slot {
+    const std::type_info* type;
+    std::unique_ptr<Message> message;
+    bool in_use = false;
+  };
+  Slot* slot_ = nullptr;
+  std::unique_ptr<Message> own_;  // when this thread's payload of the type is leased already
+  Message* message_ = nullptr;
+};
+
 }  // namespace
 
 absl::string_view DecideKindName(DecideResult::Kind kind) {
@@ -74,12 +139,8 @@ absl::string_view DecideKindName(DecideResult::Kind kind) {
 }
 
 void Emit::operator()(const Message& event) {
-  // MergeFrom into a new message, not CopyFrom: protobuf as built here runs CopyFrom's check that
-  // the source is not a descendant of the target by reflection (~4% of an embedded processor's
-  // thread in perf).
-  Message* copy = event.New(arena_);
-  copy->MergeFrom(event);
-  events_.push_back(copy);
+  if (!error_.ok()) return;  // the first failure stands
+  error_ = definition_.ApplyEmitted(*this, event);
 }
 
 struct AggregateDefinition::Impl {
@@ -193,16 +254,8 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
                       "aggregate ", spec.type, " has no Decide for command type ", command_type)));
   }
   const internal::DecideHandler& handler = *found;
-  // The command and the emitted events live for this call only: on an arena whose first block is
-  // on the stack, the messages themselves cost no allocation unless they are large (strings
-  // longer than the small-string buffer still allocate their characters).
-  alignas(8) char arena_block[2048];
-  google::protobuf::ArenaOptions arena_options;
-  arena_options.initial_block = arena_block;
-  arena_options.initial_block_size = sizeof(arena_block);
-  google::protobuf::Arena arena(arena_options);
-  Message* payload = handler.prototype->New(&arena);
-  if (!payload->ParseFromString(command.payload().value())) {
+  PayloadLease payload(*handler.prototype);
+  if (!payload.get()->ParseFromString(command.payload().value())) {
     return Finish(out, DecideResult::Kind::kRejected,
                   absl::InvalidArgumentError(absl::StrCat(
                       "malformed ", command_type, " payload: ", command.payload().value().size(),
@@ -210,10 +263,10 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
   }
 
   CommandContext context(command, version);
-  Emit emit(&arena);
+  Emit emit(*this, state, out, command_type);
   absl::Status status;
   try {
-    status = handler.fn(state, *payload, emit, context);
+    status = handler.fn(state, *payload.get(), emit, context);
   } catch (const std::exception& e) {
     return Finish(
         out, DecideResult::Kind::kFailed,
@@ -229,51 +282,46 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
                                                               : DecideResult::Kind::kRejected;
     return Finish(out, kind, std::move(status));
   }
-
-  // A new_state left in `out` (by the caller, or by the last call when it was not moved out) is
-  // reused: cleared, its strings keep their capacity, so copying the state allocates nothing.
-  if (out.new_state == nullptr || typeid(*out.new_state) != typeid(state)) {
-    out.new_state.reset(state.New());
-  } else {
-    out.new_state->Clear();
-  }
-  out.new_state->MergeFrom(state);  // see Emit::operator()
-  // The first events keep their strings' capacity from the last call: no allocation per event
-  // once they are large enough.
-  out.events.resize(emit.events_.size());
-  for (size_t i = 0; i < emit.events_.size(); ++i) {
-    Message* event = emit.events_[i];
-    const Impl::Apply* apply = impl_->FindApply(*event);
-    if (apply == nullptr) {
-      return Finish(out, DecideResult::Kind::kFailed,
-                    absl::InternalError(absl::StrCat("decide of ", command_type, " emitted ",
-                                                     event->GetTypeName(), ", but aggregate ",
-                                                     spec.type, " has no Apply for it")));
-    }
-    const internal::ApplyHandler& apply_handler = *apply->handler;
-    if (typeid(*event) != typeid(*apply_handler.prototype)) {
-      // Same descriptor, other C++ class (a DynamicMessage): convert through the wire format.
-      Message* typed = apply_handler.prototype->New(&arena);
-      if (!typed->ParseFromString(event->SerializeAsString())) {
-        return Finish(
-            out, DecideResult::Kind::kFailed,
-            absl::InternalError(absl::StrCat("emitted ", event->GetTypeName(), " does not parse")));
-      }
-      event = typed;
-    }
-    absl::Status applied = RunApply(apply_handler, *out.new_state, *event);
-    if (!applied.ok()) {
-      return Finish(out, DecideResult::Kind::kFailed,
-                    absl::InternalError(absl::StrCat("decide of ", command_type, " accepted, but ",
-                                                     applied.message())));
-    }
-    // Any::PackFrom, with the type URL built once per type.
-    google::protobuf::Any& packed = out.events[i];
-    packed.set_type_url(apply->type_url);
-    event->SerializeToString(packed.mutable_value());
-  }
+  if (!emit.error_.ok()) return Finish(out, DecideResult::Kind::kFailed, std::move(emit.error_));
+  if (emit.count_ == 0) CopyState(state, out);  // accepted without events: the same state
+  out.events.resize(emit.count_);
   out.kind = DecideResult::Kind::kAccepted;
   out.status = absl::OkStatus();
+}
+
+absl::Status AggregateDefinition::ApplyEmitted(Emit& emit, const Message& event) const {
+  const internal::AggregateSpec& spec = impl_->spec;
+  const Impl::Apply* apply = impl_->FindApply(event);
+  if (apply == nullptr) {
+    return absl::InternalError(absl::StrCat("decide of ", emit.command_type_, " emitted ",
+                                            event.GetTypeName(), ", but aggregate ", spec.type,
+                                            " has no Apply for it"));
+  }
+  const internal::ApplyHandler& apply_handler = *apply->handler;
+  const Message* typed = &event;
+  std::unique_ptr<Message> converted;
+  if (typeid(event) != typeid(*apply_handler.prototype)) {
+    // Same descriptor, other C++ class (a DynamicMessage): convert through the wire format.
+    converted.reset(apply_handler.prototype->New());
+    if (!converted->ParseFromString(event.SerializeAsString())) {
+      return absl::InternalError(absl::StrCat("emitted ", event.GetTypeName(), " does not parse"));
+    }
+    typed = converted.get();
+  }
+  DecideResult& out = emit.out_;
+  if (emit.count_ == 0) CopyState(emit.state_, out);  // the first event folds into a copy
+  absl::Status applied = RunApply(apply_handler, *out.new_state, *typed);
+  if (!applied.ok()) {
+    return absl::InternalError(
+        absl::StrCat("decide of ", emit.command_type_, " accepted, but ", applied.message()));
+  }
+  // Any::PackFrom, with the type URL built once per type. The events kept from the last call
+  // keep their strings' capacity: no allocation per event once they are large enough.
+  if (out.events.size() <= emit.count_) out.events.resize(emit.count_ + 1);
+  google::protobuf::Any& packed = out.events[emit.count_++];
+  packed.set_type_url(apply->type_url);
+  typed->SerializeToString(packed.mutable_value());
+  return absl::OkStatus();
 }
 
 absl::Status AggregateDefinition::Apply(Message& state, const google::protobuf::Any& event) const {

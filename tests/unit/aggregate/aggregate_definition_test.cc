@@ -117,9 +117,9 @@ TEST(AggregateDefinitionTest, DecideIntoOverwritesTheWholeResult) {
   }
 }
 
-// Decide runs the command and the emitted events on an arena that starts on the stack: more
-// events than fit inline, payloads larger than that first block, and an event emitted as a
-// DynamicMessage (converted through the wire format) must all come out exactly.
+// Each emitted event is applied and serialized as it is emitted: many events, payloads larger
+// than a message's inline strings, and an event emitted as a DynamicMessage (converted through
+// the wire format) must all come out exactly.
 TEST(AggregateDefinitionTest, ManyLargeAndDynamicEventsArePackedExactly) {
   const std::string big(10000, 'x');
   google::protobuf::DynamicMessageFactory factory;
@@ -186,6 +186,106 @@ void AddWithDependencies(const google::protobuf::FileDescriptor* file,
 
 // Apply handlers are found by the event's descriptor, or else by its type name: an event built
 // from a descriptor of another pool (a DynamicMessage of a copied schema) is applied all the same.
+// Events are applied as they are emitted, but a decide that then refuses the command leaves
+// nothing: no events, no new state. One that emits nothing and accepts keeps the state as it is.
+TEST(AggregateDefinitionTest, EmittedThenRejectedLeavesNothingAndNoEventsKeepsTheState) {
+  AggregateDefinition def =
+      Aggregate<Account>("test.account")
+          .Decide<bank::v1::Deposit>(
+              [](const Account&, const bank::v1::Deposit& cmd, Emit& emit) -> absl::Status {
+                bank::v1::Deposited e;
+                e.set_amount(cmd.amount());
+                emit(e);
+                if (cmd.amount() > 100) return absl::OutOfRangeError("too large after all");
+                return absl::OkStatus();
+              })
+          .Decide<bank::v1::Withdraw>(
+              [](const Account&, const bank::v1::Withdraw&, Emit&) { return absl::OkStatus(); })
+          .Apply<bank::v1::Deposited>([](Account& state, const bank::v1::Deposited& e) {
+            state.set_balance(state.balance() + e.amount());
+          });
+  Account state;
+  state.set_balance(7);
+  state.set_owner("ann");
+  DecideResult reused;
+  def.DecideInto(state, Envelope(DepositOf(500)), Version(1), reused);
+  EXPECT_EQ(reused.kind, Kind::kRejected);
+  EXPECT_EQ(reused.status.code(), absl::StatusCode::kOutOfRange);
+  EXPECT_TRUE(reused.events.empty());
+  EXPECT_EQ(reused.new_state, nullptr);
+
+  def.DecideInto(state, Envelope(DepositOf(5)), Version(1), reused);
+  ASSERT_EQ(reused.kind, Kind::kAccepted) << reused.status;
+  ASSERT_EQ(reused.events.size(), 1u);
+  EXPECT_EQ(static_cast<const Account&>(*reused.new_state).balance(), 12);
+
+  bank::v1::Withdraw nothing;
+  nothing.set_amount(1);
+  def.DecideInto(state, Envelope(nothing), Version(2), reused);
+  ASSERT_EQ(reused.kind, Kind::kAccepted) << reused.status;
+  EXPECT_TRUE(reused.events.empty());
+  ASSERT_NE(reused.new_state, nullptr);
+  EXPECT_EQ(reused.new_state->SerializeAsString(), state.SerializeAsString())
+      << "accepted without events: the new state is the state";
+}
+
+// After an emitted event fails (here: no Apply for it), later events are not applied, and the
+// handler's own refusal still wins over that failure.
+TEST(AggregateDefinitionTest, TheFirstEmitFailureStandsUnlessDecideRefuses) {
+  int applied = 0;
+  AggregateDefinition def =
+      Aggregate<Account>("test.account")
+          .Decide<bank::v1::Deposit>(
+              [](const Account&, const bank::v1::Deposit& cmd, Emit& emit) -> absl::Status {
+                emit(bank::v1::Withdrawn());  // no Apply registered for it
+                bank::v1::Deposited e;
+                e.set_amount(cmd.amount());
+                emit(e);
+                if (cmd.amount() == 0) return absl::InvalidArgumentError("zero");
+                return absl::OkStatus();
+              })
+          .Apply<bank::v1::Deposited>(
+              [&applied](Account&, const bank::v1::Deposited&) { ++applied; });
+  DecideResult r = def.Decide(Account(), Envelope(DepositOf(3)));
+  EXPECT_EQ(r.kind, Kind::kFailed);
+  EXPECT_NE(r.status.message().find("Withdrawn"), absl::string_view::npos) << r.status;
+  EXPECT_EQ(applied, 0) << "events after the failed one are ignored";
+  EXPECT_TRUE(r.events.empty());
+
+  r = def.Decide(Account(), Envelope(DepositOf(0)));
+  EXPECT_EQ(r.kind, Kind::kRejected);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Command payloads are parsed into a message per type and thread, reused: a decide handler that
+// runs Decide again (on a command of the same type) gets a payload of its own, and both see the
+// amounts they were sent.
+TEST(AggregateDefinitionTest, ANestedDecideGetsItsOwnPayload) {
+  auto inner = std::make_shared<AggregateDefinition>(TestAggregate());
+  int64_t inner_amount = 0;
+  AggregateDefinition outer =
+      Aggregate<Account>("test.account")
+          .Decide<bank::v1::Deposit>(
+              [&](const Account& state, const bank::v1::Deposit& cmd, Emit& emit) -> absl::Status {
+                DecideResult nested = inner->Decide(state, Envelope(DepositOf(cmd.amount() + 1)));
+                if (nested.kind != Kind::kAccepted) return nested.status;
+                bank::v1::Deposited e;
+                if (!nested.events[0].UnpackTo(&e)) return absl::InternalError("unpack");
+                inner_amount = e.amount();
+                bank::v1::Deposited mine;
+                mine.set_amount(cmd.amount());  // read after the nested call: must be unchanged
+                emit(mine);
+                return absl::OkStatus();
+              })
+          .Apply<bank::v1::Deposited>([](Account& state, const bank::v1::Deposited& e) {
+            state.set_balance(state.balance() + e.amount());
+          });
+  DecideResult r = outer.Decide(Account(), Envelope(DepositOf(40)));
+  ASSERT_EQ(r.kind, Kind::kAccepted) << r.status;
+  EXPECT_EQ(inner_amount, 41);
+  EXPECT_EQ(static_cast<const Account&>(*r.new_state).balance(), 40);
+}
+
 TEST(AggregateDefinitionTest, AnEventOfAnotherDescriptorPoolIsFoundByName) {
   google::protobuf::DescriptorPool pool;
   AddWithDependencies(bank::v1::Deposited::descriptor()->file(), pool);
