@@ -58,19 +58,20 @@ bool ValidTypeChar(char c) {
 
 // Runs one apply handler on an event of exactly its C++ type; catches what it throws.
 absl::Status RunApply(const internal::ApplyHandler& handler, Message& state, const Message& event) {
-  const std::string& event_type = handler.prototype->GetDescriptor()->full_name();
+  // The type's name only for an error: finding the descriptor is a virtual call and more.
+  auto event_type = [&handler] { return handler.prototype->GetDescriptor()->full_name(); };
   absl::Status status;
   try {
     status = handler.fn(state, event);
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("apply of ", event_type, " threw: ", e.what()));
+    return absl::InternalError(absl::StrCat("apply of ", event_type(), " threw: ", e.what()));
   } catch (...) {
     return absl::InternalError(
-        absl::StrCat("apply of ", event_type, " threw a non-standard exception"));
+        absl::StrCat("apply of ", event_type(), " threw a non-standard exception"));
   }
   if (!status.ok()) {
     return absl::Status(status.code(),
-                        absl::StrCat("apply of ", event_type, " failed: ", status.message()));
+                        absl::StrCat("apply of ", event_type(), " failed: ", status.message()));
   }
   return absl::OkStatus();
 }
@@ -165,7 +166,14 @@ struct AggregateDefinition::Impl {
   // is found without hashing its name. Points into `apply_by_type`, complete once constructed.
   absl::flat_hash_map<const google::protobuf::Descriptor*, const Apply*> apply_by_descriptor;
 
+  // The same, by the registered C++ class: an event of exactly that class (the usual case) is
+  // found without the virtual call for its descriptor. Points into `apply_by_type`.
+  absl::flat_hash_map<const std::type_info*, const Apply*> apply_by_class;
+
   const Apply* FindApply(const Message& event) const {
+    if (auto it = apply_by_class.find(&typeid(event)); it != apply_by_class.end()) {
+      return it->second;
+    }
     const google::protobuf::Descriptor* descriptor = event.GetDescriptor();
     if (auto it = apply_by_descriptor.find(descriptor); it != apply_by_descriptor.end()) {
       return it->second;
@@ -199,6 +207,7 @@ AggregateDefinition::AggregateDefinition(internal::AggregateSpec spec) {
   }
   for (const auto& [name, apply] : impl->apply_by_type) {
     impl->apply_by_descriptor.try_emplace(apply.handler->prototype->GetDescriptor(), &apply);
+    impl->apply_by_class.try_emplace(&typeid(*apply.handler->prototype), &apply);
   }
   impl_ = std::move(impl);
 }
