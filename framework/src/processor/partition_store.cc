@@ -207,6 +207,9 @@ absl::StatusOr<bool> IsEmpty(rocksdb::DB& db) {
 
 }  // namespace
 
+// Fewer keys are sorted by comparisons: a radix pass costs a pass over its 2048 counts.
+constexpr size_t kRadixSortMin = 512;
+
 std::vector<uint32_t> BytewiseOrder(const std::vector<absl::string_view>& keys) {
   struct Item {
     uint64_t head;  // the first 8 bytes, big endian, zero-padded
@@ -225,10 +228,43 @@ std::vector<uint32_t> BytewiseOrder(const std::vector<absl::string_view>& keys) 
   }
   // Zero padding keeps the order: where two heads differ, the keys differ at that byte (or the
   // shorter one is a prefix of the other and sorts first); where they are equal, the keys decide.
-  std::sort(items.begin(), items.end(), [&keys](const Item& a, const Item& b) {
-    if (a.head != b.head) return a.head < b.head;
-    return keys[a.index] < keys[b.index];
-  });
+  auto by_key = [&keys](const Item& a, const Item& b) { return keys[a.index] < keys[b.index]; };
+  if (items.size() < kRadixSortMin) {
+    std::sort(items.begin(), items.end(), [&by_key](const Item& a, const Item& b) {
+      return a.head != b.head ? a.head < b.head : by_key(a, b);
+    });
+  } else {
+    // By the heads, least significant digit first, skipping digits that no two heads differ in
+    // (a store's keys share their kind bytes): a few passes over the items instead of ~13
+    // comparisons each (callgrind: ~270 instructions a key for std::sort, in every batch's
+    // lookups and every dedup file). Stable, so equal heads stay together for the keys to order.
+    constexpr int kDigitBits = 11;
+    constexpr uint64_t kDigitMask = (uint64_t{1} << kDigitBits) - 1;
+    uint64_t all_or = 0;
+    uint64_t all_and = ~uint64_t{0};
+    for (const Item& item : items) {
+      all_or |= item.head;
+      all_and &= item.head;
+    }
+    const uint64_t varying = all_or ^ all_and;
+    std::vector<Item> sorted(items.size());
+    std::vector<uint32_t> starts(size_t{1} << kDigitBits);
+    for (int shift = 0; shift < 64; shift += kDigitBits) {
+      if (((varying >> shift) & kDigitMask) == 0) continue;
+      std::fill(starts.begin(), starts.end(), 0);
+      for (const Item& item : items) ++starts[(item.head >> shift) & kDigitMask];
+      uint32_t at = 0;
+      for (uint32_t& start : starts) at += std::exchange(start, at);
+      for (const Item& item : items) sorted[starts[(item.head >> shift) & kDigitMask]++] = item;
+      items.swap(sorted);
+    }
+    for (size_t begin = 0; begin < items.size();) {
+      size_t end = begin + 1;
+      while (end < items.size() && items[end].head == items[begin].head) ++end;
+      if (end - begin > 1) std::sort(items.begin() + begin, items.begin() + end, by_key);
+      begin = end;
+    }
+  }
   std::vector<uint32_t> order(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) order[i] = items[i].index;
   return order;

@@ -325,6 +325,27 @@ TEST(PartitionStoreTest, BytewiseOrderMatchesSortingTheKeys) {
   EXPECT_EQ(got, want);
   std::sort(order.begin(), order.end());
   for (size_t i = 0; i < order.size(); ++i) ASSERT_EQ(order[i], i) << "each index once";
+
+  // Store keys as GetResults and the dedup files sort them (a kind, a 4-byte hash, the id), in
+  // sets large enough to be radix sorted and small enough not to be, with repeated ids.
+  for (size_t n : {10u, 511u, 512u, 3000u}) {
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < n; ++i) {
+      std::string key = "r/";
+      for (int b = 0; b < 4; ++b) key.push_back(static_cast<char>(random()));
+      key += "cmd-" + std::to_string(random() % 1000000);
+      ids.push_back(key);
+      if (i % 100 == 0) ids.push_back(key);
+    }
+    std::vector<absl::string_view> id_views(ids.begin(), ids.end());
+    std::vector<uint32_t> id_order = BytewiseOrder(id_views);
+    ASSERT_EQ(id_order.size(), ids.size());
+    std::vector<std::string> sorted_ids;
+    for (uint32_t i : id_order) sorted_ids.push_back(ids[i]);
+    std::vector<std::string> want_ids = ids;
+    std::sort(want_ids.begin(), want_ids.end());
+    EXPECT_EQ(sorted_ids, want_ids) << n << " keys";
+  }
 }
 
 // GetResults agrees with GetResult for entries in SST files and in the memtable, for misses,
