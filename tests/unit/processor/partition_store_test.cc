@@ -292,9 +292,23 @@ TEST(PartitionStoreTest, WritesPastTheSnapshotBufferKeepTheNewestVersion) {
   EXPECT_EQ(StoredVersion(**store, "acct-b"), 7);
 }
 
-// BytewiseOrder sorts as comparing the keys themselves does (RocksDB's bytewise comparator),
-// including keys shorter than its 8-byte head, zero bytes, keys one a prefix of another, equal
-// heads that differ later, and repeats. MultiGet trusts this order (sorted_input).
+// Expects BytewiseOrder(keys) to be a permutation of the keys' indexes that sorts them as
+// comparing the keys themselves does (RocksDB's bytewise comparator).
+void ExpectBytewiseOrderSorts(const std::vector<std::string>& keys) {
+  std::vector<absl::string_view> views(keys.begin(), keys.end());
+  std::vector<uint32_t> order = BytewiseOrder(views);
+  ASSERT_EQ(order.size(), keys.size());
+  std::vector<std::string> got;
+  for (uint32_t i : order) got.push_back(keys[i]);
+  std::vector<std::string> want = keys;
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want) << keys.size() << " keys";
+  std::sort(order.begin(), order.end());
+  for (size_t i = 0; i < order.size(); ++i) ASSERT_EQ(order[i], i) << "each index once";
+}
+
+// BytewiseOrder sorts keys shorter than its 8-byte head, zero bytes, keys one a prefix of
+// another, equal heads that differ later, and repeats. MultiGet trusts this order (sorted_input).
 TEST(PartitionStoreTest, BytewiseOrderMatchesSortingTheKeys) {
   std::mt19937 random(7);
   std::vector<std::string> keys = {"",
@@ -315,16 +329,7 @@ TEST(PartitionStoreTest, BytewiseOrderMatchesSortingTheKeys) {
       key.push_back(static_cast<char>("\0\x01a\xfe"[random() % 4]));
     keys.push_back(key);
   }
-  std::vector<absl::string_view> views(keys.begin(), keys.end());
-  std::vector<uint32_t> order = BytewiseOrder(views);
-  ASSERT_EQ(order.size(), keys.size());
-  std::vector<std::string> got;
-  for (uint32_t i : order) got.push_back(keys[i]);
-  std::vector<std::string> want = keys;
-  std::sort(want.begin(), want.end());
-  EXPECT_EQ(got, want);
-  std::sort(order.begin(), order.end());
-  for (size_t i = 0; i < order.size(); ++i) ASSERT_EQ(order[i], i) << "each index once";
+  ExpectBytewiseOrderSorts(keys);
 
   // Store keys as GetResults and the dedup files sort them (a kind, a 4-byte hash, the id), in
   // sets large enough to be radix sorted and small enough not to be, with repeated ids.
@@ -337,14 +342,7 @@ TEST(PartitionStoreTest, BytewiseOrderMatchesSortingTheKeys) {
       ids.push_back(key);
       if (i % 100 == 0) ids.push_back(key);
     }
-    std::vector<absl::string_view> id_views(ids.begin(), ids.end());
-    std::vector<uint32_t> id_order = BytewiseOrder(id_views);
-    ASSERT_EQ(id_order.size(), ids.size());
-    std::vector<std::string> sorted_ids;
-    for (uint32_t i : id_order) sorted_ids.push_back(ids[i]);
-    std::vector<std::string> want_ids = ids;
-    std::sort(want_ids.begin(), want_ids.end());
-    EXPECT_EQ(sorted_ids, want_ids) << n << " keys";
+    ExpectBytewiseOrderSorts(ids);
   }
 }
 
