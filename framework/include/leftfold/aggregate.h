@@ -93,29 +93,49 @@ class Emit {
   absl::Status error_;
 };
 
+namespace internal {
+
+// A command as AggregateDefinition::DecideInto reads it: views of the fields deciding needs,
+// and the whole envelope for CommandContext::envelope(): `envelope` itself, or else
+// `serialized`, its bytes, parsed only when a handler asks. The runtime fills it from the
+// command record's bytes without building the message (processor/command_parser.h).
+struct CommandFields {
+  absl::string_view command_id;
+  absl::string_view aggregate_type;
+  absl::string_view aggregate_id;
+  absl::string_view payload_type_url;
+  absl::string_view payload_value;
+  const v1::CommandEnvelope* envelope = nullptr;
+  absl::string_view serialized;  // when `envelope` is null
+};
+
+}  // namespace internal
+
 // What a decide handler may know besides state and command: who the command is for, which
 // command it is, and the aggregate's version before it. Lives for one Decide call.
 class CommandContext {
  public:
-  CommandContext(const v1::CommandEnvelope& envelope, Version version)
-      : envelope_(envelope), version_(version) {}
+  CommandContext(const v1::CommandEnvelope& envelope, Version version);
+  CommandContext(const internal::CommandFields& command, Version version)
+      : command_(command), version_(version) {}
 
   // Copied from the envelope on first use (most handlers never ask).
   const AggregateId& aggregate_id() const {
-    if (!aggregate_id_) aggregate_id_.emplace(envelope_.aggregate_id());
+    if (!aggregate_id_) aggregate_id_.emplace(std::string(command_.aggregate_id));
     return *aggregate_id_;
   }
   const CommandId& command_id() const {
-    if (!command_id_) command_id_.emplace(envelope_.command_id());
+    if (!command_id_) command_id_.emplace(std::string(command_.command_id));
     return *command_id_;
   }
   // Number of events the aggregate had before this command; 0 for a new aggregate.
   Version version() const { return version_; }
   // Metadata, correlation id and submission time, as the client sent them.
-  const v1::CommandEnvelope& envelope() const { return envelope_; }
+  const v1::CommandEnvelope& envelope() const;
 
  private:
-  const v1::CommandEnvelope& envelope_;
+  internal::CommandFields command_;
+  mutable std::optional<v1::CommandEnvelope> parsed_;  // of command_.serialized, on first use
   mutable std::optional<AggregateId> aggregate_id_;
   mutable std::optional<CommandId> command_id_;
   Version version_;
@@ -201,6 +221,9 @@ class AggregateDefinition {
   //   DecideResult decided;  // kept across commands
   //   definition.DecideInto(state, command, Version(7), decided);
   void DecideInto(const google::protobuf::Message& state, const v1::CommandEnvelope& command,
+                  Version version, DecideResult& out) const;
+  // The same for a command that the runtime read as views (see internal::CommandFields).
+  void DecideInto(const google::protobuf::Message& state, const internal::CommandFields& command,
                   Version version, DecideResult& out) const;
 
   // Folds one stored event into `state` (restore, replay). Errors: INVALID_ARGUMENT for an event

@@ -227,7 +227,41 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
   return result;
 }
 
+CommandContext::CommandContext(const v1::CommandEnvelope& envelope, Version version)
+    : command_{.command_id = envelope.command_id(),
+               .aggregate_type = envelope.aggregate_type(),
+               .aggregate_id = envelope.aggregate_id(),
+               .payload_type_url = envelope.payload().type_url(),
+               .payload_value = envelope.payload().value(),
+               .envelope = &envelope},
+      version_(version) {}
+
+const v1::CommandEnvelope& CommandContext::envelope() const {
+  if (command_.envelope != nullptr) return *command_.envelope;
+  if (!parsed_.has_value()) {
+    // The runtime handed over bytes that parsed (as views) already: this parse succeeds too.
+    parsed_.emplace();
+    if (!parsed_->ParseFromArray(command_.serialized.data(),
+                                 static_cast<int>(command_.serialized.size()))) {
+      parsed_->Clear();
+    }
+  }
+  return *parsed_;
+}
+
 void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnvelope& command,
+                                     Version version, DecideResult& out) const {
+  DecideInto(state,
+             internal::CommandFields{.command_id = command.command_id(),
+                                     .aggregate_type = command.aggregate_type(),
+                                     .aggregate_id = command.aggregate_id(),
+                                     .payload_type_url = command.payload().type_url(),
+                                     .payload_value = command.payload().value(),
+                                     .envelope = &command},
+             version, out);
+}
+
+void AggregateDefinition::DecideInto(const Message& state, const internal::CommandFields& command,
                                      Version version, DecideResult& out) const {
   const internal::AggregateSpec& spec = impl_->spec;
   if (!impl_->IsState(state)) {
@@ -236,24 +270,24 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
                                                    state.GetTypeName(), ", expected ",
                                                    spec.state_prototype->GetTypeName())));
   }
-  if (!command.aggregate_type().empty() && command.aggregate_type() != spec.type) {
+  if (!command.aggregate_type.empty() && command.aggregate_type != spec.type) {
     return Finish(
         out, DecideResult::Kind::kRejected,
         absl::InvalidArgumentError(absl::StrCat("command for aggregate type ",
-                                                command.aggregate_type(), " sent to ", spec.type)));
+                                                command.aggregate_type, " sent to ", spec.type)));
   }
-  if (command.payload().type_url().empty()) {
+  if (command.payload_type_url.empty()) {
     return Finish(out, DecideResult::Kind::kRejected,
                   absl::InvalidArgumentError("command has no payload"));
   }
   absl::string_view command_type;
   const internal::DecideHandler* found = nullptr;
-  if (auto by_url = impl_->decide_by_url.find(command.payload().type_url());
+  if (auto by_url = impl_->decide_by_url.find(command.payload_type_url);
       by_url != impl_->decide_by_url.end()) {
     found = by_url->second.handler;
     command_type = by_url->second.type;
   } else {  // another URL prefix
-    command_type = TypeNameFromUrl(command.payload().type_url());
+    command_type = TypeNameFromUrl(command.payload_type_url);
     auto by_type = impl_->decide_by_type.find(command_type);
     if (by_type != impl_->decide_by_type.end()) found = by_type->second;
   }
@@ -264,10 +298,11 @@ void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnve
   }
   const internal::DecideHandler& handler = *found;
   PayloadLease payload(*handler.prototype);
-  if (!payload.get()->ParseFromString(command.payload().value())) {
+  if (!payload.get()->ParseFromArray(command.payload_value.data(),
+                                     static_cast<int>(command.payload_value.size()))) {
     return Finish(out, DecideResult::Kind::kRejected,
                   absl::InvalidArgumentError(absl::StrCat(
-                      "malformed ", command_type, " payload: ", command.payload().value().size(),
+                      "malformed ", command_type, " payload: ", command.payload_value.size(),
                       " bytes do not parse")));
   }
 

@@ -22,6 +22,7 @@
 #include "leftfold/logging.h"
 #include "log/errors.h"
 #include "log/log.h"
+#include "processor/command_parser.h"
 #include "processor/envelope_encoding.h"
 #include "processor/partition_store.h"
 #include "processor/state_cache.h"
@@ -95,7 +96,7 @@ struct StagedBatch {
   // command id and correlation id the result's encoder writes (and the record's key as its
   // aggregate id, see ResultFill); nullptr for a result that carries them itself (a copy of
   // an original, a malformed command's).
-  std::vector<const v1::CommandEnvelope*> result_commands;
+  std::vector<const ParsedCommand*> result_commands;
   // Views of the results' command ids.
   absl::flat_hash_map<absl::string_view, size_t> result_by_command_id;
   // Stored results of this batch's command ids (read for the whole batch up front); an id of
@@ -147,36 +148,6 @@ static_assert(
     std::is_same_v<decltype(StagedBatch::stored_results)::hasher, StringKeyHasher> &&
     std::is_same_v<decltype(StagedBatch::states)::hasher, StringKeyHasher>);
 
-// ParseFromString into `command`, reusing its storage: its strings keep their capacity, and its
-// payload and timestamp stay allocated (Clear, which ParseFromString runs first, deletes the
-// sub-messages of a message that is not on an arena: ~5 allocations per command). Everything
-// else, fields added later included, is cleared by Clear itself. A kept sub-message that the
-// bytes left empty is dropped again, so presence is as parsed, except that an explicitly empty
-// payload or a submitted_at of exactly the epoch reads as absent.
-bool ParseCommand(const std::string& bytes, v1::CommandEnvelope& command) {
-  std::unique_ptr<google::protobuf::Any> payload(command.release_payload());
-  std::unique_ptr<google::protobuf::Timestamp> submitted_at(command.release_submitted_at());
-  command.Clear();
-  if (payload != nullptr) {
-    payload->Clear();
-    command.set_allocated_payload(payload.release());
-  }
-  if (submitted_at != nullptr) {
-    submitted_at->Clear();
-    command.set_allocated_submitted_at(submitted_at.release());
-  }
-  if (!command.MergeFromString(bytes)) return false;
-  if (command.has_payload() && command.payload().type_url().empty() &&
-      command.payload().value().empty()) {
-    command.clear_payload();
-  }
-  if (command.has_submitted_at() && command.submitted_at().seconds() == 0 &&
-      command.submitted_at().nanos() == 0) {
-    command.clear_submitted_at();
-  }
-  return true;
-}
-
 // A polled batch and what it was decided into. The processor has two and alternates: one is
 // committed on the committer's thread while the next is decided (see ProcessBatch). Everything
 // here keeps its address while its transaction is open: delivery callbacks and the results' dedup
@@ -212,10 +183,8 @@ struct BatchSlot {
 
   std::vector<log::Record> records;
   StagedBatch staged;
-  // The batch's parsed commands, one per record, kept from batch to batch: ParseCommand reuses
-  // their strings and sub-messages. On the arena each parse allocated its strings again and
-  // registered their destructors (callgrind: parsing was 13% of the processing thread, 9% now).
-  std::vector<std::unique_ptr<v1::CommandEnvelope>> commands;
+  // The batch's parsed commands, one per record: views into the records' values.
+  std::vector<ParsedCommand> commands;
   // Refilled with each state Prepare serializes; the slot's own, as Prepare may run on the
   // committer's thread while the other slot's batch is decided.
   std::string state_bytes;
@@ -244,7 +213,7 @@ struct BatchSlot {
     std::vector<StagedBatch::StagedEvent> events = std::move(staged.events);
     std::vector<v1::CommandResult*> result_messages = std::move(staged.results);
     std::vector<const log::Record*> result_records = std::move(staged.result_records);
-    std::vector<const v1::CommandEnvelope*> result_commands = std::move(staged.result_commands);
+    std::vector<const ParsedCommand*> result_commands = std::move(staged.result_commands);
     staged = StagedBatch{};
     event_bytes.clear();
     events.clear();
@@ -324,8 +293,7 @@ class ProcessorImpl final : public Processor {
   absl::Status Prefetch(BatchSlot& slot, size_t from, const std::vector<bool>& owned,
                         std::vector<bool>& parsed);
   // `command` is the parsed envelope of `record`, or nullptr if it did not parse.
-  absl::Status Decide(const log::Record& record, const v1::CommandEnvelope* command,
-                      BatchSlot& slot);
+  absl::Status Decide(const log::Record& record, const ParsedCommand* command, BatchSlot& slot);
   // The offset the next event on `partition` will get, or -1 (unknown; the batch then waits for
   // its deliveries before sending results).
   int64_t PredictEventOffset(int32_t partition, StagedBatch& staged);
@@ -361,7 +329,7 @@ class ProcessorImpl final : public Processor {
   static void CopyResult(const StagedBatch& batch, size_t index, v1::CommandResult& result);
   // A cleared result from the slot's arena, appended to its batch for `record` and `command`
   // (nullptr: the result is to carry its identity itself, see StagedBatch::result_commands).
-  v1::CommandResult& NewResult(const log::Record& record, const v1::CommandEnvelope* command,
+  v1::CommandResult& NewResult(const log::Record& record, const ParsedCommand* command,
                                BatchSlot& slot);
   // Completes a result: processed-at time, type, counters, the in-batch dedup index.
   void StageResult(v1::CommandResult& result, StagedBatch& staged);
@@ -880,8 +848,8 @@ absl::StatusOr<ProcessorImpl::StateView> ProcessorImpl::LoadState(int32_t partit
   return StateView{version, last_loaded_.get()};
 }
 
-v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record,
-                                            const v1::CommandEnvelope* command, BatchSlot& slot) {
+v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, const ParsedCommand* command,
+                                            BatchSlot& slot) {
   StagedBatch& staged = slot.staged;
   auto* result = google::protobuf::Arena::CreateMessage<v1::CommandResult>(&slot.arena);
   staged.results.push_back(result);
@@ -892,11 +860,11 @@ v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record,
 
 ResultFill ProcessorImpl::IdentityOf(const StagedBatch& batch, size_t index) {
   ResultFill fill;
-  if (const v1::CommandEnvelope* command = batch.result_commands[index]; command != nullptr) {
+  if (const ParsedCommand* command = batch.result_commands[index]; command != nullptr) {
     fill.identity = true;
-    fill.command_id = command->command_id();
+    fill.command_id = command->fields.command_id;
     fill.aggregate_id = batch.result_records[index]->key;
-    fill.correlation_id = command->correlation_id();
+    fill.correlation_id = command->correlation_id;
   }
   return fill;
 }
@@ -931,9 +899,9 @@ void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) 
       break;
   }
   // A view of the command's id: the command outlives the batch's index.
-  if (const v1::CommandEnvelope* command = staged.result_commands.back();
-      command != nullptr && !command->command_id().empty()) {
-    staged.result_by_command_id[command->command_id()] = staged.results.size() - 1;
+  if (const ParsedCommand* command = staged.result_commands.back();
+      command != nullptr && !command->fields.command_id.empty()) {
+    staged.result_by_command_id[command->fields.command_id] = staged.results.size() - 1;
   }
 }
 
@@ -965,7 +933,7 @@ absl::Status ProcessorImpl::DecideFrom(BatchSlot& slot, size_t from) {
   absl::Status status = Prefetch(slot, from, owned, parsed);
   for (size_t i = from; i < slot.records.size() && status.ok(); ++i) {
     if (!owned[i - from]) continue;
-    status = Decide(slot.records[i], parsed[i - from] ? slot.commands[i].get() : nullptr, slot);
+    status = Decide(slot.records[i], parsed[i - from] ? &slot.commands[i] : nullptr, slot);
   }
   return status;
 }
@@ -974,9 +942,7 @@ absl::Status ProcessorImpl::Prefetch(BatchSlot& slot, size_t from, const std::ve
                                      std::vector<bool>& parsed) {
   const std::vector<log::Record>& records = slot.records;
   StagedBatch& staged = slot.staged;
-  while (slot.commands.size() < records.size()) {
-    slot.commands.push_back(std::make_unique<v1::CommandEnvelope>());
-  }
+  slot.commands.resize(records.size());
   parsed.assign(records.size() - from, false);
   std::map<int32_t, std::vector<absl::string_view>> ids;
   std::vector<absl::string_view>* run_ids = nullptr;  // ids[run_partition]
@@ -984,14 +950,14 @@ absl::Status ProcessorImpl::Prefetch(BatchSlot& slot, size_t from, const std::ve
   for (size_t i = from; i < records.size(); ++i) {
     const log::Record& record = records[i];
     if (!owned[i - from]) continue;
-    v1::CommandEnvelope& command = *slot.commands[i];
-    parsed[i - from] = ParseCommand(record.value, command);
-    if (parsed[i - from] && !command.command_id().empty()) {
+    ParsedCommand& command = slot.commands[i];
+    parsed[i - from] = ParseCommandEnvelope(record.value, command);
+    if (parsed[i - from] && !command.fields.command_id.empty()) {
       if (run_ids == nullptr || record.partition != run_partition) {
         run_partition = record.partition;
         run_ids = &ids[run_partition];
       }
-      run_ids->push_back(command.command_id());
+      run_ids->push_back(command.fields.command_id);
     }
   }
   for (const auto& [partition, partition_ids] : ids) {
@@ -1007,7 +973,7 @@ absl::Status ProcessorImpl::Prefetch(BatchSlot& slot, size_t from, const std::ve
   return absl::OkStatus();
 }
 
-absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandEnvelope* parsed,
+absl::Status ProcessorImpl::Decide(const log::Record& record, const ParsedCommand* parsed,
                                    BatchSlot& slot) {
   StagedBatch& staged = slot.staged;
   commands_.fetch_add(1);
@@ -1027,11 +993,11 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
                   absl::StrCat("malformed command envelope at ", topics_.commands, "/",
                                record.partition, "@", record.offset));
   }
-  const v1::CommandEnvelope& command = *parsed;
-  if (command.command_id().empty()) {
+  const CommandFields& command = parsed->fields;
+  if (command.command_id.empty()) {
     return reject(absl::StatusCode::kInvalidArgument, "command_id is empty");
   }
-  if (command.aggregate_id().empty() || command.aggregate_id() != record.key) {
+  if (command.aggregate_id.empty() || command.aggregate_id != record.key) {
     return reject(absl::StatusCode::kInvalidArgument,
                   "aggregate_id is empty or differs from the record key");
   }
@@ -1046,10 +1012,10 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   const v1::CommandResult* original = nullptr;
   std::optional<v1::CommandResult> stored;
   // Hashed once for the four indexes below.
-  const size_t id_hash = StringKeyHash(command.command_id());
-  auto in_batch = staged.result_by_command_id.find(command.command_id(), id_hash);
+  const size_t id_hash = StringKeyHash(command.command_id);
+  auto in_batch = staged.result_by_command_id.find(command.command_id, id_hash);
   size_t committing_index = 0;
-  const StagedBatch* committing = CommittingResult(command.command_id(), id_hash, committing_index);
+  const StagedBatch* committing = CommittingResult(command.command_id, id_hash, committing_index);
   if (in_batch == staged.result_by_command_id.end() && committing != nullptr &&
       committing_unsettled_) {
     // Its positions are still being delivered: wait for that batch. Its results are then
@@ -1064,8 +1030,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
   } else if (committing != nullptr) {
     staged_original = committing;
     staged_index = committing_index;
-  } else if (std::optional<absl::string_view> pending =
-                 PendingResult(command.command_id(), id_hash);
+  } else if (std::optional<absl::string_view> pending = PendingResult(command.command_id, id_hash);
              pending.has_value()) {
     absl::StatusOr<v1::CommandResult> decoded = PartitionStore::DecodeResult(*pending);
     if (!decoded.ok()) return decoded.status();
@@ -1073,7 +1038,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     original = &*stored;
   } else if (auto hit = staged.stored_results.empty()
                             ? staged.stored_results.end()
-                            : staged.stored_results.find(command.command_id(), id_hash);
+                            : staged.stored_results.find(command.command_id, id_hash);
              hit != staged.stored_results.end()) {
     original = &hit->second;
   }
@@ -1088,16 +1053,18 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     return absl::OkStatus();
   }
 
-  std::string cache_key = CacheKey(record.partition, command.aggregate_id());
+  // The command's aggregate id is the record's key (checked above).
+  const std::string& aggregate_id = record.key;
+  std::string cache_key = CacheKey(record.partition, aggregate_id);
   const size_t key_hash = StringKeyHash(cache_key);
   absl::StatusOr<StateView> current =
-      LoadState(record.partition, command.aggregate_id(), cache_key, key_hash, staged);
+      LoadState(record.partition, aggregate_id, cache_key, key_hash, staged);
   if (!current.ok()) return current.status();
   result.set_version(current->version);
-  if (command.has_expected_version() && command.expected_version() != current->version) {
+  if (parsed->expected_version.has_value() && *parsed->expected_version != current->version) {
     result.set_outcome(v1::CommandResult::CONFLICT);
     result.set_code(static_cast<int32_t>(absl::StatusCode::kAborted));
-    result.set_message(absl::StrCat("expected version ", command.expected_version(),
+    result.set_message(absl::StrCat("expected version ", *parsed->expected_version,
                                     ", but the aggregate is at version ", current->version));
     StageResult(result, staged);
     return absl::OkStatus();
@@ -1136,16 +1103,16 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const v1::CommandE
     staged_event.partition = record.partition;
     staged_event.position = position;
     staged_event.key_at = staged.event_bytes.size();
-    staged_event.key_size = command.aggregate_id().size();
-    staged.event_bytes.append(command.aggregate_id());
+    staged_event.key_size = command.aggregate_id.size();
+    staged.event_bytes.append(aggregate_id);
     staged_event.value_at = staged.event_bytes.size();
     AppendEventEnvelope({.aggregate_type = definition_.type(),
-                         .aggregate_id = command.aggregate_id(),
+                         .aggregate_id = command.aggregate_id,
                          .version = version,
-                         .command_id = command.command_id(),
+                         .command_id = command.command_id,
                          .payload = &payload,
                          .timestamp = &decided_at_,
-                         .correlation_id = command.correlation_id()},
+                         .correlation_id = parsed->correlation_id},
                         &staged.event_bytes);
     staged_event.value_size = staged.event_bytes.size() - staged_event.value_at;
   }
