@@ -75,13 +75,15 @@ std::string DefaultInstanceId() {
 // Only the owner of a command partition writes the matching events partition, so a transaction's
 // events there get contiguous offsets, right after the previous transaction's last event and the
 // broker's transaction marker(s): `gap`, learned from two consecutive transactions (one on Kafka,
-// none on the embedded log). Predicting lets a batch send its results (which carry the events'
+// none on the embedded log). The gap is the log's, the same on every partition, so one learned on
+// another partition stands in until this one's is (ProcessorImpl::learned_gap_): a poll returns
+// records partition by partition, and a partition's first batches would otherwise wait for two
+// transactions of their own. Predicting lets a batch send its results (which carry the events'
 // positions) together with its events, saving a round trip; every prediction is checked against
-// the deliveries before the commit, and a miss aborts the batch and forgets the track.
+// the deliveries before the commit, and a miss aborts the batch and forgets the tracks.
 struct EventOffsetTrack {
   int64_t last = -1;  // offset of the last event of the last committed transaction
   int64_t gap = -1;   // offsets between two transactions' events; -1 until learned
-  bool known() const { return last >= 0 && gap >= 0; }
 };
 
 // One command partition this instance owns.
@@ -417,6 +419,7 @@ class ProcessorImpl final : public Processor {
   std::unique_ptr<log::Consumer> consumer_;
   std::map<int32_t, OwnedPartition> owned_;
   std::map<int32_t, EventOffsetTrack> event_tracks_;
+  int64_t learned_gap_ = -1;  // the last gap learned on any partition (see EventOffsetTrack)
   // Declared after owned_: destroyed first, so its last writes still find their stores open.
   StoreWriter writer_{2};
   // Committed batches the writer has not written yet, oldest first. Decide reads their results
@@ -800,7 +803,9 @@ int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged
   // Only inside a transaction: a missed prediction must be abortable, and records of the
   // at-least-once producer are visible on delivery.
   auto track = event_tracks_.find(partition);
-  if (!exactly_once() || track == event_tracks_.end() || !track->second.known()) {
+  const int64_t gap =
+      track == event_tracks_.end() || track->second.gap < 0 ? learned_gap_ : track->second.gap;
+  if (!exactly_once() || track == event_tracks_.end() || track->second.last < 0 || gap < 0) {
     staged.predicted = false;
     return -1;
   }
@@ -818,7 +823,7 @@ int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged
       if (it != previous.event_offsets.end()) last = it->second.second;
     }
   }
-  int64_t next = last + 1 + track->second.gap;
+  int64_t next = last + 1 + gap;
   staged.next_event_offset.emplace(partition, next + 1);
   return next;
 }
@@ -1548,7 +1553,7 @@ absl::Status ProcessorImpl::Committed(StagedBatch& staged, bool prune) {
   // The next batches predict their event offsets from these (see PredictEventOffset).
   for (auto [partition, offsets] : staged.event_offsets) {
     EventOffsetTrack& track = event_tracks_[partition];
-    if (track.last >= 0) track.gap = offsets.first - track.last - 1;
+    if (track.last >= 0) learned_gap_ = track.gap = offsets.first - track.last - 1;
     track.last = offsets.second;
   }
   return ApplyCommitted(staged, prune);
@@ -1576,6 +1581,7 @@ absl::Status ProcessorImpl::Recover(absl::Status status, std::vector<BatchSlot*>
   }
   cache_.Clear();
   event_tracks_.clear();  // an abort marker moved the offsets; learn them again
+  learned_gap_ = -1;
   // Newest first: where both batches hold a partition, the older one's first offset wins.
   for (auto it = slots.rbegin(); it != slots.rend(); ++it) Rewind((*it)->staged);
   return absl::OkStatus();
