@@ -194,9 +194,16 @@ TEST_P(ProcessorTest, EachBatchSeesTheBatchCommittingBeforeIt) {
           BankCommand("d3", "acc-1", DepositOf(3))});
   ProcessorOptions options;
   options.max_batch = 1;
+  const int64_t started = absl::ToUnixSeconds(absl::Now());
   h.StartProcessor(options);
   auto results = h.Results(7);
   ASSERT_EQ(h.all_results().size(), 7u);
+  // Every result says when its batch was decided; a repeat's, its original's (compared below).
+  for (const auto& r : h.all_results()) {
+    EXPECT_TRUE(r.has_processed_at()) << r.ShortDebugString();
+    EXPECT_GE(r.processed_at().seconds(), started) << r.ShortDebugString();
+    EXPECT_LE(r.processed_at().seconds(), absl::ToUnixSeconds(absl::Now())) << r.ShortDebugString();
+  }
   EXPECT_EQ(results["o"].version(), 1);
   EXPECT_EQ(results["d1"].version(), 2);
   EXPECT_EQ(results["d2"].version(), 3);

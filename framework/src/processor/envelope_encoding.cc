@@ -173,8 +173,8 @@ ResultEncoder::ResultEncoder(const v1::CommandResult& result, ResultFill fill)
     size += MessageFieldSize(Result::kEventPositionsFieldNumber,
                              PositionSize(position, TopicOf(position)));
   }
-  if (result.has_processed_at()) {
-    size += MessageFieldSize(Result::kProcessedAtFieldNumber, TimestampSize(result.processed_at()));
+  if (const Timestamp* processed_at = fill_.ProcessedAtOf(result)) {
+    size += MessageFieldSize(Result::kProcessedAtFieldNumber, TimestampSize(*processed_at));
   }
   size_ = size;
 }
@@ -203,8 +203,8 @@ void ResultEncoder::Write(char* out) const {
     target = WriteInt64(v1::Position::kOffsetFieldNumber, position.offset(), target);
   }
   target = WriteString(Result::kCorrelationIdFieldNumber, fill_.CorrelationIdOf(result), target);
-  if (result.has_processed_at()) {
-    target = WriteTimestamp(Result::kProcessedAtFieldNumber, result.processed_at(), target);
+  if (const Timestamp* processed_at = fill_.ProcessedAtOf(result)) {
+    target = WriteTimestamp(Result::kProcessedAtFieldNumber, *processed_at, target);
   }
   WriteInt32(Result::kEventCountFieldNumber, result.event_count(), target);
 }

@@ -70,7 +70,14 @@ struct ResultFill {
   absl::string_view command_id;
   absl::string_view aggregate_id;
   absl::string_view correlation_id;
+  // Written where the result has no processed_at (a staged result leaves it to the encoder:
+  // the time its batch was decided, the same for its commands).
+  const google::protobuf::Timestamp* processed_at = nullptr;
 
+  // What is written for `result`'s processed_at: its own, else the fill's (null: none).
+  const google::protobuf::Timestamp* ProcessedAtOf(const v1::CommandResult& result) const {
+    return result.has_processed_at() ? &result.processed_at() : processed_at;
+  }
   // What is written for `result`'s ids: these with `identity`, else the result's own.
   absl::string_view CommandIdOf(const v1::CommandResult& result) const {
     return identity ? command_id : result.command_id();
@@ -96,6 +103,11 @@ class ResultEncoder {
  public:
   explicit ResultEncoder(const v1::CommandResult& result, ResultFill fill = {});
   size_t size() const { return size_; }
+  // The processed_at it writes (the result's, else the fill's), or null.
+  const google::protobuf::Timestamp* processed_at() const {
+    return generated_ ? (result_.has_processed_at() ? &result_.processed_at() : nullptr)
+                      : fill_.ProcessedAtOf(result_);
+  }
   // Writes size() bytes into `out`. The result must not change in between.
   void Write(char* out) const;
 

@@ -81,9 +81,13 @@ std::string Key(const char* kind, absl::string_view id) {
 constexpr size_t kStampSize = 8;
 
 // Writes the value into `out`, kStampSize + encoder.size() bytes.
-void WriteDedupValue(const v1::CommandResult& result, const ResultEncoder& encoder, char* out) {
+void WriteDedupValue(const ResultEncoder& encoder, char* out) {
+  const google::protobuf::Timestamp* processed_at = encoder.processed_at();
   uint64_t micros = static_cast<uint64_t>(std::max<int64_t>(
-      google::protobuf::util::TimeUtil::TimestampToMicroseconds(result.processed_at()), 0));
+      processed_at == nullptr
+          ? 0
+          : google::protobuf::util::TimeUtil::TimestampToMicroseconds(*processed_at),
+      0));
   for (size_t i = 0; i < kStampSize; ++i) out[i] = static_cast<char>(micros >> (8 * i));
   encoder.Write(out + kStampSize);
 }
@@ -532,7 +536,7 @@ absl::Status PartitionStore::LoadMeta() {
 std::string PartitionStore::EncodeResult(const v1::CommandResult& result, ResultFill fill) {
   ResultEncoder encoder(result, fill);
   std::string value(kStampSize + encoder.size(), '\0');
-  WriteDedupValue(result, encoder, value.data());
+  WriteDedupValue(encoder, value.data());
   return value;
 }
 
@@ -542,7 +546,7 @@ void PartitionStore::AddEncodedResult(const v1::CommandResult& result, ResultFil
   entries.Append(command_id, [&](std::string* out) {
     size_t at = out->size();
     out->resize(at + kStampSize + encoder.size());
-    WriteDedupValue(result, encoder, out->data() + at);
+    WriteDedupValue(encoder, out->data() + at);
   });
 }
 
@@ -745,7 +749,7 @@ absl::Status PartitionStore::Write(const Update& update) {
       AppendKey(key, kResultPrefix, result.command_id());
       // Serialized straight into the buffer: no string per result.
       ResultEncoder encoder(result);
-      WriteDedupValue(result, encoder, filling_.PutUninitialized(key, kStampSize + encoder.size()));
+      WriteDedupValue(encoder, filling_.PutUninitialized(key, kStampSize + encoder.size()));
     }
     for (EncodedEntries::Entry result : update.encoded_results) {
       if (result.key.empty()) continue;

@@ -112,6 +112,12 @@ struct StagedBatch {
   std::vector<const ParsedCommand*> result_commands;
   // Views of the results' command ids.
   absl::flat_hash_map<absl::string_view, size_t> result_by_command_id;
+  // When its commands were decided, their results' processed_at (left to the encoder, see
+  // ProcessorImpl::ProcessedAt): `decided_at`, and for a batch topped up (ProcessBatch)
+  // `topped_up_at` from result `topped_up_from` on.
+  google::protobuf::Timestamp decided_at;
+  google::protobuf::Timestamp topped_up_at;
+  size_t topped_up_from = SIZE_MAX;
   // Stored results of this batch's command ids (read for the whole batch up front); an id of
   // the batch that is not here has no stored result.
   absl::flat_hash_map<std::string, v1::CommandResult> stored_results;
@@ -340,6 +346,10 @@ class ProcessorImpl final : public Processor {
   // The ids result `index` of `batch` leaves to its encoder: its command's and its record's
   // key (no `identity` for a result that carries them itself).
   static ResultFill IdentityOf(const StagedBatch& batch, size_t index);
+  // When the command of `batch`'s result `index` was decided.
+  static const google::protobuf::Timestamp* ProcessedAt(const StagedBatch& batch, size_t index) {
+    return index >= batch.topped_up_from ? &batch.topped_up_at : &batch.decided_at;
+  }
   // `result` = the result `index` of `batch`, with the ids that one left to its encoder.
   static void CopyResult(const StagedBatch& batch, size_t index, v1::CommandResult& result);
   // A cleared result from the slot's arena, appended to its batch for `record` and `command`
@@ -878,6 +888,7 @@ v1::CommandResult& ProcessorImpl::NewResult(const log::Record& record, const Par
 
 ResultFill ProcessorImpl::IdentityOf(const StagedBatch& batch, size_t index) {
   ResultFill fill;
+  fill.processed_at = ProcessedAt(batch, index);
   if (const ParsedCommand* command = batch.result_commands[index]; command != nullptr) {
     fill.identity = true;
     fill.command_id = command->fields.command_id;
@@ -894,12 +905,14 @@ void ProcessorImpl::CopyResult(const StagedBatch& batch, size_t index, v1::Comma
     result.set_aggregate_id(identity.aggregate_id.data(), identity.aggregate_id.size());
     result.set_correlation_id(identity.correlation_id.data(), identity.correlation_id.size());
   }
+  // Sent again as is: with its own batch's time, which the encoder of this one would not write.
+  if (!result.has_processed_at()) *result.mutable_processed_at() = *ProcessedAt(batch, index);
 }
 
 void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) {
-  *result.mutable_processed_at() = decided_at_;
   // The aggregate type (and the events topic of its positions) are left to the encoder
-  // (EncodeResults): the same in every result.
+  // (EncodeResults): the same in every result; so is processed_at, the same for a batch's
+  // commands (ProcessedAt).
   switch (result.outcome()) {
     case v1::CommandResult::ACCEPTED:
       accepted_.fetch_add(1);
@@ -926,6 +939,12 @@ void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) 
 absl::Status ProcessorImpl::DecideFrom(BatchSlot& slot, size_t from) {
   StagedBatch& staged = slot.staged;
   decided_at_ = ProtoNow();
+  if (from == 0) {
+    staged.decided_at = decided_at_;
+  } else {
+    staged.topped_up_at = decided_at_;
+    staged.topped_up_from = staged.results.size();
+  }
   // owned[i - from]: record i's partition is still this instance's (not revoked while
   // polling). Looked up, like the batch's offsets, once per run of records of one partition
   // (a poll returns them partition by partition), not per record.

@@ -224,6 +224,29 @@ TEST(EnvelopeEncodingTest, ResultFillWritesWhatAStagedResultLeavesOut) {
   }
 }
 
+TEST(EnvelopeEncodingTest, ResultFillWritesTheBatchTimeWhereAResultHasNone) {
+  google::protobuf::Timestamp decided;
+  decided.set_seconds(1795782124);
+  decided.set_nanos(595444000);
+  const ResultFill fill{.processed_at = &decided};
+  for (const v1::CommandResult& result : Results()) {
+    ResultEncoder encoder(result, fill);
+    std::string out(encoder.size(), '\0');
+    encoder.Write(out.data());
+    v1::CommandResult expected = result;
+    if (!expected.has_processed_at()) *expected.mutable_processed_at() = decided;
+    EXPECT_EQ(out, expected.SerializeAsString()) << result.ShortDebugString();
+    // The time the dedup index stamps its entry with: the one written.
+    ASSERT_NE(encoder.processed_at(), nullptr);
+    EXPECT_EQ(encoder.processed_at()->SerializeAsString(),
+              expected.processed_at().SerializeAsString());
+  }
+  // Without a fill's time, a result without its own has none.
+  v1::CommandResult bare = Results()[1];
+  bare.clear_processed_at();
+  EXPECT_EQ(ResultEncoder(bare).processed_at(), nullptr);
+}
+
 TEST(EnvelopeEncodingTest, ResultsWithUnknownFieldsKeepThem) {
   // A result read back from a newer version's store: fields this build does not know survive,
   // at the top and inside a position or the timestamp.
