@@ -227,14 +227,22 @@ DecideResult AggregateDefinition::Decide(const Message& state, const v1::Command
   return result;
 }
 
+namespace {
+
+// The views DecideInto reads of a whole envelope (the fixture's and the public API's way in).
+internal::CommandFields FieldsOf(const v1::CommandEnvelope& envelope) {
+  return {.command_id = envelope.command_id(),
+          .aggregate_type = envelope.aggregate_type(),
+          .aggregate_id = envelope.aggregate_id(),
+          .payload_type_url = envelope.payload().type_url(),
+          .payload_value = envelope.payload().value(),
+          .envelope = &envelope};
+}
+
+}  // namespace
+
 CommandContext::CommandContext(const v1::CommandEnvelope& envelope, Version version)
-    : command_{.command_id = envelope.command_id(),
-               .aggregate_type = envelope.aggregate_type(),
-               .aggregate_id = envelope.aggregate_id(),
-               .payload_type_url = envelope.payload().type_url(),
-               .payload_value = envelope.payload().value(),
-               .envelope = &envelope},
-      version_(version) {}
+    : CommandContext(FieldsOf(envelope), version) {}
 
 const v1::CommandEnvelope& CommandContext::envelope() const {
   if (command_.envelope != nullptr) return *command_.envelope;
@@ -251,14 +259,7 @@ const v1::CommandEnvelope& CommandContext::envelope() const {
 
 void AggregateDefinition::DecideInto(const Message& state, const v1::CommandEnvelope& command,
                                      Version version, DecideResult& out) const {
-  DecideInto(state,
-             internal::CommandFields{.command_id = command.command_id(),
-                                     .aggregate_type = command.aggregate_type(),
-                                     .aggregate_id = command.aggregate_id(),
-                                     .payload_type_url = command.payload().type_url(),
-                                     .payload_value = command.payload().value(),
-                                     .envelope = &command},
-             version, out);
+  DecideInto(state, FieldsOf(command), version, out);
 }
 
 void AggregateDefinition::DecideInto(const Message& state, const internal::CommandFields& command,

@@ -29,7 +29,7 @@ class WireReader {
       : bytes_(bytes),
         in_(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size())) {}
 
-  // The next tag, or 0 at the end of the bytes or of the current sub-message (then ok()) or
+  // The next tag, or 0 at the end of the bytes or of the current sub-message (then ended()) or
   // on malformed input.
   uint32_t Tag() {
     const int before = in_.CurrentPosition();
