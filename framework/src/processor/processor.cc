@@ -112,9 +112,11 @@ struct StagedBatch {
   std::vector<const ParsedCommand*> result_commands;
   // Views of the results' command ids.
   absl::flat_hash_map<absl::string_view, size_t> result_by_command_id;
-  // When its commands were decided, their results' processed_at (left to the encoder, see
-  // ProcessorImpl::ProcessedAt): `decided_at`, and for a batch topped up (ProcessBatch)
-  // `topped_up_at` from result `topped_up_from` on.
+  // When its commands were decided: their results' processed_at (left to the encoder, see
+  // ProcessorImpl::ProcessedAt) and their events' timestamp. `decided_at`, and for a batch
+  // topped up (ProcessBatch) `topped_up_at` from result `topped_up_from` on. Read from the
+  // clock once per DecideFrom, not per command (the clock and its conversion were 1.5% of the
+  // processing thread).
   google::protobuf::Timestamp decided_at;
   google::protobuf::Timestamp topped_up_at;
   size_t topped_up_from = SIZE_MAX;
@@ -469,10 +471,6 @@ class ProcessorImpl final : public Processor {
   absl::Status commit_error_;
   // Runs one commit at a time. Declared after producer_: destroyed (joined) before it.
   BackgroundWriter committer_{1, "lf-commit"};
-  // When the commands DecideFrom runs were decided: their results' processed_at and their
-  // events' timestamp. Read once per call, not per command (the clock and its conversion were
-  // 1.5% of the processing thread).
-  google::protobuf::Timestamp decided_at_;
   // The state LoadState read last from a store (the cache may not keep it).
   std::shared_ptr<const google::protobuf::Message> last_loaded_;
   // Bytes per encoded result in the last batch (EncodeResults sizes the next batch's buffers by
@@ -938,11 +936,10 @@ void ProcessorImpl::StageResult(v1::CommandResult& result, StagedBatch& staged) 
 
 absl::Status ProcessorImpl::DecideFrom(BatchSlot& slot, size_t from) {
   StagedBatch& staged = slot.staged;
-  decided_at_ = ProtoNow();
   if (from == 0) {
-    staged.decided_at = decided_at_;
+    staged.decided_at = ProtoNow();
   } else {
-    staged.topped_up_at = decided_at_;
+    staged.topped_up_at = ProtoNow();
     staged.topped_up_from = staged.results.size();
   }
   // owned[i - from]: record i's partition is still this instance's (not revoked while
@@ -1124,6 +1121,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const ParsedComman
   result.set_event_count(static_cast<int32_t>(decided.events.size()));
   result.set_version(version + static_cast<int64_t>(decided.events.size()));
   StageResult(result, staged);
+  const google::protobuf::Timestamp* decided_at = ProcessedAt(staged, staged.results.size() - 1);
   v1::CommandResult* staged_result = &result;
   staged_result->mutable_event_positions()->Reserve(static_cast<int>(decided.events.size()));
   for (const google::protobuf::Any& payload : decided.events) {
@@ -1148,7 +1146,7 @@ absl::Status ProcessorImpl::Decide(const log::Record& record, const ParsedComman
                          .version = version,
                          .command_id = command.command_id,
                          .payload = &payload,
-                         .timestamp = &decided_at_,
+                         .timestamp = decided_at,
                          .correlation_id = parsed->correlation_id},
                         &staged.event_bytes);
     staged_event.value_size = staged.event_bytes.size() - staged_event.value_at;
