@@ -69,6 +69,11 @@ struct ProcessorOptions {
   // How long a command id is remembered for deduplication. Default: 24h (also the results
   // topic's retention, from which a wiped store rebuilds the index).
   absl::Duration dedup_window = absl::Hours(24);
+  // Command ids of the window each partition keeps in an in-memory filter (~1.5 bytes an id),
+  // so that looking up a new id skips the local store. Past this many ids in the window the
+  // partition turns its filter off (logged) and reads the store for every id, as it does with 0.
+  // Default: 8M ids (12 MiB a partition at most).
+  size_t dedup_filter_ids = size_t{8} << 20;
   // Processing threads of this instance. Each is a group member of its own (consumer,
   // transactional producer "<group>-<instance_id>-w<i>", store writer thread, a 1/workers share
   // of cache_size) and owns a subset of the partitions, so one instance uses that many cores

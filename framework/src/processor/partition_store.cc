@@ -290,6 +290,7 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
       ResultsOptions(std::move(tables.results), store->expiry_filter_.get(),
                      store_options.dedup_window));
   store->dedup_buffer_bytes_ = store_options.dedup_buffer_bytes;
+  store->dedup_filter_keys_ = store_options.dedup_filter_keys;
   store->snapshot_buffer_writes_limit_ = store_options.snapshot_buffer_writes;
   store->snapshot_buffer_bytes_limit_ = store_options.snapshot_buffer_bytes;
   // SST files of dedup entries are written here, then moved into the store. One left by a crash
@@ -342,7 +343,63 @@ absl::StatusOr<std::unique_ptr<PartitionStore>> PartitionStore::Open(const std::
     }
   }
   if (absl::Status s = store->LoadMeta(); !s.ok()) return s;
+  if (absl::Status s = store->FillDedupFilter(store_options); !s.ok()) return s;
   return store;
+}
+
+absl::Status PartitionStore::FillDedupFilter(const Options& options) {
+  absl::WriterMutexLock lock(&mu_);
+  if (options.dedup_filter_keys == 0) return absl::OkStatus();
+  filter_ = std::make_unique<DedupFilter>(
+      DedupFilter::Options{.window = options.dedup_window,
+                           .generation_keys = options.dedup_filter_generation_keys,
+                           .max_keys = options.dedup_filter_keys});
+  uint64_t estimate = 0;
+  if (!db_->GetIntProperty(results_.get(), "rocksdb.estimate-num-keys", &estimate) ||
+      estimate <= options.dedup_filter_keys) {
+    // Every entry the store holds, except those already expired: a lookup of one of them may
+    // now miss, as it would once compaction dropped it.
+    const absl::Time now = absl::Now();
+    const int64_t cutoff = absl::ToUnixMicros(now - options.dedup_window);
+    rocksdb::ReadOptions read;
+    read.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, results_.get()));
+    size_t read_entries = 0;
+    for (it->SeekToFirst(); it->Valid() && filter_ != nullptr; it->Next()) {
+      ++read_entries;
+      const absl::string_view value(it->value().data(), it->value().size());
+      if (value.size() >= kStampSize && DedupStamp(value) < cutoff) continue;
+      AddToFilterLocked(DedupFilter::Hash(absl::string_view(it->key().data(), it->key().size())),
+                        value, now);
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "read dedup entries");
+    if (read_entries > 0 && filter_ != nullptr) {
+      LogInfo("processor", "dedup filter filled from the store",
+              {{"dir", ingest_dir_},
+               {"entries", absl::StrCat(read_entries)},
+               {"in_window", absl::StrCat(filter_->keys())},
+               {"ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - now))}});
+    }
+  } else {
+    DropFilterLocked();
+  }
+  return absl::OkStatus();
+}
+
+void PartitionStore::AddToFilterLocked(uint64_t hash, absl::string_view value, absl::Time now) {
+  if (filter_ == nullptr) return;
+  const absl::Time stamp =
+      value.size() >= kStampSize ? absl::FromUnixMicros(DedupStamp(value)) : absl::InfinitePast();
+  filter_->Add(hash, stamp, now);
+  if (!filter_->on()) DropFilterLocked();
+}
+
+void PartitionStore::DropFilterLocked() {
+  filter_.reset();
+  LogInfo("processor",
+          "dedup filter off: the dedup window holds more command ids than "
+          "ProcessorOptions::dedup_filter_ids; every lookup reads the store",
+          {{"dir", ingest_dir_}, {"dedup_filter_ids", absl::StrCat(dedup_filter_keys_)}});
 }
 
 PartitionStore::~PartitionStore() {
@@ -358,25 +415,27 @@ PartitionStore::~PartitionStore() {
   }
 }
 
-void PartitionStore::DedupBuffer::Put(absl::string_view key, absl::string_view value) {
-  std::memcpy(PutUninitialized(key, value.size()), value.data(), value.size());
+void PartitionStore::DedupBuffer::Put(absl::string_view key, uint64_t hash,
+                                      absl::string_view value) {
+  std::memcpy(PutUninitialized(key, hash, value.size()), value.data(), value.size());
 }
 
-char* PartitionStore::DedupBuffer::PutUninitialized(absl::string_view key, size_t value_size) {
+char* PartitionStore::DedupBuffer::PutUninitialized(absl::string_view key, uint64_t hash,
+                                                    size_t value_size) {
   char* at = Allocate(key.size() + value_size);
   std::memcpy(at, key.data(), key.size());
   bytes_ += key.size() + value_size;
   // A key put again (a replayed result) points at its new value; the old bytes stay unused.
   index_.insert_or_assign(
-      HashedKey{.data = at, .size = static_cast<uint32_t>(key.size()), .hash = KeyHash::Of(key)},
+      HashedKey{.data = at, .size = static_cast<uint32_t>(key.size()), .hash = Hash(hash)},
       absl::string_view(at + key.size(), value_size));
   return at + key.size();
 }
 
 const absl::string_view* PartitionStore::DedupBuffer::Find(absl::string_view key,
-                                                           uint32_t hash) const {
+                                                           uint64_t hash) const {
   auto it = index_.find(
-      HashedKey{.data = key.data(), .size = static_cast<uint32_t>(key.size()), .hash = hash});
+      HashedKey{.data = key.data(), .size = static_cast<uint32_t>(key.size()), .hash = Hash(hash)});
   return it == index_.end() ? nullptr : &it->second;
 }
 
@@ -406,9 +465,9 @@ char* PartitionStore::DedupBuffer::Allocate(size_t size) {
   return at;
 }
 
-const absl::string_view* PartitionStore::FindBufferedLocked(absl::string_view key) const {
+const absl::string_view* PartitionStore::FindBufferedLocked(absl::string_view key,
+                                                            uint64_t hash) const {
   // Read before RocksDB: an entry leaves `sealed_` only once it is in RocksDB.
-  const uint32_t hash = DedupBuffer::Hash(key);
   const absl::string_view* found = filling_.Find(key, hash);
   if (found == nullptr && sealed_ != nullptr) found = sealed_->Find(key, hash);
   return found;
@@ -591,11 +650,13 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
     const std::string& command_id) const {
   // The processor reads whole batches with GetResults; this single lookup is the plain one.
   std::string key = Key(kResultPrefix, command_id);
+  const uint64_t hash = DedupFilter::Hash(key);
   std::string value;
   bool buffered = false;
   {
     absl::ReaderMutexLock lock(&mu_);
-    if (const absl::string_view* found = FindBufferedLocked(key)) {
+    if (!MayHoldLocked(hash)) return std::nullopt;
+    if (const absl::string_view* found = FindBufferedLocked(key, hash)) {
       value = std::string(*found);
       buffered = true;
     }
@@ -635,14 +696,16 @@ absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> PartitionStore::Ge
     results[i] = *std::move(result);
     return absl::OkStatus();
   };
-  // The buffers first, then one MultiGet of the rest.
+  // The filter, then the buffers, then one MultiGet of the rest.
   std::vector<size_t> missed;
   missed.reserve(keys.size());
   {
     absl::ReaderMutexLock lock(&mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
-      const absl::string_view* buffered =
-          FindBufferedLocked(absl::string_view(keys[i].data(), keys[i].size()));
+      const absl::string_view key(keys[i].data(), keys[i].size());
+      const uint64_t hash = DedupFilter::Hash(key);
+      if (!MayHoldLocked(hash)) continue;  // no result
+      const absl::string_view* buffered = FindBufferedLocked(key, hash);
       if (buffered == nullptr) {
         missed.push_back(i);
       } else if (absl::Status s = decode(i, *buffered); !s.ok()) {
@@ -742,20 +805,26 @@ absl::Status PartitionStore::Write(const Update& update) {
   bool buffered;  // whether the buffer holds entries (this update's or earlier ones)
   bool full;
   {
+    const absl::Time now = absl::Now();
     absl::WriterMutexLock lock(&mu_);
     for (const v1::CommandResult& result : update.results) {
       if (result.command_id().empty()) continue;
       key.clear();
       AppendKey(key, kResultPrefix, result.command_id());
+      const uint64_t hash = DedupFilter::Hash(key);
       // Serialized straight into the buffer: no string per result.
       ResultEncoder encoder(result);
-      WriteDedupValue(encoder, filling_.PutUninitialized(key, kStampSize + encoder.size()));
+      char* value = filling_.PutUninitialized(key, hash, kStampSize + encoder.size());
+      WriteDedupValue(encoder, value);
+      AddToFilterLocked(hash, absl::string_view(value, kStampSize), now);
     }
     for (EncodedEntries::Entry result : update.encoded_results) {
       if (result.key.empty()) continue;
       key.clear();
       AppendKey(key, kResultPrefix, result.key);
-      filling_.Put(key, result.value);
+      const uint64_t hash = DedupFilter::Hash(key);
+      filling_.Put(key, hash, result.value);
+      AddToFilterLocked(hash, result.value, now);
     }
     buffered = !filling_.empty() || sealed_ != nullptr;
     // Only this thread adds to `filling_`, so the size holds until the check below.

@@ -28,6 +28,10 @@
 // flush thread about a third of the processor thread's CPU. The results changelog offset is
 // persisted with the ingestion, so entries lost with the buffer in a crash are replayed by
 // restore; closing the store ingests what is buffered.
+//
+// An in-memory filter of every dedup key held (DedupFilter, filled from the store at open and
+// with each write) answers most lookups of new command ids, so they read neither the buffers
+// nor RocksDB (Options::dedup_filter_keys).
 #pragma once
 
 #include <cstdint>
@@ -39,12 +43,12 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/hash/hash.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "leftfold/v1/envelope.pb.h"
+#include "processor/dedup_filter.h"
 #include "processor/envelope_encoding.h"
 
 namespace rocksdb {
@@ -165,6 +169,11 @@ class PartitionStore {
     // these also bound that replay.
     size_t snapshot_buffer_writes = 65536;
     size_t snapshot_buffer_bytes = 2 << 20;
+    // The in-memory filter of the dedup keys held (DedupFilter): lookups of ids it rules out
+    // skip RocksDB. It holds up to this many keys of the window (~12 bits each), is filled
+    // from the store when it opens, and turns off (with a log line) past the limit; 0: none.
+    size_t dedup_filter_keys = size_t{8} << 20;
+    size_t dedup_filter_generation_keys = size_t{1} << 20;
   };
 
   // Opens or creates the store. A store written in an older on-disk format is wiped (with a
@@ -213,13 +222,15 @@ class PartitionStore {
   // the index can point into them.
   class DedupBuffer {
    public:
-    void Put(absl::string_view key, absl::string_view value);
+    // `hash` is DedupFilter::Hash(key), as for Find.
+    void Put(absl::string_view key, uint64_t hash, absl::string_view value);
     // Put of a value of `value_size` bytes that the caller writes at the returned address
     // before the next call (and before any reader can find the key: under the store's lock).
-    char* PutUninitialized(absl::string_view key, size_t value_size);
-    // The key's hash, for Find: computed once for several buffers.
-    static uint32_t Hash(absl::string_view key) { return KeyHash::Of(key); }
-    const absl::string_view* Find(absl::string_view key, uint32_t hash) const;
+    char* PutUninitialized(absl::string_view key, uint64_t hash, size_t value_size);
+    // A key's DedupFilter::Hash as the index keeps it: computed once for the filter and both
+    // buffers.
+    static uint32_t Hash(uint64_t filter_hash) { return static_cast<uint32_t>(filter_hash); }
+    const absl::string_view* Find(absl::string_view key, uint64_t hash) const;
     // Every entry, in key order (the last value of a key put twice).
     std::vector<std::pair<absl::string_view, absl::string_view>> Sorted() const;
     size_t bytes() const { return bytes_; }
@@ -237,9 +248,6 @@ class PartitionStore {
     // Every insert and lookup passes a HashedKey: the hash is computed once, by the caller.
     struct KeyHash {
       size_t operator()(const HashedKey& key) const { return key.hash; }
-      static uint32_t Of(absl::string_view key) {
-        return static_cast<uint32_t>(absl::Hash<absl::string_view>()(key));
-      }
     };
     struct KeyEq {
       bool operator()(const HashedKey& a, const HashedKey& b) const {
@@ -267,8 +275,21 @@ class PartitionStore {
   // Persists the results changelog offset on its own, once its entries are in RocksDB.
   absl::Status PutResultsNext(int64_t results_next);
   // The buffered value of `key` (the filling buffer, then the one being ingested), or nullptr.
-  const absl::string_view* FindBufferedLocked(absl::string_view key) const
+  // `hash` is DedupFilter::Hash(key).
+  const absl::string_view* FindBufferedLocked(absl::string_view key, uint64_t hash) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Whether `key` (of hash DedupFilter::Hash(key)) may have an entry: false rules it out.
+  bool MayHoldLocked(uint64_t hash) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return filter_ == nullptr || filter_->MayContain(hash);
+  }
+  // Fills filter_ with the unexpired keys of the results family (Open).
+  absl::Status FillDedupFilter(const Options& options);
+  // Adds a key (DedupFilter::Hash) with its dedup value (for the stamp) to filter_, dropping
+  // the filter once it turns off.
+  void AddToFilterLocked(uint64_t hash, absl::string_view value, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops filter_ for good, with a log line: every lookup reads the buffers and RocksDB.
+  void DropFilterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for the running ingest, if any; returns its error (sticky).
   absl::Status WaitForIngest();
   // Empties snapshot_buffer_ and its counts.
@@ -284,11 +305,14 @@ class PartitionStore {
   std::unique_ptr<rocksdb::ColumnFamilyHandle> results_;
   std::string ingest_dir_;
   size_t dedup_buffer_bytes_ = 0;
+  size_t dedup_filter_keys_ = 0;
   // Dedup entries not in RocksDB yet: `filling_` takes new ones (from Write, the one writer);
   // `sealed_`, when set, is being ingested by `ingesting_`. Reads look in both.
   mutable absl::Mutex mu_;
   DedupBuffer filling_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<DedupBuffer> sealed_ ABSL_GUARDED_BY(mu_);
+  // Every dedup key buffered or in RocksDB, within the window; null when off.
+  std::unique_ptr<DedupFilter> filter_ ABSL_GUARDED_BY(mu_);
   absl::Status ingest_error_ ABSL_GUARDED_BY(mu_);
   std::future<void> ingesting_;
   // The results offset `filling_` reaches; persisted once it is ingested (-1: none).

@@ -570,8 +570,9 @@ absl::Status ProcessorImpl::OnAssigned(const std::vector<log::TopicPartition>& p
     std::string dir = (std::filesystem::path(options_.state_dir) / definition_.type() /
                        absl::StrCat("p", tp.partition))
                           .string();
-    absl::StatusOr<std::unique_ptr<PartitionStore>> store =
-        PartitionStore::Open(dir, {.dedup_window = options_.dedup_window});
+    absl::StatusOr<std::unique_ptr<PartitionStore>> store = PartitionStore::Open(
+        dir,
+        {.dedup_window = options_.dedup_window, .dedup_filter_keys = options_.dedup_filter_ids});
     if (!store.ok()) return store.status();
     absl::Time start = absl::Now();
     if (absl::Status s = Restore(**reader, tp.partition, **store); !s.ok()) return s;

@@ -510,6 +510,60 @@ TEST(PartitionStoreTest, ReopenKeepsSnapshotsResultsAndChangelogOffsets) {
   EXPECT_EQ((*result)->command_id(), "c-1");
 }
 
+// A reopened store fills its dedup filter from the entries it holds: each result written before
+// still answers, through a filter of many small generations and with the filter off (by the
+// option, or past its limit), results written after the reopen answer too, and ids never
+// written stay misses.
+TEST(PartitionStoreTest, AReopenedStoreAnswersEveryResultItHoldsWithOrWithoutItsFilter) {
+  std::string dir = testing::MakeTempDir("partition-store");
+  constexpr int kResults = 3000;
+  {
+    // Small dedup buffers: the results go to RocksDB in several ingested files.
+    auto store = PartitionStore::Open(dir, {.dedup_buffer_bytes = 32 << 10});
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (int at = 0; at < kResults; at += 100) {
+      PartitionStore::Update update;
+      for (int i = at; i < at + 100; ++i) {
+        update.results.push_back(ResultAt(absl::StrCat("c-", i), absl::Now()));
+      }
+      ASSERT_TRUE((*store)->Write(update).ok());
+    }
+  }
+  for (size_t filter_keys : {size_t{8} << 20, size_t{0}, size_t{1000}}) {
+    SCOPED_TRACE(absl::StrCat("dedup_filter_keys ", filter_keys));
+    auto store = PartitionStore::Open(
+        dir, {.dedup_filter_keys = filter_keys, .dedup_filter_generation_keys = 256});
+    ASSERT_TRUE(store.ok()) << store.status();
+    PartitionStore::Update update;
+    const std::string after = absl::StrCat("after-", filter_keys, "-");
+    for (int i = 0; i < 100; ++i) {
+      update.results.push_back(ResultAt(absl::StrCat(after, i), absl::Now()));
+    }
+    ASSERT_TRUE((*store)->Write(update).ok());
+    std::vector<std::string> ids;
+    for (int i = 0; i < kResults; ++i) ids.push_back(absl::StrCat("c-", i));
+    for (int i = 0; i < 100; ++i) ids.push_back(absl::StrCat(after, i));
+    for (int i = 0; i < kResults; ++i) ids.push_back(absl::StrCat("never-", i));
+    std::vector<absl::string_view> views(ids.begin(), ids.end());
+    auto found = (*store)->GetResults(views);
+    ASSERT_TRUE(found.ok()) << found.status();
+    ASSERT_EQ(found->size(), ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (i < kResults + 100) {
+        ASSERT_TRUE((*found)[i].has_value()) << ids[i];
+        EXPECT_EQ((*found)[i]->command_id(), ids[i]);
+      } else {
+        EXPECT_FALSE((*found)[i].has_value()) << ids[i];
+      }
+    }
+    auto single = (*store)->GetResult("c-2999");
+    ASSERT_TRUE(single.ok() && single->has_value());
+    auto missing = (*store)->GetResult("never-1");
+    ASSERT_TRUE(missing.ok());
+    EXPECT_FALSE(missing->has_value());
+  }
+}
+
 // The first format left keys but no format marker; format 3 kept dedup entries in the default
 // column family, where format 4 no longer looks. Either is wiped, and restore starts over.
 TEST(PartitionStoreTest, AStoreOfAnOlderFormatIsWipedForRestore) {
