@@ -31,8 +31,8 @@ DedupFilter::DedupFilter(Options options) : options_(options) {
   Begin();
 }
 
-uint64_t DedupFilter::Hash(absl::string_view key) {
-  return static_cast<uint64_t>(absl::Hash<absl::string_view>()(key));
+uint64_t DedupFilter::Hash(absl::string_view command_id) {
+  return static_cast<uint64_t>(absl::Hash<absl::string_view>()(command_id));
 }
 
 void DedupFilter::Begin() {

@@ -1,9 +1,9 @@
-// Which dedup keys a partition store may hold, in memory: a lookup of a command id that it rules
-// out (nearly every new command) reads neither the dedup buffers nor RocksDB.
+// Which command ids a partition store may hold a dedup entry for, in memory: a lookup of an id
+// that it rules out (nearly every new command) reads neither the dedup buffers nor RocksDB.
 //
 //   DedupFilter filter({.window = absl::Hours(24)});
-//   filter.Add(DedupFilter::Hash(key), stamp, absl::Now());  // for every entry written
-//   if (!filter.MayContain(DedupFilter::Hash(key))) { /* no result: a new command */ }
+//   filter.Add(DedupFilter::Hash(command_id), stamp, absl::Now());  // for every entry written
+//   if (!filter.MayContain(DedupFilter::Hash(command_id))) { /* no result: a new command */ }
 //
 // A RocksDB MultiGet costs ~0.9k instructions a key even when no file holds it (the per-key
 // contexts it builds), plus a bloom probe of every dedup file: skipping it took the processing
@@ -44,8 +44,8 @@ class DedupFilter {
 
   explicit DedupFilter(Options options);
 
-  // The hash Add and MayContain take, of a store key (the same bytes for the same id).
-  static uint64_t Hash(absl::string_view key);
+  // The hash Add and MayContain take, of a command id (its store key need not be built).
+  static uint64_t Hash(absl::string_view command_id);
   // Adds a key whose entry carries `stamp` (its processed-at time), written at `now`.
   void Add(uint64_t hash, absl::Time stamp, absl::Time now);
   // False only if no key of this hash was added (or all were dropped with their generation).

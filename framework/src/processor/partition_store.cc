@@ -369,8 +369,9 @@ absl::Status PartitionStore::FillDedupFilter(const Options& options) {
       ++read_entries;
       const absl::string_view value(it->value().data(), it->value().size());
       if (value.size() >= kStampSize && DedupStamp(value) < cutoff) continue;
-      AddToFilterLocked(DedupFilter::Hash(absl::string_view(it->key().data(), it->key().size())),
-                        value, now);
+      const absl::string_view key(it->key().data(), it->key().size());
+      if (key.size() < kKindSize + kHashSize) continue;  // not a dedup key
+      AddToFilterLocked(DedupFilter::Hash(key.substr(kKindSize + kHashSize)), value, now);
     }
     if (!it->status().ok()) return FromRocks(it->status(), "read dedup entries");
     if (read_entries > 0 && filter_ != nullptr) {
@@ -650,7 +651,7 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
     const std::string& command_id) const {
   // The processor reads whole batches with GetResults; this single lookup is the plain one.
   std::string key = Key(kResultPrefix, command_id);
-  const uint64_t hash = DedupFilter::Hash(key);
+  const uint64_t hash = DedupFilter::Hash(command_id);
   std::string value;
   bool buffered = false;
   {
@@ -674,19 +675,14 @@ absl::StatusOr<std::optional<v1::CommandResult>> PartitionStore::GetResult(
 
 absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> PartitionStore::GetResults(
     const std::vector<absl::string_view>& command_ids) const {
-  // All keys in one buffer, reserved up front so the slices stay valid.
+  // The keys of the ids the filter lets through, in one buffer reserved up front so the slices
+  // stay valid.
   size_t bytes = 0;
   for (absl::string_view id : command_ids) bytes += kKindSize + kHashSize + id.size();
   std::string buffer;
   buffer.reserve(bytes);
-  std::vector<rocksdb::Slice> keys;
-  keys.reserve(command_ids.size());
-  for (absl::string_view id : command_ids) {
-    size_t at = buffer.size();
-    AppendKey(buffer, kResultPrefix, id);
-    keys.emplace_back(buffer.data() + at, buffer.size() - at);
-  }
-  std::vector<std::optional<v1::CommandResult>> results(keys.size());
+  std::vector<rocksdb::Slice> keys(command_ids.size());
+  std::vector<std::optional<v1::CommandResult>> results(command_ids.size());
   auto decode = [&](size_t i, absl::string_view value) -> absl::Status {
     absl::StatusOr<v1::CommandResult> result = DecodeResult(value);
     if (!result.ok()) {
@@ -701,10 +697,13 @@ absl::StatusOr<std::vector<std::optional<v1::CommandResult>>> PartitionStore::Ge
   missed.reserve(keys.size());
   {
     absl::ReaderMutexLock lock(&mu_);
-    for (size_t i = 0; i < keys.size(); ++i) {
-      const absl::string_view key(keys[i].data(), keys[i].size());
-      const uint64_t hash = DedupFilter::Hash(key);
+    for (size_t i = 0; i < command_ids.size(); ++i) {
+      const uint64_t hash = DedupFilter::Hash(command_ids[i]);
       if (!MayHoldLocked(hash)) continue;  // no result
+      const size_t at = buffer.size();
+      AppendKey(buffer, kResultPrefix, command_ids[i]);
+      keys[i] = rocksdb::Slice(buffer.data() + at, buffer.size() - at);
+      const absl::string_view key(keys[i].data(), keys[i].size());
       const absl::string_view* buffered = FindBufferedLocked(key, hash);
       if (buffered == nullptr) {
         missed.push_back(i);
@@ -811,7 +810,7 @@ absl::Status PartitionStore::Write(const Update& update) {
       if (result.command_id().empty()) continue;
       key.clear();
       AppendKey(key, kResultPrefix, result.command_id());
-      const uint64_t hash = DedupFilter::Hash(key);
+      const uint64_t hash = DedupFilter::Hash(result.command_id());
       // Serialized straight into the buffer: no string per result.
       ResultEncoder encoder(result);
       char* value = filling_.PutUninitialized(key, hash, kStampSize + encoder.size());
@@ -822,7 +821,7 @@ absl::Status PartitionStore::Write(const Update& update) {
       if (result.key.empty()) continue;
       key.clear();
       AppendKey(key, kResultPrefix, result.key);
-      const uint64_t hash = DedupFilter::Hash(key);
+      const uint64_t hash = DedupFilter::Hash(result.key);
       filling_.Put(key, hash, result.value);
       AddToFilterLocked(hash, result.value, now);
     }

@@ -222,13 +222,13 @@ class PartitionStore {
   // the index can point into them.
   class DedupBuffer {
    public:
-    // `hash` is DedupFilter::Hash(key), as for Find.
+    // `hash` is DedupFilter::Hash of the key's command id, as for Find.
     void Put(absl::string_view key, uint64_t hash, absl::string_view value);
     // Put of a value of `value_size` bytes that the caller writes at the returned address
     // before the next call (and before any reader can find the key: under the store's lock).
     char* PutUninitialized(absl::string_view key, uint64_t hash, size_t value_size);
-    // A key's DedupFilter::Hash as the index keeps it: computed once for the filter and both
-    // buffers.
+    // DedupFilter::Hash of a key's command id as the index keeps it: computed once for the
+    // filter and both buffers.
     static uint32_t Hash(uint64_t filter_hash) { return static_cast<uint32_t>(filter_hash); }
     const absl::string_view* Find(absl::string_view key, uint64_t hash) const;
     // Every entry, in key order (the last value of a key put twice).
@@ -275,16 +275,16 @@ class PartitionStore {
   // Persists the results changelog offset on its own, once its entries are in RocksDB.
   absl::Status PutResultsNext(int64_t results_next);
   // The buffered value of `key` (the filling buffer, then the one being ingested), or nullptr.
-  // `hash` is DedupFilter::Hash(key).
+  // `hash` is DedupFilter::Hash of its command id.
   const absl::string_view* FindBufferedLocked(absl::string_view key, uint64_t hash) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Whether `key` (of hash DedupFilter::Hash(key)) may have an entry: false rules it out.
+  // Whether the command id of this DedupFilter::Hash may have an entry: false rules it out.
   bool MayHoldLocked(uint64_t hash) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return filter_ == nullptr || filter_->MayContain(hash);
   }
   // Fills filter_ with the unexpired keys of the results family (Open).
   absl::Status FillDedupFilter(const Options& options);
-  // Adds a key (DedupFilter::Hash) with its dedup value (for the stamp) to filter_, dropping
+  // Adds a command id (DedupFilter::Hash) with its dedup value (for the stamp) to filter_, dropping
   // the filter once it turns off.
   void AddToFilterLocked(uint64_t hash, absl::string_view value, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
