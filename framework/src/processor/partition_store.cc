@@ -100,6 +100,12 @@ int64_t DedupStamp(absl::string_view value) {
   return static_cast<int64_t>(micros);
 }
 
+// A dedup value's stamp as a time (the infinite past for a value too short to have one).
+absl::Time StampOf(absl::string_view value) {
+  return value.size() >= kStampSize ? absl::FromUnixMicros(DedupStamp(value))
+                                    : absl::InfinitePast();
+}
+
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
   return absl::InternalError(absl::StrCat("state store: ", what, ": ", s.ToString()));
@@ -355,42 +361,91 @@ absl::Status PartitionStore::FillDedupFilter(const Options& options) {
                            .generation_keys = options.dedup_filter_generation_keys,
                            .max_keys = options.dedup_filter_keys});
   uint64_t estimate = 0;
-  if (!db_->GetIntProperty(results_.get(), "rocksdb.estimate-num-keys", &estimate) ||
-      estimate <= options.dedup_filter_keys) {
-    // Every entry the store holds, except those already expired: a lookup of one of them may
-    // now miss, as it would once compaction dropped it.
-    const absl::Time now = absl::Now();
-    const int64_t cutoff = absl::ToUnixMicros(now - options.dedup_window);
-    rocksdb::ReadOptions read;
-    read.fill_cache = false;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, results_.get()));
-    size_t read_entries = 0;
-    for (it->SeekToFirst(); it->Valid() && filter_ != nullptr; it->Next()) {
-      ++read_entries;
-      const absl::string_view value(it->value().data(), it->value().size());
-      if (value.size() >= kStampSize && DedupStamp(value) < cutoff) continue;
-      const absl::string_view key(it->key().data(), it->key().size());
-      if (key.size() < kKindSize + kHashSize) continue;  // not a dedup key
-      AddToFilterLocked(DedupFilter::Hash(key.substr(kKindSize + kHashSize)), value, now);
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "read dedup entries");
-    if (read_entries > 0 && filter_ != nullptr) {
-      LogInfo("processor", "dedup filter filled from the store",
-              {{"dir", ingest_dir_},
-               {"entries", absl::StrCat(read_entries)},
-               {"in_window", absl::StrCat(filter_->keys())},
-               {"ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - now))}});
-    }
-  } else {
+  if (db_->GetIntProperty(results_.get(), "rocksdb.estimate-num-keys", &estimate) &&
+      estimate > options.dedup_filter_keys) {
     DropFilterLocked();
+    return absl::OkStatus();
+  }
+  std::unique_ptr<rocksdb::Iterator> probe(
+      db_->NewIterator(rocksdb::ReadOptions(), results_.get()));
+  probe->SeekToFirst();
+  if (!probe->status().ok()) return FromRocks(probe->status(), "read dedup entries");
+  if (!probe->Valid()) {  // a new or emptied store: nothing to read
+    filter_ready_ = true;
+    return absl::OkStatus();
+  }
+  // Reading the entries takes ~1 s per million: the partition is not held up for it. Until they
+  // are all in, lookups pass the filter by (MayHoldLocked).
+  try {
+    filling_filter_ = std::async(std::launch::async, [this, window = options.dedup_window] {
+      NameThisThread("lf-dedup-fill");
+      FillDedupFilterFromStore(window);
+    });
+  } catch (const std::system_error&) {
+    LogWarning("processor", "no thread to fill the dedup filter: every lookup reads the store",
+               {{"dir", ingest_dir_}});
+    filter_.reset();
   }
   return absl::OkStatus();
 }
 
-void PartitionStore::AddToFilterLocked(uint64_t hash, absl::string_view value, absl::Time now) {
+void PartitionStore::FillDedupFilterFromStore(absl::Duration window) {
+  // Every entry the store holds, except those already expired: a lookup of one of them may
+  // now miss, as it would once compaction dropped it. An entry written from now on goes into
+  // the filter with its write (Write), and one written before is in this iterator's view:
+  // results reach RocksDB only through ingests of buffers that Write filled.
+  const absl::Time start = absl::Now();
+  const absl::Time cutoff = start - window;
+  rocksdb::ReadOptions read;
+  read.fill_cache = false;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, results_.get()));
+  struct Key {
+    uint64_t hash;
+    absl::Time stamp;
+  };
+  std::vector<Key> chunk;  // added under the lock a chunk at a time
+  size_t read_entries = 0;
+  bool filter_on = true;
+  it->SeekToFirst();
+  while (filter_on && !stop_filling_filter_.load(std::memory_order_relaxed)) {
+    chunk.clear();
+    for (; it->Valid() && chunk.size() < 4096; it->Next()) {
+      ++read_entries;
+      const absl::string_view key(it->key().data(), it->key().size());
+      const absl::string_view value(it->value().data(), it->value().size());
+      if (key.size() < kKindSize + kHashSize) continue;  // not a dedup key
+      const absl::Time stamp = StampOf(value);
+      if (stamp < cutoff) continue;
+      chunk.push_back({DedupFilter::Hash(key.substr(kKindSize + kHashSize)), stamp});
+    }
+    absl::WriterMutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    for (const Key& key : chunk) AddToFilterLocked(key.hash, key.stamp, now);
+    filter_on = filter_ != nullptr;
+    if (!it->Valid()) break;
+  }
+  absl::WriterMutexLock lock(&mu_);
+  if (filter_ == nullptr || stop_filling_filter_.load(std::memory_order_relaxed)) return;
+  if (!it->status().ok()) {
+    LogWarning("processor", "dedup filter not filled: every lookup reads the store",
+               {{"dir", ingest_dir_}, {"error", it->status().ToString()}});
+    filter_.reset();
+    return;
+  }
+  filter_ready_ = true;
+  LogInfo("processor", "dedup filter filled from the store",
+          {{"dir", ingest_dir_},
+           {"entries", absl::StrCat(read_entries)},
+           {"in_window", absl::StrCat(filter_->keys())},
+           {"ms", absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - start))}});
+}
+
+void PartitionStore::AwaitDedupFilter() {
+  if (filling_filter_.valid()) filling_filter_.wait();
+}
+
+void PartitionStore::AddToFilterLocked(uint64_t hash, absl::Time stamp, absl::Time now) {
   if (filter_ == nullptr) return;
-  const absl::Time stamp =
-      value.size() >= kStampSize ? absl::FromUnixMicros(DedupStamp(value)) : absl::InfinitePast();
   filter_->Add(hash, stamp, now);
   if (!filter_->on()) DropFilterLocked();
 }
@@ -405,6 +460,8 @@ void PartitionStore::DropFilterLocked() {
 
 PartitionStore::~PartitionStore() {
   if (db_ == nullptr) return;
+  stop_filling_filter_.store(true, std::memory_order_relaxed);
+  AwaitDedupFilter();
   // A clean close keeps the buffered snapshots and results (a crash leaves them to restore).
   if (absl::Status s = FlushSnapshots(); !s.ok()) {
     LogWarning("processor", "state store: buffered snapshots not saved, restore replays them",
@@ -815,7 +872,7 @@ absl::Status PartitionStore::Write(const Update& update) {
       ResultEncoder encoder(result);
       char* value = filling_.PutUninitialized(key, hash, kStampSize + encoder.size());
       WriteDedupValue(encoder, value);
-      AddToFilterLocked(hash, absl::string_view(value, kStampSize), now);
+      AddToFilterLocked(hash, StampOf(absl::string_view(value, kStampSize)), now);
     }
     for (EncodedEntries::Entry result : update.encoded_results) {
       if (result.key.empty()) continue;
@@ -823,7 +880,7 @@ absl::Status PartitionStore::Write(const Update& update) {
       AppendKey(key, kResultPrefix, result.key);
       const uint64_t hash = DedupFilter::Hash(result.key);
       filling_.Put(key, hash, result.value);
-      AddToFilterLocked(hash, result.value, now);
+      AddToFilterLocked(hash, StampOf(result.value), now);
     }
     buffered = !filling_.empty() || sealed_ != nullptr;
     // Only this thread adds to `filling_`, so the size holds until the check below.

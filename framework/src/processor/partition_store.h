@@ -29,11 +29,12 @@
 // persisted with the ingestion, so entries lost with the buffer in a crash are replayed by
 // restore; closing the store ingests what is buffered.
 //
-// An in-memory filter of every dedup key held (DedupFilter, filled from the store at open and
-// with each write) answers most lookups of new command ids, so they read neither the buffers
-// nor RocksDB (Options::dedup_filter_keys).
+// An in-memory filter of every dedup key held (DedupFilter, filled from the store on a thread
+// of its own after open, and with each write) answers most lookups of new command ids, so they
+// read neither the buffers nor RocksDB (Options::dedup_filter_keys).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <future>
 #include <memory>
@@ -216,6 +217,9 @@ class PartitionStore {
   absl::Status Compact();
   // Deletes every snapshot (before a rebuild from events). Keeps the dedup index.
   absl::Status DropSnapshots();
+  // Waits until the dedup filter is filled from what the store held when it opened (lookups
+  // are right either way; tests and tools wait to see the filter at work).
+  void AwaitDedupFilter();
 
  private:
   // Dedup entries not yet in RocksDB: keys and values copied into blocks that never move, so
@@ -280,13 +284,16 @@ class PartitionStore {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Whether the command id of this DedupFilter::Hash may have an entry: false rules it out.
   bool MayHoldLocked(uint64_t hash) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return filter_ == nullptr || filter_->MayContain(hash);
+    return filter_ == nullptr || !filter_ready_ || filter_->MayContain(hash);
   }
-  // Fills filter_ with the unexpired keys of the results family (Open).
+  // Sets up filter_ (Open): ready at once for an empty results family, else filled on a thread
+  // of its own (FillDedupFilterFromStore).
   absl::Status FillDedupFilter(const Options& options);
-  // Adds a command id (DedupFilter::Hash) with its dedup value (for the stamp) to filter_, dropping
-  // the filter once it turns off.
-  void AddToFilterLocked(uint64_t hash, absl::string_view value, absl::Time now)
+  // Adds the unexpired keys of the results family to filter_, then marks it ready.
+  void FillDedupFilterFromStore(absl::Duration window);
+  // Adds a command id (DedupFilter::Hash) with its entry's stamp to filter_, dropping the filter
+  // once it turns off.
+  void AddToFilterLocked(uint64_t hash, absl::Time stamp, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Drops filter_ for good, with a log line: every lookup reads the buffers and RocksDB.
   void DropFilterLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -311,8 +318,12 @@ class PartitionStore {
   mutable absl::Mutex mu_;
   DedupBuffer filling_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<DedupBuffer> sealed_ ABSL_GUARDED_BY(mu_);
-  // Every dedup key buffered or in RocksDB, within the window; null when off.
+  // Every dedup key buffered or in RocksDB, within the window; null when off. Consulted once
+  // ready: filled from the store when it opened (filling_filter_), and with every write.
   std::unique_ptr<DedupFilter> filter_ ABSL_GUARDED_BY(mu_);
+  bool filter_ready_ ABSL_GUARDED_BY(mu_) = false;
+  std::future<void> filling_filter_;
+  std::atomic<bool> stop_filling_filter_{false};
   absl::Status ingest_error_ ABSL_GUARDED_BY(mu_);
   std::future<void> ingesting_;
   // The results offset `filling_` reaches; persisted once it is ingested (-1: none).

@@ -510,10 +510,11 @@ TEST(PartitionStoreTest, ReopenKeepsSnapshotsResultsAndChangelogOffsets) {
   EXPECT_EQ((*result)->command_id(), "c-1");
 }
 
-// A reopened store fills its dedup filter from the entries it holds: each result written before
-// still answers, through a filter of many small generations and with the filter off (by the
-// option, or past its limit), results written after the reopen answer too, and ids never
-// written stay misses.
+// A reopened store fills its dedup filter from the entries it holds, on a thread of its own:
+// each result written before still answers, while the filter fills and once it is filled
+// (of many small generations), and with the filter off (by the option, or past its limit);
+// results written after the reopen answer too, and ids never written stay misses. A store
+// closed while its filter fills closes.
 TEST(PartitionStoreTest, AReopenedStoreAnswersEveryResultItHoldsWithOrWithoutItsFilter) {
   std::string dir = testing::MakeTempDir("partition-store");
   constexpr int kResults = 3000;
@@ -529,11 +530,18 @@ TEST(PartitionStoreTest, AReopenedStoreAnswersEveryResultItHoldsWithOrWithoutIts
       ASSERT_TRUE((*store)->Write(update).ok());
     }
   }
+  ASSERT_TRUE(PartitionStore::Open(dir, {}).ok());  // closed at once, filling or not
   for (size_t filter_keys : {size_t{8} << 20, size_t{0}, size_t{1000}}) {
     SCOPED_TRACE(absl::StrCat("dedup_filter_keys ", filter_keys));
     auto store = PartitionStore::Open(
         dir, {.dedup_filter_keys = filter_keys, .dedup_filter_generation_keys = 256});
     ASSERT_TRUE(store.ok()) << store.status();
+    // While the filter may still be filling: every stored result answers.
+    for (int i = 0; i < kResults; i += 97) {
+      auto early = (*store)->GetResult(absl::StrCat("c-", i));
+      ASSERT_TRUE(early.ok() && early->has_value()) << i;
+    }
+    (*store)->AwaitDedupFilter();
     PartitionStore::Update update;
     const std::string after = absl::StrCat("after-", filter_keys, "-");
     for (int i = 0; i < 100; ++i) {
