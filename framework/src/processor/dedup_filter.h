@@ -6,14 +6,15 @@
 //   if (!filter.MayContain(DedupFilter::Hash(command_id))) { /* no result: a new command */ }
 //
 // A RocksDB MultiGet costs ~0.9k instructions a key even when no file holds it (the per-key
-// contexts it builds), plus a bloom probe of every dedup file: skipping it took the processing
-// thread from ~3.9 to ~2.8 µs a command (docs/benchmarks.md, "Session 21").
+// contexts it builds), plus a bloom probe of every dedup file: with the filter the processing
+// thread took 3.6 instead of 4.2 µs a command, and the processor ran 1.09–1.15x as many
+// commands a second (docs/benchmarks.md, "Session 21").
 //
 // Bloom filters, one per generation of keys: a full generation is closed and a new one begun,
 // and a generation is dropped once all of its keys are older than the window (their entries are
 // then expired: a read of one only extends deduplication, see PartitionStore). A key is in the
 // filter as long as its entry answers duplicates, so a negative answer is always right; a
-// positive one may be false (~0.5% per generation), and the store is read.
+// positive one may be false (~0.5% for a full generation), and the store is read.
 //
 // Memory is ~12 bits a key held. Past `max_keys` in the window the filter turns off for good
 // (MayContain answers true, memory is freed): a store then reads RocksDB for every id, as
