@@ -51,8 +51,7 @@ class DedupFilter {
   void Add(uint64_t hash, absl::Time stamp, absl::Time now);
   // False only if no key of this hash was added (or all were dropped with their generation).
   bool MayContain(uint64_t hash) const;
-  // Turns the filter off for good (MayContain answers true from now on).
-  void TurnOff();
+  // False once it held more than max_keys: MayContain answers true from then on.
   bool on() const { return on_; }
   // Keys in the generations held.
   size_t keys() const { return keys_; }
@@ -67,6 +66,8 @@ class DedupFilter {
     absl::Time newest = absl::InfinitePast();  // the latest stamp or write time of its keys
   };
   void Begin();
+  // Turns the filter off for good and frees its memory.
+  void TurnOff();
 
   Options options_;
   std::deque<Generation> generations_;  // oldest first; the last one takes new keys

@@ -205,11 +205,12 @@ rocksdb::ColumnFamilyOptions ResultsOptions(std::shared_ptr<rocksdb::TableFactor
   return options;
 }
 
-// Whether the store holds any key at all.
-absl::StatusOr<bool> IsEmpty(rocksdb::DB& db) {
+// Whether the store (or one column family of it) holds any key at all.
+absl::StatusOr<bool> IsEmpty(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family = nullptr) {
   rocksdb::ReadOptions read;
   read.total_order_seek = true;
-  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(read));
+  std::unique_ptr<rocksdb::Iterator> it(
+      db.NewIterator(read, family != nullptr ? family : db.DefaultColumnFamily()));
   it->SeekToFirst();
   if (!it->status().ok()) return FromRocks(it->status(), "scan");
   return !it->Valid();
@@ -366,11 +367,9 @@ absl::Status PartitionStore::FillDedupFilter(const Options& options) {
     DropFilterLocked();
     return absl::OkStatus();
   }
-  std::unique_ptr<rocksdb::Iterator> probe(
-      db_->NewIterator(rocksdb::ReadOptions(), results_.get()));
-  probe->SeekToFirst();
-  if (!probe->status().ok()) return FromRocks(probe->status(), "read dedup entries");
-  if (!probe->Valid()) {  // a new or emptied store: nothing to read
+  absl::StatusOr<bool> empty = IsEmpty(*db_, results_.get());
+  if (!empty.ok()) return empty.status();
+  if (*empty) {  // a new or emptied store: nothing to read
     filter_ready_ = true;
     return absl::OkStatus();
   }

@@ -812,9 +812,9 @@ int64_t ProcessorImpl::PredictEventOffset(int32_t partition, StagedBatch& staged
   // Only inside a transaction: a missed prediction must be abortable, and records of the
   // at-least-once producer are visible on delivery.
   auto track = event_tracks_.find(partition);
-  const int64_t gap =
-      track == event_tracks_.end() || track->second.gap < 0 ? learned_gap_ : track->second.gap;
-  if (!exactly_once() || track == event_tracks_.end() || track->second.last < 0 || gap < 0) {
+  const bool tracked = track != event_tracks_.end() && track->second.last >= 0;
+  const int64_t gap = tracked && track->second.gap >= 0 ? track->second.gap : learned_gap_;
+  if (!exactly_once() || !tracked || gap < 0) {
     staged.predicted = false;
     return -1;
   }
